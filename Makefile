@@ -1,0 +1,55 @@
+# regbench front door. `make repro` runs the study, `make test` the tests; both set up .venv first.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+# torch 2.14.1 wheels exist for CPython 3.11; PYTHON=... picks another interpreter.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+LOCK := requirements.lock
+# The stamp is keyed on the lock's hash: a changed lock rebuilds .venv, an unchanged one installs nothing.
+STAMP := $(VENV)/.installed-$(shell cat $(LOCK) | sha256sum | cut -c1-16)
+BIN := $(VENV)/bin
+PORT ?= 5000
+PYTEST_ARGS ?=
+
+.PHONY: help setup repro test test-fast ui bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): $(LOCK)
+	@echo "setting up $(VENV) from $(LOCK) (first run only; torch is large)"
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r $(LOCK)
+	touch $@
+
+setup: $(STAMP) ## create or refresh .venv from requirements.lock
+
+repro: $(STAMP) ## run the whole study: dvc repro (profile from params.yaml)
+	$(BIN)/dvc repro
+
+test: $(STAMP) ## run every test (PYTEST_ARGS="-m 'not slow'" skips the end-to-end ones)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the tests without the slow end-to-end ones
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+ui: $(STAMP) ## browse the runs: MLflow UI on 127.0.0.1:$(PORT) (PORT=... to change)
+	@uri=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}; \
+	echo "MLflow UI for $$uri at http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"; \
+	$(BIN)/mlflow ui --backend-store-uri "$$uri" --host 127.0.0.1 --port $(PORT)
+
+bench: $(STAMP) ## speed benchmarks: batched trainer vs the reference loop
+	$(BIN)/python -m benchmarks.trainer
+
+lock: ## re-resolve requirements.lock from pyproject.toml
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet ".[dev]"
+	( echo "# Exact versions for reproducibility; regenerate with 'make lock' after editing pyproject.toml."; \
+	  .lock-venv/bin/pip freeze --exclude regbench ) > $(LOCK)
+	rm -rf .lock-venv
+
+clean: ## remove .venv and Python caches (DVC outputs stay)
+	rm -rf $(VENV) .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,225 @@
+"""The typed schema of params.yaml, and the one loader every stage calls before doing anything.
+
+A scale profile (``profile:``) is an overlay merged over the file; overlays may only name keys
+the file already has, so a typo in a profile is caught like a typo anywhere else.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.errors import ParamsError
+
+PARAMS_FILE = Path("params.yaml")
+DATASETS = ("fashion_mnist", "diabetes")
+
+Strength = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Strengths = Annotated[list[Strength], Field(min_length=1)]
+
+
+class Schema(BaseModel):
+    """Base of every section: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FashionData(Schema):
+    val_size: Annotated[int, Field(ge=1, le=59_000)]
+    train_subset: Annotated[int, Field(ge=10)] | None
+    seed: Annotated[int, Field(ge=0)]
+
+
+class DiabetesData(Schema):
+    val_fraction: Annotated[float, Field(gt=0, lt=1)]
+    test_fraction: Annotated[float, Field(gt=0, lt=1)]
+    impute: Literal["median", "mean"]
+    seed: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> DiabetesData:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must be below 0.9")
+        return self
+
+
+class DataParams(Schema):
+    mirror: str | None
+    fashion_mnist: FashionData
+    diabetes: DiabetesData
+
+
+class PairGrid(Schema):
+    """Two strength lists; elastic takes their product, activity takes each list on its own."""
+
+    l1: list[Strength] = []
+    l2: list[Strength] = []
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> PairGrid:
+        if not self.l1 and not self.l2:
+            raise ValueError("needs at least one strength in l1 or l2")
+        return self
+
+
+class Families(Schema):
+    """Regularizer families trained under one optimizer; each lists its strengths."""
+
+    l1: Strengths | None = None
+    prox_l1: Strengths | None = None
+    l2: Strengths | None = None
+    l2_norm: Strengths | None = None
+    elastic: PairGrid | None = None
+    weight_decay: Strengths | None = None
+    adamw: Strengths | None = None
+    dropout: Annotated[list[Probability | list[Probability]], Field(min_length=1)] | None = None
+    activity: PairGrid | None = None
+
+    @model_validator(mode="after")
+    def _elastic_is_a_product(self) -> Families:
+        if self.elastic is not None and not (self.elastic.l1 and self.elastic.l2):
+            raise ValueError("elastic needs both l1 and l2 strengths")
+        return self
+
+
+class Optimizer(Schema):
+    lr: Positive
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    betas: tuple[Probability, Probability] = (0.9, 0.999)
+    eps: Positive = 1e-8
+    families: Families = Families()
+
+
+class DatasetTrain(Schema):
+    hidden: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    activation: Literal["relu", "tanh", "sigmoid"]
+    batch_size: Annotated[int, Field(ge=1)]
+    epochs: Annotated[int, Field(ge=1)]
+    eval_every: Annotated[int, Field(ge=1)]
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    penalize_bias: bool
+    optimizers: dict[Literal["sgd", "adam"], Optimizer]
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"seeds must be distinct (the paired design needs it); repeated: {repeated}")
+        return seeds
+
+    @field_validator("optimizers")
+    @classmethod
+    def _grid_not_empty(cls, optimizers: dict[str, Optimizer]) -> dict[str, Optimizer]:
+        if not optimizers:
+            raise ValueError("the grid is empty: name at least one optimizer (sgd or adam)")
+        return optimizers
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetTrain:
+        sgd = self.optimizers.get("sgd")
+        if sgd is not None and sgd.families.adamw is not None:
+            raise ValueError("optimizers.sgd.families.adamw: decoupled AdamW decay needs optimizer adam")
+        for name, optimizer in self.optimizers.items():
+            for p in optimizer.families.dropout or []:
+                if isinstance(p, list) and len(p) != len(self.hidden):
+                    raise ValueError(
+                        f"optimizers.{name}.families.dropout: {p} has {len(p)} probabilities, "
+                        f"expected one per hidden layer ({len(self.hidden)})"
+                    )
+        return self
+
+
+class TrainParams(Schema):
+    device: Literal["auto", "cpu", "cuda"]
+    tracking: bool
+    max_chunk_members: Annotated[int, Field(ge=0)]
+    sparsity_thresholds: Annotated[list[Positive], Field(min_length=1)]
+    fashion_mnist: DatasetTrain
+    diabetes: DatasetTrain
+
+
+class AnalyzeParams(Schema):
+    alpha: Annotated[float, Field(gt=0, lt=1)]
+    equivalence_margin: Positive
+    bootstrap_resamples: Annotated[int, Field(ge=100)]
+    seed: Annotated[int, Field(ge=0)]
+
+
+class FiguresParams(Schema):
+    dpi: Annotated[int, Field(ge=50, le=1200)]
+
+
+class ReportParams(Schema):
+    title: str
+    authors: Annotated[list[str], Field(min_length=1)]
+    version: str
+
+
+class Params(Schema):
+    profile: str
+    data: DataParams
+    train: TrainParams
+    analyze: AnalyzeParams
+    figures: FiguresParams
+    report: ReportParams
+    profiles: dict[str, dict[str, Any]]
+
+
+def load(path: Path | str = PARAMS_FILE) -> Params:
+    """Read, apply the chosen profile, validate. Any problem raises ParamsError naming the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found; run from the repository root") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: found {type(raw).__name__}, expected a mapping of sections")
+    merged = _apply_profile(path, raw)
+    try:
+        return Params.model_validate(merged)
+    except ValidationError as error:
+        raise ParamsError(_first_problem(path, error)) from None
+
+
+def _apply_profile(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    profiles = raw.get("profiles")
+    name = raw.get("profile")
+    if not isinstance(profiles, dict) or not isinstance(name, str):
+        return raw  # the schema reports the missing or mistyped key
+    if name not in profiles:
+        raise ParamsError(f"{path}: profile: found {name!r}; expected one of {sorted(profiles)}")
+    merged = copy.deepcopy(raw)
+    _overlay(path, merged, profiles[name] or {}, f"profiles.{name}")
+    return merged
+
+
+def _overlay(path: Path, base: dict[str, Any], overrides: Any, where: str) -> None:
+    if not isinstance(overrides, dict):
+        raise ParamsError(f"{path}: {where}: found {overrides!r}; expected a mapping of overrides")
+    for key, value in overrides.items():
+        if key not in base:
+            raise ParamsError(f"{path}: {where}.{key}: unknown key; a profile may only override keys the file has")
+        if isinstance(value, dict) and isinstance(base[key], dict):
+            _overlay(path, base[key], value, f"{where}.{key}")
+        else:
+            base[key] = value
+
+
+def _first_problem(path: Path, error: ValidationError) -> str:
+    problem = error.errors()[0]
+    key = ".".join(str(part) for part in problem["loc"] if not str(part).startswith(("function-", "list[")))
+    if problem["type"] == "extra_forbidden":
+        return f"{path}: {key}: unknown key"
+    if problem["type"] == "missing":
+        return f"{path}: {key}: missing; this key is required"
+    message = problem["msg"].removeprefix("Value error, ")
+    return f"{path}: {key or '(top level)'}: found {problem['input']!r}; {message}"

@@ -1,0 +1,90 @@
+"""The results contract between train and the stages after it (see DESIGN.md).
+
+train writes, per dataset:
+  reports/results/<dataset>/runs.csv    one row per grid member (RUN_COLUMNS + sparsity columns)
+  reports/results/<dataset>/curves.csv  one row per member per evaluated epoch (CURVE_COLUMNS + ...)
+  models/<dataset>/weights.pt           {"members": [ids], "layers": [{"weight": (M, out, in),
+                                          "bias": (M, out)}, ...]} in torch's nn.Linear layout
+analyze, figures and report read only these, through the loaders below.
+
+Members that share `seed` share initial weights, mini-batch order and dropout noise, so rows of
+two configurations are paired by seed. `config` names a configuration without its seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.errors import DataError
+
+RESULTS_DIR = Path("reports/results")
+MODELS_DIR = Path("models")
+
+FAMILIES = ("none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "dropout", "activity")
+
+# What identifies a member and every setting it was trained with.
+IDENTITY_COLUMNS = [
+    "dataset", "member", "config", "family", "optimizer", "lr", "momentum", "seed", "penalize_bias",
+    "strength",  # the family's headline strength: λ, or p for dropout; elastic: λ1; activity: its λ
+    "l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd", "dropout", "dropout_layers",
+    "act_l1", "act_l2", "hidden", "activation", "batch_size", "epochs",
+]
+# Measured on every evaluation, in runs.csv (final) and curves.csv (per epoch).
+METRIC_COLUMNS = [
+    "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+    "gap_acc",   # train_acc - test_acc
+    "gap_loss",  # test_loss - train_loss
+    "weight_l1", "weight_l2", "exact_zeros", "hoyer",
+]
+RUN_COLUMNS = IDENTITY_COLUMNS + ["status", "diverged_epoch", "epochs_run", "run_id"] + METRIC_COLUMNS
+CURVE_COLUMNS = ["dataset", "member", "config", "family", "seed", "epoch"] + METRIC_COLUMNS
+
+
+def sparsity_column(threshold: float) -> str:
+    """Name of the column holding the fraction of weights with |w| < threshold."""
+    return f"frac_below_{threshold:g}"
+
+
+def sparsity_columns(frame: pd.DataFrame) -> list[str]:
+    """The sparsity-threshold columns present, in increasing threshold order."""
+    columns = [c for c in frame.columns if c.startswith("frac_below_")]
+    return sorted(columns, key=lambda c: float(c.removeprefix("frac_below_")))
+
+
+def runs_path(dataset: str, root: Path = RESULTS_DIR) -> Path:
+    return root / dataset / "runs.csv"
+
+
+def curves_path(dataset: str, root: Path = RESULTS_DIR) -> Path:
+    return root / dataset / "curves.csv"
+
+
+def weights_path(dataset: str, root: Path = MODELS_DIR) -> Path:
+    return root / dataset / "weights.pt"
+
+
+def read_runs(path: Path) -> pd.DataFrame:
+    return _read(path, RUN_COLUMNS)
+
+
+def read_curves(path: Path) -> pd.DataFrame:
+    return _read(path, CURVE_COLUMNS)
+
+
+def _read(path: Path, required: list[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, keep_default_na=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found; run the train stage first (dvc repro)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a readable CSV ({error})".replace("\n", " ")) from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing columns {missing}; expected the results contract of pipelines/results.py")
+    if not sparsity_columns(frame):
+        raise DataError(f"{path}: no frac_below_<threshold> columns; expected at least one")
+    if frame.empty:
+        raise DataError(f"{path}: no rows; expected one per grid member")
+    return frame

@@ -1,0 +1,135 @@
+"""Small synthetic results tables that follow the results contract (pipelines/results.py).
+
+Analysis, figures and report are developed and tested against these: `effect` scales every
+regularization effect (0 = the null hypothesis everywhere), `noise` the seed-to-seed spread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipelines import results
+
+THRESHOLDS = (1e-4, 1e-3, 1e-2)
+
+# (optimizer, family, settings) for a small grid; settings are the columns the family sets.
+GRID = [
+    ("adam", "none", {}),
+    *[("adam", "l1", {"l1": s}) for s in (1e-4, 1e-3, 1e-2)],
+    *[("adam", "prox_l1", {"prox_l1": s}) for s in (1e-3, 1e-2, 1e-1)],
+    *[("adam", "l2", {"l2": s}) for s in (1e-3, 1e-2, 1e-1)],
+    *[("adam", "l2_norm", {"l2_norm": s}) for s in (1e-3, 1e-2)],
+    *[("adam", "elastic", {"l1": a, "l2": b}) for a in (1e-4, 1e-3) for b in (1e-3, 1e-2)],
+    *[("adam", "weight_decay", {"weight_decay": s}) for s in (1e-3, 1e-2, 1e-1)],
+    *[("adamw", "adamw", {"decoupled_wd": s}) for s in (1e-2, 1e-1, 1.0)],
+    *[("adam", "dropout", {"dropout": p}) for p in (0.2, 0.4, 0.6)],
+    *[("adam", "activity", {"act_l1": s}) for s in (1e-4, 1e-3)],
+    ("sgd", "none", {}),
+    *[("sgd", "l2", {"l2": s}) for s in (1e-3, 1e-2, 1e-1)],
+    *[("sgd", "weight_decay", {"weight_decay": s}) for s in (1e-3, 1e-2, 1e-1)],
+]
+SETTING_COLUMNS = ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd", "dropout", "act_l1", "act_l2")
+STRENGTH_OF = {"l1": "l1", "prox_l1": "prox_l1", "l2": "l2", "l2_norm": "l2_norm", "elastic": "l1",
+               "weight_decay": "weight_decay", "adamw": "decoupled_wd", "dropout": "dropout"}
+
+
+def _config_name(optimizer: str, family: str, settings: dict[str, float]) -> str:
+    inner = ",".join(f"{k}={v:g}" for k, v in settings.items())
+    return f"{optimizer}/{family}" + (f"/{inner}" if inner else "")
+
+
+def _strength(family: str, settings: dict[str, float]) -> float:
+    if family == "activity":
+        return settings.get("act_l1", 0.0) or settings.get("act_l2", 0.0)
+    return settings.get(STRENGTH_OF.get(family, ""), 0.0)
+
+
+def _metrics(family: str, settings: dict[str, float], effect: float, rng: np.random.Generator,
+             seed_shift: float, noise: float, progress: float = 1.0) -> dict[str, float]:
+    """Plausible metrics: L1 sparsifies, L2 shrinks, dropout narrows the gap, all scaled by effect."""
+    l1 = settings.get("l1", 0.0) + settings.get("prox_l1", 0.0)
+    l2 = settings.get("l2", 0.0) + settings.get("weight_decay", 0.0) + settings.get("decoupled_wd", 0.0) / 10
+    p = settings.get("dropout", 0.0)
+    sparse = effect * min(0.9, 30 * l1)
+    shrink = effect * min(0.8, 8 * l2 + 4 * settings.get("l2_norm", 0.0))
+    gap_cut = effect * 0.8 * p + effect * 2 * shrink * 0.1
+
+    def jitter() -> float:
+        return float(rng.normal(0, noise))
+
+    train_acc = min(0.999, 0.97 - 0.03 * sparse + seed_shift / 2 + jitter()) * progress
+    test_acc = 0.84 + 0.01 * gap_cut + seed_shift + jitter()
+    test_acc = min(test_acc, train_acc)
+    train_acc = train_acc - gap_cut * 0.1
+    val_acc = test_acc + jitter()
+    train_loss = 0.1 + (1 - train_acc)
+    test_loss = 0.45 - 0.1 * gap_cut + jitter()
+    frac = {results.sparsity_column(t): float(np.clip(sparse * (1 - 0.2 * i) + 0.01 * (i + 1) + abs(jitter()), 0, 1))
+            for i, t in enumerate(sorted(THRESHOLDS, reverse=True))}
+    exact = float(np.clip(sparse * 0.8, 0, 1)) if settings.get("prox_l1") else 0.0
+    weight_l2 = 30.0 * (1 - shrink) + jitter() * 5
+    return {
+        "train_loss": train_loss, "train_acc": train_acc, "val_loss": test_loss + jitter(), "val_acc": val_acc,
+        "test_loss": test_loss, "test_acc": test_acc, "gap_acc": train_acc - test_acc, "gap_loss": test_loss - train_loss,
+        "weight_l1": weight_l2 * 40 * (1 - sparse), "weight_l2": weight_l2,
+        "exact_zeros": exact, "hoyer": 0.2 + 0.6 * sparse, **frac,
+    }
+
+
+def make_results(dataset: str = "diabetes", seeds: int = 10, effect: float = 1.0, noise: float = 0.005,
+                 epochs: int = 4, hidden: tuple[int, ...] = (16, 8), inputs: int = 8, classes: int = 2,
+                 seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Return (runs, curves, weights) for a synthetic grid, in the contract's layout."""
+    rng = np.random.default_rng(seed)
+    seed_shifts = rng.normal(0, 0.01, size=seeds)
+    runs, curves = [], []
+    for member, ((optimizer, family, settings), s) in enumerate(
+            (g, s) for g in GRID for s in range(seeds)):
+        row = {c: 0.0 for c in SETTING_COLUMNS} | settings
+        identity = {
+            "dataset": dataset, "member": member, "config": _config_name(optimizer, family, settings),
+            "family": family, "optimizer": optimizer, "lr": 1e-3 if optimizer != "sgd" else 1e-2,
+            "momentum": 0.9 if optimizer == "sgd" else 0.0, "seed": s, "penalize_bias": False,
+            "strength": _strength(family, settings), **row,
+            "dropout_layers": ";".join(f"{row['dropout']:g}" for _ in hidden),
+            "hidden": "-".join(map(str, hidden)), "activation": "relu", "batch_size": 32, "epochs": epochs,
+        }
+        for epoch in range(1, epochs + 1):
+            m = _metrics(family, settings, effect, rng, seed_shifts[s], noise, progress=0.9 + 0.1 * epoch / epochs)
+            curves.append({k: identity[k] for k in ("dataset", "member", "config", "family", "seed")}
+                          | {"epoch": epoch} | m)
+        runs.append(identity | {"status": "ok", "diverged_epoch": np.nan, "epochs_run": epochs,
+                                "run_id": f"run{member:04d}"} | m)
+    runs_frame, curves_frame = pd.DataFrame(runs), pd.DataFrame(curves)
+    weights = _weights(runs_frame, (inputs, *hidden, classes), seed)
+    return runs_frame, curves_frame, weights
+
+
+def _weights(runs: pd.DataFrame, sizes: tuple[int, ...], seed: int) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    members = len(runs)
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        weight = torch.randn(members, fan_out, fan_in, generator=generator) / fan_in ** 0.5
+        zeroed = torch.tensor((runs["family"] == "prox_l1").to_numpy())
+        weight[zeroed] = torch.where(weight[zeroed].abs() < 0.3, 0.0, weight[zeroed])
+        layers.append({"weight": weight, "bias": torch.zeros(members, fan_out)})
+    return {"members": runs["member"].tolist(), "layers": layers}
+
+
+def write_results(root: Path, dataset: str = "diabetes", **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write runs.csv, curves.csv and weights.pt under root/reports/results and root/models."""
+    runs, curves, weights = make_results(dataset, **kwargs)
+    results_dir = root / results.RESULTS_DIR
+    runs_file = results.runs_path(dataset, results_dir)
+    runs_file.parent.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(runs_file, index=False)
+    curves.to_csv(results.curves_path(dataset, results_dir), index=False)
+    weights_file = results.weights_path(dataset, root / results.MODELS_DIR)
+    weights_file.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(weights, weights_file)
+    return runs, curves

@@ -3,6 +3,9 @@
 train writes, per dataset:
   reports/results/<dataset>/runs.csv    one row per grid member (RUN_COLUMNS + sparsity columns)
   reports/results/<dataset>/curves.csv  one row per member per evaluated epoch (CURVE_COLUMNS + ...)
+  reports/results/<dataset>/summary.json  the training run: device, device_name, torch, cuda,
+                                          seconds, members, diverged, profile, experiment_name,
+                                          experiment_id, parent_run_id (null when tracking is off)
   models/<dataset>/weights.pt           {"members": [ids], "layers": [{"weight": (M, out, in),
                                           "bias": (M, out)}, ...]} in torch's nn.Linear layout
 analyze, figures and report read only these, through the loaders below.
@@ -59,6 +62,10 @@ def runs_path(dataset: str, root: Path = RESULTS_DIR) -> Path:
 
 def curves_path(dataset: str, root: Path = RESULTS_DIR) -> Path:
     return root / dataset / "curves.csv"
+
+
+def summary_path(dataset: str, root: Path = RESULTS_DIR) -> Path:
+    return root / dataset / "summary.json"
 
 
 def weights_path(dataset: str, root: Path = MODELS_DIR) -> Path:

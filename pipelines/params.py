@@ -104,6 +104,8 @@ class DatasetTrain(Schema):
     eval_every: Annotated[int, Field(ge=1)]
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     penalize_bias: bool
+    # Families also trained with the opposite penalize_bias, for the H6 comparison.
+    bias_ablation: list[Literal["l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw"]] = []
     optimizers: dict[Literal["sgd", "adam"], Optimizer]
 
     @field_validator("seeds")

@@ -32,14 +32,16 @@ GRID = [
     *[("sgd", "l2", {"l2": s}) for s in (1e-3, 1e-2, 1e-1)],
     *[("sgd", "weight_decay", {"weight_decay": s}) for s in (1e-3, 1e-2, 1e-1)],
 ]
+# Families also trained with penalized biases (the H6 ablation); config names end in "/bias".
+BIAS_ABLATION = [(o, f, s) for o, f, s in GRID if o == "adam" and f == "l2"]
 SETTING_COLUMNS = ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd", "dropout", "act_l1", "act_l2")
 STRENGTH_OF = {"l1": "l1", "prox_l1": "prox_l1", "l2": "l2", "l2_norm": "l2_norm", "elastic": "l1",
                "weight_decay": "weight_decay", "adamw": "decoupled_wd", "dropout": "dropout"}
 
 
-def _config_name(optimizer: str, family: str, settings: dict[str, float]) -> str:
+def _config_name(optimizer: str, family: str, settings: dict[str, float], penalize_bias: bool) -> str:
     inner = ",".join(f"{k}={v:g}" for k, v in settings.items())
-    return f"{optimizer}/{family}" + (f"/{inner}" if inner else "")
+    return f"{optimizer}/{family}" + (f"/{inner}" if inner else "") + ("/bias" if penalize_bias else "")
 
 
 def _strength(family: str, settings: dict[str, float]) -> float:
@@ -87,13 +89,14 @@ def make_results(dataset: str = "diabetes", seeds: int = 10, effect: float = 1.0
     rng = np.random.default_rng(seed)
     seed_shifts = rng.normal(0, 0.01, size=seeds)
     runs, curves = [], []
-    for member, ((optimizer, family, settings), s) in enumerate(
-            (g, s) for g in GRID for s in range(seeds)):
+    configs = [(*g, False) for g in GRID] + [(*g, True) for g in BIAS_ABLATION]
+    for member, ((optimizer, family, settings, penalize_bias), s) in enumerate(
+            (c, s) for c in configs for s in range(seeds)):
         row = {c: 0.0 for c in SETTING_COLUMNS} | settings
         identity = {
-            "dataset": dataset, "member": member, "config": _config_name(optimizer, family, settings),
+            "dataset": dataset, "member": member, "config": _config_name(optimizer, family, settings, penalize_bias),
             "family": family, "optimizer": optimizer, "lr": 1e-3 if optimizer != "sgd" else 1e-2,
-            "momentum": 0.9 if optimizer == "sgd" else 0.0, "seed": s, "penalize_bias": False,
+            "momentum": 0.9 if optimizer == "sgd" else 0.0, "seed": s, "penalize_bias": penalize_bias,
             "strength": _strength(family, settings), **row,
             "dropout_layers": ";".join(f"{row['dropout']:g}" for _ in hidden),
             "hidden": "-".join(map(str, hidden)), "activation": "relu", "batch_size": 32, "epochs": epochs,

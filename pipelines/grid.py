@@ -1,0 +1,125 @@
+"""The grid: a dataset's training params expanded into members, one per (configuration, seed).
+
+Members are ordered by optimizer group, then configuration, then seed. Members that share a seed
+share initial weights, mini-batch order and dropout noise (see pipelines/networks.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipelines.params import DatasetTrain, Families, Optimizer
+
+# The headline strength of each family, for plots and trend tests (dropout: the mean p).
+HEADLINE = {"l1": "l1", "prox_l1": "prox_l1", "l2": "l2", "l2_norm": "l2_norm", "elastic": "l1",
+            "weight_decay": "weight_decay", "adamw": "decoupled_wd"}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One grid member: every setting it is trained with. Unused strengths are 0."""
+
+    member: int
+    config: str
+    family: str
+    optimizer: str  # sgd | adam | adamw
+    lr: float
+    momentum: float
+    betas: tuple[float, float]
+    eps: float
+    seed: int
+    penalize_bias: bool
+    dropout: tuple[float, ...]
+    l1: float = 0.0
+    prox_l1: float = 0.0
+    l2: float = 0.0
+    l2_norm: float = 0.0
+    weight_decay: float = 0.0
+    decoupled_wd: float = 0.0
+    act_l1: float = 0.0
+    act_l2: float = 0.0
+
+    @property
+    def strength(self) -> float:
+        if self.family == "dropout":
+            return sum(self.dropout) / len(self.dropout)
+        if self.family == "activity":
+            return self.act_l1 or self.act_l2
+        return getattr(self, HEADLINE[self.family]) if self.family in HEADLINE else 0.0
+
+    @property
+    def cohort(self) -> str:
+        """Members of one cohort share the optimizer's update rule and are trained together."""
+        return "sgd" if self.optimizer == "sgd" else "adam"
+
+
+def expand(config: DatasetTrain) -> list[Member]:
+    """Every member of the grid, numbered in order."""
+    settings = []
+    for name, optimizer in config.optimizers.items():
+        for family, values in _family_settings(optimizer.families, len(config.hidden)):
+            settings.append((name, optimizer, family, values, config.penalize_bias))
+            if family in config.bias_ablation:
+                settings.append((name, optimizer, family, values, not config.penalize_bias))
+    members = []
+    for name, optimizer, family, values, penalize_bias in settings:
+        for seed in config.seeds:
+            members.append(_member(len(members), name, optimizer, family, values, penalize_bias, seed,
+                                   len(config.hidden)))
+    return members
+
+
+def _family_settings(families: Families, depth: int) -> list[tuple[str, dict]]:
+    """(family, settings) for each configuration of an optimizer group, baseline first."""
+    out: list[tuple[str, dict]] = [("none", {})]
+    for family in ("l1", "prox_l1", "l2", "l2_norm", "weight_decay"):
+        out += [(family, {family: s}) for s in getattr(families, family) or []]
+    out += [("adamw", {"decoupled_wd": s}) for s in families.adamw or []]
+    if families.elastic:
+        out += [("elastic", {"l1": a, "l2": b}) for a in families.elastic.l1 for b in families.elastic.l2]
+    for p in families.dropout or []:
+        out.append(("dropout", {"dropout": tuple(p) if isinstance(p, list) else (p,) * depth}))
+    if families.activity:
+        out += [("activity", {"act_l1": s}) for s in families.activity.l1]
+        out += [("activity", {"act_l2": s}) for s in families.activity.l2]
+    return out
+
+
+def _member(index: int, name: str, optimizer: Optimizer, family: str, values: dict,
+            penalize_bias: bool, seed: int, depth: int) -> Member:
+    optimizer_name = "adamw" if family == "adamw" else name
+    return Member(
+        member=index, config=config_name(optimizer_name, family, values, penalize_bias), family=family,
+        optimizer=optimizer_name, lr=optimizer.lr, momentum=optimizer.momentum, betas=optimizer.betas,
+        eps=optimizer.eps, seed=seed, penalize_bias=penalize_bias,
+        **{"dropout": (0.0,) * depth} | values,
+    )
+
+
+def config_name(optimizer: str, family: str, values: dict, penalize_bias: bool) -> str:
+    """'<optimizer>/<family>[/k=v,...][/bias]': a configuration, without its seed."""
+    def show(v: object) -> str:
+        return ";".join(f"{p:g}" for p in v) if isinstance(v, tuple) else f"{v:g}"
+
+    inner = ",".join(f"{k}={show(v)}" for k, v in values.items())
+    return f"{optimizer}/{family}" + (f"/{inner}" if inner else "") + ("/bias" if penalize_bias else "")
+
+
+def identity_frame(dataset: str, members: list[Member], config: DatasetTrain) -> pd.DataFrame:
+    """The identity columns of the results contract, one row per member."""
+    rows = []
+    for m in members:
+        fields = dataclasses.asdict(m)
+        rows.append({
+            "dataset": dataset, **{k: fields[k] for k in ("member", "config", "family", "optimizer", "lr",
+                                                          "momentum", "seed", "penalize_bias")},
+            "strength": m.strength,
+            **{k: fields[k] for k in ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd")},
+            "dropout": sum(m.dropout) / len(m.dropout), "dropout_layers": ";".join(f"{p:g}" for p in m.dropout),
+            "act_l1": m.act_l1, "act_l2": m.act_l2, "hidden": "-".join(map(str, config.hidden)),
+            "activation": config.activation, "batch_size": config.batch_size, "epochs": config.epochs,
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,112 @@
+"""The reference trainer: one network at a time, nn.Module + torch.optim + an ordinary loop.
+
+It is kept to prove the batched trainer right (tests compare them member by member) and to measure
+it (benchmarks/trainer.py). It shares with it only what defines the experiment: the seed's random
+streams and initial weights (pipelines/networks.py), the penalties (pipelines/regularizers.py) and
+what is measured (pipelines/evaluation.py).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from torch import nn
+
+from pipelines import networks, regularizers
+from pipelines.evaluation import loss_and_accuracy, split_measures, weight_measures
+from pipelines.grid import Member
+from pipelines.params import DatasetTrain
+from pipelines.trainer import SPLITS, Splits
+
+
+class MLP(nn.Module):
+    def __init__(self, sizes: list[int], activation: str, dropout: tuple[float, ...]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.activation = networks.ACTIVATIONS[activation]
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, noise: torch.Generator | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits and the hidden activations; with `noise`, dropout masks are drawn from it."""
+        hidden = []
+        for layer, p in zip(self.layers[:-1], self.dropout):
+            x = self.activation(layer(x))
+            hidden.append(x)
+            if noise is not None:
+                x = x * (networks.dropout_noise(noise, x.shape[0], x.shape[1], x.device) >= p) / (1 - p)
+        return self.layers[-1](x), hidden
+
+
+def train_reference(member: Member, data: Splits, config: DatasetTrain, thresholds: list[float]) -> tuple[dict, pd.DataFrame, MLP]:
+    """Train one member; returns its final measures, its per-evaluation curve and the network."""
+    sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
+    model = MLP(sizes, config.activation, member.dropout)
+    with torch.no_grad():
+        for layer, (weight, bias) in zip(model.layers, networks.initial_parameters(member.seed, sizes)):
+            layer.weight.copy_(weight)
+            layer.bias.copy_(bias)
+    weights = [layer.weight for layer in model.layers]
+    biases = [layer.bias for layer in model.layers]
+    optimizer = _optimizer(member, weights, biases)
+    order = networks.generator(member.seed, "order")
+    noise = networks.generator(member.seed, "dropout") if any(member.dropout) else None
+    curves = []
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        for index in networks.batch_order(order, len(data.y_train), config.batch_size):
+            logits, hidden = model(data.x_train[index], noise)
+            loss = nn.functional.cross_entropy(logits, data.y_train[index])
+            loss = loss + _penalty(member, weights, biases, hidden)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if member.prox_l1:
+                with torch.no_grad():
+                    for p in weights + (biases if member.penalize_bias else []):
+                        p.copy_(regularizers.soft_threshold(p, member.lr * member.prox_l1))
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            curves.append({"member": member.member, "epoch": epoch} | evaluate(model, data, thresholds))
+    final = {k: v for k, v in curves[-1].items() if k != "epoch"}
+    return final, pd.DataFrame(curves), model
+
+
+def _optimizer(member: Member, weights: list[nn.Parameter], biases: list[nn.Parameter]) -> torch.optim.Optimizer:
+    decay = member.decoupled_wd if member.optimizer == "adamw" else member.weight_decay
+    groups = [{"params": weights, "weight_decay": decay},
+              {"params": biases, "weight_decay": decay if member.penalize_bias else 0.0}]
+    if member.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=member.lr, momentum=member.momentum)
+    if member.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=member.lr, betas=member.betas, eps=member.eps)
+    return torch.optim.AdamW(groups, lr=member.lr, betas=member.betas, eps=member.eps)
+
+
+def _penalty(member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor],
+             hidden: list[torch.Tensor]) -> torch.Tensor:
+    terms = [(member.l1, regularizers.l1), (member.l2, regularizers.half_squared_l2),
+             (member.l2_norm, regularizers.l2_norm)]
+    activity = [(member.act_l1, regularizers.activity_l1), (member.act_l2, regularizers.activity_l2)]
+    penalized = weights + (biases if member.penalize_bias else [])
+    total = torch.zeros(())
+    for strength, penalty in terms:
+        if strength:
+            total = total + strength * sum(penalty(p) for p in penalized)
+    for strength, penalty in activity:
+        if strength:
+            total = total + strength * sum(penalty(h) for h in hidden)
+    return total
+
+
+@torch.no_grad()
+def evaluate(model: MLP, data: Splits, thresholds: list[float]) -> dict[str, float]:
+    """The contract's measures for one network, dropout off."""
+    model.eval()
+    losses, correct, sizes = {}, {}, {}
+    for split in SPLITS:
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        logits, _ = model(x)
+        losses[split], correct[split] = loss_and_accuracy(logits, y)
+        sizes[split] = len(y)
+    measures = split_measures(losses, correct, sizes)
+    measures |= weight_measures([layer.weight for layer in model.layers], thresholds)
+    return {k: float(v) for k, v in measures.items()}

@@ -1,0 +1,43 @@
+"""The penalties, written once for both trainers (the conventions are stated in params.yaml).
+
+Each takes a tensor whose first `members` dimensions index grid members (0 for one network, 1 for
+the batched trainer) and returns one value per member, before multiplication by its strength.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _per_member(members: int, t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(range(members, t.dim()))
+
+
+def l1(t: torch.Tensor, members: int = 0) -> torch.Tensor:
+    """Σ|w|; its gradient is the subgradient sign(w), with sign(0) = 0."""
+    return t.abs().sum(_per_member(members, t))
+
+
+def half_squared_l2(t: torch.Tensor, members: int = 0) -> torch.Tensor:
+    """(1/2)·Σw², so that λ times it has gradient λ·w, the same as weight decay λ."""
+    return (t * t).sum(_per_member(members, t)) / 2
+
+
+def l2_norm(t: torch.Tensor, members: int = 0) -> torch.Tensor:
+    """‖w‖₂ (Frobenius, not squared), as tutorials write torch.norm(p, 2)."""
+    return torch.linalg.vector_norm(t, dim=_per_member(members, t))
+
+
+def activity_l1(h: torch.Tensor, members: int = 0) -> torch.Tensor:
+    """(1/B)·Σ|h| over a mini-batch of B hidden activations (Keras's activity_regularizer)."""
+    return h.abs().sum(_per_member(members, h)) / h.shape[members]
+
+
+def activity_l2(h: torch.Tensor, members: int = 0) -> torch.Tensor:
+    """(1/B)·Σh² over a mini-batch of B hidden activations."""
+    return (h * h).sum(_per_member(members, h)) / h.shape[members]
+
+
+def soft_threshold(w: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
+    """The proximal step of λ·Σ|w| with step size lr (threshold = lr·λ): exact zeros."""
+    return w.sign() * (w.abs() - threshold).clamp_min(0)

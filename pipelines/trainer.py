@@ -1,0 +1,312 @@
+"""The batched trainer: every member of a grid trained at once.
+
+Parameters are stacked with a leading member dimension (weights as (M, in, out) for batched matrix
+products), per-member hyperparameters are (M, 1, 1) tensors, each member gathers its own mini-batch
+(members of one seed gather the same one) and draws its dropout mask from its seed's noise. The
+optimizer arithmetic follows torch.optim's SGD, Adam and AdamW update for update; tests check every
+family and optimizer against the one-network-at-a-time reference in pipelines/reference.py.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from pipelines import networks, regularizers
+from pipelines.evaluation import loss_and_accuracy, split_measures, weight_measures
+from pipelines.grid import Member
+from pipelines.params import DatasetTrain
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Splits:
+    """A prepared dataset: features (n, d) float32 and labels (n,) int64 per split."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+
+    def to(self, device: torch.device) -> Splits:
+        moved = {k: v.to(device) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+        return Splits(**moved, n_classes=self.n_classes)
+
+
+@dataclass
+class GridResult:
+    """What training produced: final row and per-evaluation rows per member, and final weights."""
+
+    final: pd.DataFrame   # member, status, diverged_epoch, epochs_run, metrics
+    curves: pd.DataFrame  # member, epoch, metrics
+    weights: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (M, out, in), (M, out), on the CPU
+    seconds: float
+    member_samples: int = 0
+    diverged: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.diverged = int((self.final["status"] == "diverged").sum())
+
+
+def choose_device(requested: str) -> torch.device:
+    """'auto' is CUDA when there is one, else the CPU."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        from pipelines.errors import ParamsError
+        raise ParamsError("params.yaml: train.device: found 'cuda'; no CUDA device is available (use auto or cpu)")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def train_grid(members: list[Member], data: Splits, config: DatasetTrain, thresholds: list[float],
+               device: torch.device, max_chunk_members: int = 0, progress: bool = True) -> GridResult:
+    """Train every member; members of one cohort (optimizer rule) are trained together, in chunks."""
+    start = time.perf_counter()
+    data = data.to(device)
+    chunks = list(_chunks(members, config, data, device, max_chunk_members))
+    steps = sum(config.epochs * math.ceil(len(data.y_train) / config.batch_size) for _ in chunks)
+    bar = tqdm(total=steps, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    finals, curves, weights = [], [], []
+    with bar:
+        for chunk in chunks:
+            chunk_trainer = _Chunk(chunk, data, config, thresholds, device)
+            for epoch in range(1, config.epochs + 1):
+                chunk_trainer.run_epoch(epoch, bar)
+            finals.append(chunk_trainer.final())
+            curves += chunk_trainer.curves
+            weights.append(chunk_trainer.stacked_weights())
+    order = [m.member for chunk in chunks for m in chunk]
+    final = pd.concat(finals).set_index("member").loc[[m.member for m in members]].reset_index()
+    position = {member: i for i, member in enumerate(order)}
+    rows = torch.tensor([position[m.member] for m in members])
+    stacked = [(torch.cat([w[i][0] for w in weights])[rows], torch.cat([w[i][1] for w in weights])[rows])
+               for i in range(len(config.hidden) + 1)]
+    curve_frame = pd.concat(curves).sort_values(["member", "epoch"], kind="stable").reset_index(drop=True)
+    return GridResult(final=final, curves=curve_frame, weights=stacked, seconds=time.perf_counter() - start,
+                      member_samples=len(members) * config.epochs * len(data.y_train))
+
+
+def _chunks(members: list[Member], config: DatasetTrain, data: Splits, device: torch.device,
+            max_chunk_members: int) -> Iterator[list[Member]]:
+    limit = max_chunk_members or _members_that_fit(config, data, device)
+    for cohort in ("adam", "sgd"):
+        group = [m for m in members if m.cohort == cohort]
+        for i in range(0, len(group), limit):
+            yield group[i:i + limit]
+
+
+def _members_that_fit(config: DatasetTrain, data: Splits, device: torch.device) -> int:
+    """How many members fit at once: on CUDA half the free memory, on the CPU all of them."""
+    if device.type != "cuda":
+        return 1 << 30
+    sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
+    parameters = sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:]))
+    activations = config.batch_size * (sizes[0] + 4 * sum(sizes[1:])) + _EVAL_ROWS * sum(sizes[1:])
+    per_member = 4 * (5 * parameters + 3 * activations)  # float32: weights, grads, 2 moments, scratch
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, int(free * 0.5 // per_member))
+
+
+_EVAL_ROWS = 2048  # samples evaluated at once, bounding evaluation memory to M x 2048 x width
+
+
+class _Chunk:
+    """One chunk of a cohort: stacked parameters, optimizer state and the seeds' random streams."""
+
+    def __init__(self, members: list[Member], data: Splits, config: DatasetTrain, thresholds: list[float],
+                 device: torch.device) -> None:
+        self.members, self.data, self.config, self.thresholds, self.device = members, data, config, thresholds, device
+        self.cohort = members[0].cohort
+        self.seeds = sorted({m.seed for m in members})
+        self.seed_of = torch.tensor([self.seeds.index(m.seed) for m in members], device=device)
+        sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
+        initial = {s: networks.initial_parameters(s, sizes) for s in self.seeds}
+        self.weights = [torch.stack([initial[m.seed][i][0].T for m in members]).to(device).requires_grad_()
+                        for i in range(len(sizes) - 1)]
+        self.biases = [torch.stack([initial[m.seed][i][1][None] for m in members]).to(device).requires_grad_()
+                       for i in range(len(sizes) - 1)]
+        self.order_streams = [networks.generator(s, "order") for s in self.seeds]
+        self.noise_streams = [networks.generator(s, "dropout", device) for s in self.seeds]
+        self._hyperparameters()
+        self.state = [torch.zeros_like(p) for p in self.parameters for _ in range(2)]
+        self.step = 0
+        self.alive = torch.ones(len(members), dtype=torch.bool, device=device)
+        self.finite = torch.ones(len(members), dtype=torch.bool, device=device)
+        self.diverged_epoch: dict[int, int] = {}
+        self.curves: list[pd.DataFrame] = []
+        self.last: dict[str, torch.Tensor] = {}
+        self.epochs_run = 0
+
+    @property
+    def parameters(self) -> list[torch.Tensor]:
+        return self.weights + self.biases
+
+    def _column(self, values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float32, device=self.device).view(-1, 1, 1)
+
+    def _hyperparameters(self) -> None:
+        ms = self.members
+        bias = [float(m.penalize_bias) for m in ms]
+        col = self._column
+        self.lr = col([m.lr for m in ms])
+        self.momentum = col([m.momentum for m in ms])
+        self.beta1, self.beta2 = col([m.betas[0] for m in ms]), col([m.betas[1] for m in ms])
+        self.eps = col([m.eps for m in ms])
+        # Penalty strengths for weights, and for biases (zero unless the member penalizes them).
+        strengths = {
+            "l1": [m.l1 for m in ms], "l2": [m.l2 for m in ms], "l2_norm": [m.l2_norm for m in ms],
+            "weight_decay": [m.weight_decay for m in ms], "decoupled_wd": [m.decoupled_wd for m in ms],
+            "prox_l1": [m.prox_l1 for m in ms],
+        }
+        self.on_weights = {k: col(v) for k, v in strengths.items() if any(v)}
+        self.on_biases = {k: col([s * b for s, b in zip(v, bias)]) for k, v in strengths.items() if any(
+            s * b for s, b in zip(v, bias))}
+        self.activity = {k: col(v) for k, v in (("l1", [m.act_l1 for m in ms]), ("l2", [m.act_l2 for m in ms]))
+                         if any(v)}
+        dropout = [[m.dropout[i] for m in ms] for i in range(len(self.config.hidden))]
+        # A member with dropout draws noise for every hidden layer at every step, whatever the
+        # others do, so its stream (and mask) never depends on which members share its chunk.
+        self.uses_dropout = any(any(m.dropout) for m in ms)
+        self.drop = [col(p) for p in dropout]
+        self.keep = [1 - p for p in self.drop]
+
+    # -- one epoch -------------------------------------------------------------------------------
+
+    def run_epoch(self, epoch: int, bar: tqdm) -> None:
+        started = time.perf_counter()
+        orders = [networks.batch_order(g, len(self.data.y_train), self.config.batch_size) for g in self.order_streams]
+        for batch in zip(*orders):
+            index = torch.stack(batch).to(self.device)[self.seed_of]  # (members, batch)
+            self._step(index)
+            bar.update()
+        self._check_divergence(epoch)
+        self.epochs_run = epoch
+        if epoch % self.config.eval_every == 0 or epoch == self.config.epochs:
+            self._evaluate(epoch)
+        rate = len(self.members) * len(self.data.y_train) / (time.perf_counter() - started)
+        bar.set_postfix(cohort=self.cohort, epoch=epoch, alive=int(self.alive.sum()), samples_s=f"{rate:,.0f}")
+
+    def _step(self, index: torch.Tensor) -> None:
+        x = self.data.x_train[index]
+        y = self.data.y_train[index]
+        logits, penalty = self._forward(x, train=True)
+        loss, _ = loss_and_accuracy(logits, y)
+        objective = loss / index.shape[1] + penalty + self._weight_penalty()
+        self.finite &= torch.isfinite(objective.detach())
+        for p in self.parameters:
+            p.grad = None
+        objective.sum().backward()  # members are independent: each gets the gradient of its own term
+        with torch.no_grad():
+            self._update()
+
+    def _forward(self, x: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (M, n, classes) and the activity penalty (M,) when training."""
+        activation = networks.ACTIVATIONS[self.config.activation]
+        h = x
+        penalty = torch.zeros(len(self.members), device=self.device)
+        for layer, (w, b) in enumerate(zip(self.weights[:-1], self.biases[:-1])):
+            h = activation(torch.baddbmm(b, h, w) if h.dim() == 3 else torch.matmul(h, w) + b)
+            if train:
+                if "l1" in self.activity:
+                    penalty = penalty + self.activity["l1"].view(-1) * regularizers.activity_l1(h, members=1)
+                if "l2" in self.activity:
+                    penalty = penalty + self.activity["l2"].view(-1) * regularizers.activity_l2(h, members=1)
+                if self.uses_dropout:
+                    h = h * self._dropout_mask(layer, h.shape[1], h.shape[2])
+        w, b = self.weights[-1], self.biases[-1]
+        return torch.baddbmm(b, h, w), penalty
+
+    def _dropout_mask(self, layer: int, batch: int, width: int) -> torch.Tensor:
+        noise = torch.stack([networks.dropout_noise(g, batch, width, self.device) for g in self.noise_streams])
+        return (noise[self.seed_of] >= self.drop[layer]) / self.keep[layer]
+
+    def _weight_penalty(self) -> torch.Tensor:
+        total = torch.zeros(len(self.members), device=self.device)
+        for tensors, strengths in ((self.weights, self.on_weights), (self.biases, self.on_biases)):
+            for t in tensors:
+                if "l1" in strengths:
+                    total = total + strengths["l1"].view(-1) * regularizers.l1(t, members=1)
+                if "l2" in strengths:
+                    total = total + strengths["l2"].view(-1) * regularizers.half_squared_l2(t, members=1)
+                if "l2_norm" in strengths:
+                    total = total + strengths["l2_norm"].view(-1) * regularizers.l2_norm(t, members=1)
+        return total
+
+    def _update(self) -> None:
+        """One optimizer step for every member, as torch.optim.SGD / Adam / AdamW computes it."""
+        self.step += 1
+        n = len(self.weights)
+        for i, p in enumerate(self.parameters):
+            strengths = self.on_weights if i < n else self.on_biases
+            grad = p.grad
+            if "weight_decay" in strengths:  # coupled: added to the gradient
+                grad = grad + strengths["weight_decay"] * p
+            first, second = self.state[2 * i], self.state[2 * i + 1]
+            if self.cohort == "sgd":
+                first.mul_(self.momentum).add_(grad)  # the first step leaves first == grad, like torch's clone
+                p.sub_(self.lr * first)
+            else:
+                if "decoupled_wd" in strengths:  # AdamW: decay the weights, not the gradient
+                    p.mul_(1 - self.lr * strengths["decoupled_wd"])
+                first.lerp_(grad, 1 - self.beta1)
+                second.mul_(self.beta2).add_((1 - self.beta2) * grad * grad)
+                correction1 = 1 - self.beta1 ** self.step
+                correction2_root = (1 - self.beta2 ** self.step).sqrt()
+                denominator = second.sqrt() / correction2_root + self.eps
+                p.sub_((self.lr / correction1) * first / denominator)
+            if "prox_l1" in strengths:
+                p.copy_(regularizers.soft_threshold(p, self.lr * strengths["prox_l1"]))
+
+    def _check_divergence(self, epoch: int) -> None:
+        newly = (self.alive & ~self.finite).nonzero().view(-1).tolist()
+        for i in newly:
+            self.diverged_epoch[i] = epoch
+        self.alive &= self.finite
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _evaluate(self, epoch: int) -> None:
+        losses, correct, sizes = {}, {}, {}
+        for split in SPLITS:
+            x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
+            total_loss = torch.zeros(len(self.members), device=self.device)
+            total_correct = torch.zeros(len(self.members), device=self.device)
+            for start in range(0, len(y), _EVAL_ROWS):
+                logits, _ = self._forward(x[start:start + _EVAL_ROWS], train=False)
+                batch_loss, batch_correct = loss_and_accuracy(logits, y[start:start + _EVAL_ROWS])
+                total_loss += batch_loss
+                total_correct += batch_correct
+            losses[split], correct[split], sizes[split] = total_loss, total_correct, len(y)
+        measures = split_measures(losses, correct, sizes)
+        measures |= weight_measures([w.detach() for w in self.weights], self.thresholds, members=1)
+        dead = ~self.alive
+        measures = {k: torch.where(dead, torch.nan, v).cpu() for k, v in measures.items()}
+        self.last = measures
+        frame = pd.DataFrame({k: v.numpy() for k, v in measures.items()})
+        frame.insert(0, "epoch", epoch)
+        frame.insert(0, "member", [m.member for m in self.members])
+        self.curves.append(frame)
+
+    def final(self) -> pd.DataFrame:
+        frame = self.curves[-1].drop(columns="epoch").copy()
+        frame["status"] = ["diverged" if i in self.diverged_epoch else "ok" for i in range(len(self.members))]
+        frame["diverged_epoch"] = [self.diverged_epoch.get(i) for i in range(len(self.members))]
+        frame["diverged_epoch"] = frame["diverged_epoch"].astype("Int64")
+        frame["epochs_run"] = self.epochs_run
+        return frame
+
+    def stacked_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer (M, out, in) and (M, out): nn.Linear's layout, on the CPU."""
+        return [(w.detach().transpose(1, 2).contiguous().cpu(), b.detach()[:, 0].cpu())
+                for w, b in zip(self.weights, self.biases)]

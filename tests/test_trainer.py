@@ -1,0 +1,165 @@
+"""The batched trainer equals the plain one-network reference, member by member, and shows the
+textbook facts about the regularizers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from pipelines import grid
+from pipelines.params import DatasetTrain
+from pipelines.reference import train_reference
+from pipelines.trainer import Splits, train_grid
+
+THRESHOLDS = [1e-3, 1e-2]
+
+
+def make_splits(n: int = 96, features: int = 6, classes: int = 3, seed: int = 0) -> Splits:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, features, generator=g) * 2
+
+    def split(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, classes, (size,), generator=g)
+        return centers[y] + torch.randn(size, features, generator=g), y
+
+    (xt, yt), (xv, yv), (xs, ys) = split(n), split(n // 2), split(n // 2)
+    return Splits(xt, yt, xv, yv, xs, ys, n_classes=classes)
+
+
+def make_config(**overrides: object) -> DatasetTrain:
+    base = {
+        "hidden": [7, 5], "activation": "relu", "batch_size": 16, "epochs": 2, "eval_every": 1,
+        "seeds": [0, 1], "penalize_bias": False, "bias_ablation": ["l2"],
+        "optimizers": {
+            "adam": {"lr": 0.01, "families": {
+                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "l2_norm": [1e-2], "elastic": {"l1": [1e-3], "l2": [1e-2]},
+                "weight_decay": [1e-2], "adamw": [0.1], "dropout": [0.3, [0.5, 0.1]], "activity": {"l1": [1e-3], "l2": [1e-3]}}},
+            "sgd": {"lr": 0.05, "momentum": 0.9, "families": {
+                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "weight_decay": [1e-2], "dropout": [0.3]}},
+        },
+    }
+    return DatasetTrain.model_validate(base | overrides)
+
+
+@pytest.fixture(scope="module")
+def batched():
+    config = make_config()
+    members = grid.expand(config)
+    data = make_splits()
+    return config, members, data, train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
+
+
+def test_every_family_and_optimizer_is_in_the_grid(batched):
+    _, members, _, _ = batched
+    assert {m.family for m in members} == {"none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay",
+                                           "adamw", "dropout", "activity"}
+    assert {m.optimizer for m in members} == {"sgd", "adam", "adamw"}
+    assert any(m.penalize_bias for m in members)
+
+
+def test_batched_members_equal_the_reference(batched):
+    config, members, data, result = batched
+    for member in members:
+        final, curve, model = train_reference(member, data, config, THRESHOLDS)
+        ours = result.curves[result.curves["member"] == member.member].reset_index(drop=True)
+        assert len(ours) == len(curve) == config.epochs
+        for column in ("train_loss", "test_loss", "val_acc", "weight_l2", "weight_l1"):
+            torch.testing.assert_close(torch.tensor(ours[column].to_numpy(float)), torch.tensor(curve[column].to_numpy(float)),
+                                       rtol=1e-5, atol=1e-6, msg=f"{member.config} seed {member.seed}: {column}")
+        for layer, (weight, bias) in zip(model.layers, result.weights):
+            torch.testing.assert_close(weight[member.member], layer.weight.detach(), rtol=1e-5, atol=1e-6,
+                                       msg=f"{member.config} seed {member.seed}: weights")
+            torch.testing.assert_close(bias[member.member], layer.bias.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_changing_one_member_leaves_the_others_bit_identical(batched):
+    config, members, data, result = batched
+    target = next(m for m in members if m.family == "l2")
+    changed = [dataclasses.replace(m, l2=m.l2 * 10) if m.member == target.member else m for m in members]
+    other = train_grid(changed, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
+    keep = [m.member for m in members if m.member != target.member]
+    for (w, b), (w2, b2) in zip(result.weights, other.weights):
+        assert torch.equal(w[keep], w2[keep]) and torch.equal(b[keep], b2[keep])
+        assert not torch.equal(w[target.member], w2[target.member])
+
+
+def test_same_seed_gives_bit_identical_results(batched):
+    config, members, data, result = batched
+    again = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
+    assert result.final.equals(again.final)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(result.weights, again.weights))
+
+
+def test_chunks_give_the_same_members(batched):
+    config, members, data, result = batched
+    chunked = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), max_chunk_members=5, progress=False)
+    for (w, _), (w2, _) in zip(result.weights, chunked.weights):
+        torch.testing.assert_close(w, w2, rtol=1e-5, atol=1e-6)
+
+
+def _final(result, members, config_name):
+    ids = [m.member for m in members if m.config == config_name]
+    return result.final.set_index("member").loc[ids]
+
+
+def test_sgd_l2_penalty_equals_sgd_weight_decay():
+    config = make_config(epochs=3, optimizers={"sgd": {"lr": 0.05, "momentum": 0.9, "families": {
+        "l2": [0.05], "weight_decay": [0.05]}}})
+    members = grid.expand(config)
+    result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), progress=False)
+    l2, wd = _final(result, members, "sgd/l2/l2=0.05"), _final(result, members, "sgd/weight_decay/weight_decay=0.05")
+    for column in ("train_loss", "weight_l2", "test_acc"):
+        torch.testing.assert_close(torch.tensor(l2[column].to_numpy(float)), torch.tensor(wd[column].to_numpy(float)),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_adam_l2_penalty_differs_from_adamw():
+    config = make_config(epochs=3, optimizers={"adam": {"lr": 0.01, "families": {"l2": [0.1], "adamw": [0.1]}}})
+    members = grid.expand(config)
+    result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), progress=False)
+    l2, adamw = _final(result, members, "adam/l2/l2=0.1"), _final(result, members, "adamw/adamw/decoupled_wd=0.1")
+    relative = (l2["weight_l2"].to_numpy() - adamw["weight_l2"].to_numpy()) / adamw["weight_l2"].to_numpy()
+    assert (abs(relative) > 0.01).all(), relative
+
+
+def test_proximal_l1_gives_exact_zeros_and_subgradient_l1_does_not():
+    config = make_config(epochs=4, optimizers={"adam": {"lr": 0.01, "families": {"l1": [0.5], "prox_l1": [0.5]}}})
+    members = grid.expand(config)
+    result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), progress=False)
+    assert (_final(result, members, "adam/prox_l1/prox_l1=0.5")["exact_zeros"] > 0.1).all()
+    assert (_final(result, members, "adam/l1/l1=0.5")["exact_zeros"] == 0).all()
+
+
+def test_dropout_is_inactive_in_evaluation(batched):
+    from pipelines.reference import MLP, evaluate
+    config, members, data, result = batched
+    member = next(m for m in members if m.family == "dropout")
+    model = MLP([6, *config.hidden, 3], config.activation, member.dropout)
+    with torch.no_grad():
+        for layer, (weight, bias) in zip(model.layers, result.weights):
+            layer.weight.copy_(weight[member.member])
+            layer.bias.copy_(bias[member.member])
+    measured = evaluate(model, data, THRESHOLDS)
+    row = result.final.set_index("member").loc[member.member]
+    assert measured == evaluate(model, data, THRESHOLDS)  # no randomness left in evaluation
+    for column in ("train_loss", "test_acc", "val_loss"):
+        assert measured[column] == pytest.approx(row[column], rel=1e-5)
+
+
+def test_a_diverging_member_is_frozen_and_the_others_are_unaffected():
+    config = make_config(epochs=3, optimizers={"sgd": {"lr": 0.05, "momentum": 0.9, "families": {"l2": [1e-3]}}})
+    members = grid.expand(config)
+    data = make_splits()
+    calm = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
+    target = members[-1]
+    wild = [dataclasses.replace(m, lr=1e6) if m.member == target.member else m for m in members]
+    result = train_grid(wild, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
+    row = result.final.set_index("member").loc[target.member]
+    assert row["status"] == "diverged" and 1 <= row["diverged_epoch"] <= config.epochs
+    assert result.diverged == 1
+    others = [m.member for m in members if m.member != target.member]
+    assert (result.final.set_index("member").loc[others, "status"] == "ok").all()
+    for (w, _), (w2, _) in zip(calm.weights, result.weights):
+        assert torch.equal(w[others], w2[others])

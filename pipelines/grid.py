@@ -51,9 +51,15 @@ class Member:
         return getattr(self, HEADLINE[self.family]) if self.family in HEADLINE else 0.0
 
     @property
-    def cohort(self) -> str:
-        """Members of one cohort share the optimizer's update rule and are trained together."""
+    def rule(self) -> str:
+        """The optimizer's update rule; AdamW is Adam's with the decoupled decay applied around it."""
         return "sgd" if self.optimizer == "sgd" else "adam"
+
+    @property
+    def cohort(self) -> tuple:
+        """Members of one cohort share the update rule and its scalar hyperparameters, so they are
+        trained together by one optimizer over stacked parameters."""
+        return self.rule, self.lr, self.momentum, self.betas, self.eps
 
 
 def expand(config: DatasetTrain) -> list[Member]:

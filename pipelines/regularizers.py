@@ -2,6 +2,9 @@
 
 Each takes a tensor whose first `members` dimensions index grid members (0 for one network, 1 for
 the batched trainer) and returns one value per member, before multiplication by its strength.
+The reference trainer differentiates the values with autograd; the batched trainer adds the
+closed-form gradients (the *_gradient functions) to the members that use them, and the tests
+check that both give the same networks.
 """
 
 from __future__ import annotations
@@ -26,6 +29,20 @@ def half_squared_l2(t: torch.Tensor, members: int = 0) -> torch.Tensor:
 def l2_norm(t: torch.Tensor, members: int = 0) -> torch.Tensor:
     """‖w‖₂ (Frobenius, not squared), as tutorials write torch.norm(p, 2)."""
     return torch.linalg.vector_norm(t, dim=_per_member(members, t))
+
+
+def l1_gradient(t: torch.Tensor, members: int = 0) -> torch.Tensor:
+    return t.sign()
+
+
+def half_squared_l2_gradient(t: torch.Tensor, members: int = 0) -> torch.Tensor:
+    return t
+
+
+def l2_norm_gradient(t: torch.Tensor, members: int = 0) -> torch.Tensor:
+    """w/‖w‖₂, taken as 0 at w = 0 (autograd's choice too)."""
+    norm = l2_norm(t, members).view(t.shape[:members] + (1,) * (t.dim() - members))
+    return t / norm.clamp_min(torch.finfo(t.dtype).tiny)
 
 
 def activity_l1(h: torch.Tensor, members: int = 0) -> torch.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+import dataclasses
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -19,28 +20,10 @@ import torch
 from tqdm.auto import tqdm
 
 from pipelines import networks, regularizers
+from pipelines.datasets import SPLITS, Prepared
 from pipelines.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.grid import Member
 from pipelines.params import DatasetTrain
-
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class Splits:
-    """A prepared dataset: features (n, d) float32 and labels (n,) int64 per split."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    n_classes: int
-
-    def to(self, device: torch.device) -> Splits:
-        moved = {k: v.to(device) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
-        return Splits(**moved, n_classes=self.n_classes)
 
 
 @dataclass
@@ -68,11 +51,12 @@ def choose_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def train_grid(members: list[Member], data: Splits, config: DatasetTrain, thresholds: list[float],
+def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thresholds: list[float],
                device: torch.device, max_chunk_members: int = 0, progress: bool = True) -> GridResult:
     """Train every member; members of one cohort (optimizer rule) are trained together, in chunks."""
     start = time.perf_counter()
-    data = data.to(device)
+    data = dataclasses.replace(data, **{f"{kind}_{split}": getattr(data, f"{kind}_{split}").to(device)
+                                        for split in SPLITS for kind in ("x", "y")})
     chunks = list(_chunks(members, config, data, device, max_chunk_members))
     steps = sum(config.epochs * math.ceil(len(data.y_train) / config.batch_size) for _ in chunks)
     bar = tqdm(total=steps, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
@@ -96,16 +80,18 @@ def train_grid(members: list[Member], data: Splits, config: DatasetTrain, thresh
                       member_samples=len(members) * config.epochs * len(data.y_train))
 
 
-def _chunks(members: list[Member], config: DatasetTrain, data: Splits, device: torch.device,
+def _chunks(members: list[Member], config: DatasetTrain, data: Prepared, device: torch.device,
             max_chunk_members: int) -> Iterator[list[Member]]:
     limit = max_chunk_members or _members_that_fit(config, data, device)
-    for cohort in ("adam", "sgd"):
-        group = [m for m in members if m.cohort == cohort]
+    cohorts: dict[tuple, list[Member]] = {}
+    for m in members:
+        cohorts.setdefault(m.cohort, []).append(m)
+    for group in cohorts.values():
         for i in range(0, len(group), limit):
             yield group[i:i + limit]
 
 
-def _members_that_fit(config: DatasetTrain, data: Splits, device: torch.device) -> int:
+def _members_that_fit(config: DatasetTrain, data: Prepared, device: torch.device) -> int:
     """How many members fit at once: on CUDA half the free memory, on the CPU all of them."""
     if device.type != "cuda":
         return 1 << 30
@@ -123,10 +109,10 @@ _EVAL_ROWS = 2048  # samples evaluated at once, bounding evaluation memory to M 
 class _Chunk:
     """One chunk of a cohort: stacked parameters, optimizer state and the seeds' random streams."""
 
-    def __init__(self, members: list[Member], data: Splits, config: DatasetTrain, thresholds: list[float],
+    def __init__(self, members: list[Member], data: Prepared, config: DatasetTrain, thresholds: list[float],
                  device: torch.device) -> None:
         self.members, self.data, self.config, self.thresholds, self.device = members, data, config, thresholds, device
-        self.cohort = members[0].cohort
+        self.rule = members[0].rule
         self.seeds = sorted({m.seed for m in members})
         self.seed_of = torch.tensor([self.seeds.index(m.seed) for m in members], device=device)
         sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
@@ -138,8 +124,7 @@ class _Chunk:
         self.order_streams = [networks.generator(s, "order") for s in self.seeds]
         self.noise_streams = [networks.generator(s, "dropout", device) for s in self.seeds]
         self._hyperparameters()
-        self.state = [torch.zeros_like(p) for p in self.parameters for _ in range(2)]
-        self.step = 0
+        self.optimizer = self._optimizer()
         self.alive = torch.ones(len(members), dtype=torch.bool, device=device)
         self.finite = torch.ones(len(members), dtype=torch.bool, device=device)
         self.diverged_epoch: dict[int, int] = {}
@@ -154,31 +139,41 @@ class _Chunk:
     def _column(self, values: list[float]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.float32, device=self.device).view(-1, 1, 1)
 
+    def _rows(self, values: list[float]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The members with a nonzero strength and their strengths, or None when no member has one."""
+        rows = [i for i, v in enumerate(values) if v]
+        if not rows:
+            return None
+        return torch.tensor(rows, device=self.device), self._column([values[i] for i in rows])
+
     def _hyperparameters(self) -> None:
         ms = self.members
-        bias = [float(m.penalize_bias) for m in ms]
-        col = self._column
-        self.lr = col([m.lr for m in ms])
-        self.momentum = col([m.momentum for m in ms])
-        self.beta1, self.beta2 = col([m.betas[0] for m in ms]), col([m.betas[1] for m in ms])
-        self.eps = col([m.eps for m in ms])
-        # Penalty strengths for weights, and for biases (zero unless the member penalizes them).
+        # Penalty strengths on weights, and on biases (zero unless the member penalizes them).
+        # Coupled weight decay adds λ·w to the gradient, exactly as the L2 penalty's gradient does.
         strengths = {
-            "l1": [m.l1 for m in ms], "l2": [m.l2 for m in ms], "l2_norm": [m.l2_norm for m in ms],
-            "weight_decay": [m.weight_decay for m in ms], "decoupled_wd": [m.decoupled_wd for m in ms],
-            "prox_l1": [m.prox_l1 for m in ms],
+            "l1": [m.l1 for m in ms], "l2": [m.l2 + m.weight_decay for m in ms], "l2_norm": [m.l2_norm for m in ms],
+            "decoupled_wd": [m.decoupled_wd for m in ms], "prox_l1": [m.prox_l1 for m in ms],
         }
-        self.on_weights = {k: col(v) for k, v in strengths.items() if any(v)}
-        self.on_biases = {k: col([s * b for s, b in zip(v, bias)]) for k, v in strengths.items() if any(
-            s * b for s, b in zip(v, bias))}
-        self.activity = {k: col(v) for k, v in (("l1", [m.act_l1 for m in ms]), ("l2", [m.act_l2 for m in ms]))
+        self.on_weights = {k: self._rows(v) for k, v in strengths.items()}
+        self.on_biases = {k: self._rows([s * m.penalize_bias for s, m in zip(v, ms)]) for k, v in strengths.items()}
+        self.activity = {k: self._column(v) for k, v in (("l1", [m.act_l1 for m in ms]), ("l2", [m.act_l2 for m in ms]))
                          if any(v)}
         dropout = [[m.dropout[i] for m in ms] for i in range(len(self.config.hidden))]
         # A member with dropout draws noise for every hidden layer at every step, whatever the
         # others do, so its stream (and mask) never depends on which members share its chunk.
         self.uses_dropout = any(any(m.dropout) for m in ms)
-        self.drop = [col(p) for p in dropout]
+        self.drop = [self._column(p) for p in dropout]
         self.keep = [1 - p for p in self.drop]
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """torch.optim's own update over the stacked tensors: one cohort shares lr, momentum, betas
+        and eps, so the elementwise update of a stack is every member's update. The per-member
+        decays are applied around it (see _update)."""
+        m = self.members[0]
+        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
+        if self.rule == "sgd":
+            return torch.optim.SGD(self.parameters, lr=m.lr, momentum=m.momentum, **fused)
+        return torch.optim.Adam(self.parameters, lr=m.lr, betas=m.betas, eps=m.eps, **fused)
 
     # -- one epoch -------------------------------------------------------------------------------
 
@@ -194,17 +189,16 @@ class _Chunk:
         if epoch % self.config.eval_every == 0 or epoch == self.config.epochs:
             self._evaluate(epoch)
         rate = len(self.members) * len(self.data.y_train) / (time.perf_counter() - started)
-        bar.set_postfix(cohort=self.cohort, epoch=epoch, alive=int(self.alive.sum()), samples_s=f"{rate:,.0f}")
+        bar.set_postfix(optimizer=self.members[0].optimizer, epoch=epoch, alive=int(self.alive.sum()), samples_s=f"{rate:,.0f}")
 
     def _step(self, index: torch.Tensor) -> None:
         x = self.data.x_train[index]
         y = self.data.y_train[index]
         logits, penalty = self._forward(x, train=True)
         loss, _ = loss_and_accuracy(logits, y)
-        objective = loss / index.shape[1] + penalty + self._weight_penalty()
+        objective = loss / index.shape[1] + penalty
         self.finite &= torch.isfinite(objective.detach())
-        for p in self.parameters:
-            p.grad = None
+        self.optimizer.zero_grad()
         objective.sum().backward()  # members are independent: each gets the gradient of its own term
         with torch.no_grad():
             self._update()
@@ -230,42 +224,29 @@ class _Chunk:
         noise = torch.stack([networks.dropout_noise(g, batch, width, self.device) for g in self.noise_streams])
         return (noise[self.seed_of] >= self.drop[layer]) / self.keep[layer]
 
-    def _weight_penalty(self) -> torch.Tensor:
-        total = torch.zeros(len(self.members), device=self.device)
-        for tensors, strengths in ((self.weights, self.on_weights), (self.biases, self.on_biases)):
-            for t in tensors:
-                if "l1" in strengths:
-                    total = total + strengths["l1"].view(-1) * regularizers.l1(t, members=1)
-                if "l2" in strengths:
-                    total = total + strengths["l2"].view(-1) * regularizers.half_squared_l2(t, members=1)
-                if "l2_norm" in strengths:
-                    total = total + strengths["l2_norm"].view(-1) * regularizers.l2_norm(t, members=1)
-        return total
-
     def _update(self) -> None:
-        """One optimizer step for every member, as torch.optim.SGD / Adam / AdamW computes it."""
-        self.step += 1
-        n = len(self.weights)
-        for i, p in enumerate(self.parameters):
-            strengths = self.on_weights if i < n else self.on_biases
-            grad = p.grad
-            if "weight_decay" in strengths:  # coupled: added to the gradient
-                grad = grad + strengths["weight_decay"] * p
-            first, second = self.state[2 * i], self.state[2 * i + 1]
-            if self.cohort == "sgd":
-                first.mul_(self.momentum).add_(grad)  # the first step leaves first == grad, like torch's clone
-                p.sub_(self.lr * first)
-            else:
-                if "decoupled_wd" in strengths:  # AdamW: decay the weights, not the gradient
-                    p.mul_(1 - self.lr * strengths["decoupled_wd"])
-                first.lerp_(grad, 1 - self.beta1)
-                second.mul_(self.beta2).add_((1 - self.beta2) * grad * grad)
-                correction1 = 1 - self.beta1 ** self.step
-                correction2_root = (1 - self.beta2 ** self.step).sqrt()
-                denominator = second.sqrt() / correction2_root + self.eps
-                p.sub_((self.lr / correction1) * first / denominator)
-            if "prox_l1" in strengths:
-                p.copy_(regularizers.soft_threshold(p, self.lr * strengths["prox_l1"]))
+        """Weight penalties' gradients, then the optimizer step, then the proximal step.
+
+        Each per-member term touches only the rows of the members that use it, so its cost is
+        proportional to them and every other member's arithmetic is exactly the plain optimizer's.
+        """
+        lr = self.members[0].lr
+        for tensors, strengths in ((self.weights, self.on_weights), (self.biases, self.on_biases)):
+            for p in tensors:
+                for name, gradient in (("l1", regularizers.l1_gradient), ("l2", regularizers.half_squared_l2_gradient),
+                                       ("l2_norm", regularizers.l2_norm_gradient)):
+                    if strengths[name] is not None:
+                        rows, strength = strengths[name]
+                        p.grad.index_add_(0, rows, strength * gradient(p[rows], members=1))
+                if strengths["decoupled_wd"] is not None:  # AdamW decays the weights before its update
+                    rows, strength = strengths["decoupled_wd"]
+                    p[rows] = p[rows] * (1 - lr * strength)
+        self.optimizer.step()
+        for tensors, strengths in ((self.weights, self.on_weights), (self.biases, self.on_biases)):
+            if strengths["prox_l1"] is not None:
+                rows, strength = strengths["prox_l1"]
+                for p in tensors:
+                    p[rows] = regularizers.soft_threshold(p[rows], lr * strength)
 
     def _check_divergence(self, epoch: int) -> None:
         newly = (self.alive & ~self.finite).nonzero().view(-1).tolist()

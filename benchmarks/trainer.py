@@ -1,0 +1,134 @@
+"""Benchmark: the batched trainer against the one-network reference loop, side by side.
+
+    python -m benchmarks.trainer [--device cpu|cuda] [--cases diabetes fashion_mnist gpu_target]
+
+For each case it trains the grid of params.yaml (the chosen profile) with the batched trainer,
+and a few of the same members with the reference loop, on random data of the dataset's shape
+(speed does not depend on the values). It prints member-samples/s of both and their ratio, the
+achieved GFLOP/s against this machine's own torch matmul GFLOP/s measured in the same run, and
+peak memory. `gpu_target` is the GPU goal: 200 members x 20 epochs x 55,000 images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import torch
+
+from pipelines import grid, params
+from pipelines.datasets import Prepared
+from pipelines.params import DatasetTrain
+from pipelines.reference import train_reference
+from pipelines.trainer import choose_device, train_grid
+
+SHAPES = {"diabetes": (461, 154, 153, 8, 2), "fashion_mnist": (10_000, 5_000, 10_000, 784, 10)}
+
+
+def random_data(train: int, val: int, test: int, features: int, classes: int) -> Prepared:
+    g = torch.Generator().manual_seed(0)
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(n, features, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+    (xt, yt), (xv, yv), (xs, ys) = split(train), split(val), split(test)
+    return Prepared(xt, yt, xv, yv, xs, ys, class_names=tuple(map(str, range(classes))), metadata={})
+
+
+def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 matmul throughput: the median of a few square products."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    timings = []
+    for _ in range(repeats + 1):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        timings.append(time.perf_counter() - start)
+    return 2 * size ** 3 / statistics.median(timings[1:]) / 1e9
+
+
+def grid_flops(config: DatasetTrain, data: Prepared, members: int) -> float:
+    """Multiply-adds x 2 of training (forward, weight and input gradients) and of evaluation."""
+    sizes = [data.x_train.shape[1], *config.hidden, data.n_classes]
+    products = [i * o for i, o in zip(sizes[:-1], sizes[1:])]
+    per_train_sample = 2 * sum(products) * 3 - 2 * products[0]  # no gradient for the input itself
+    evaluations = sum(1 for e in range(1, config.epochs + 1) if e % config.eval_every == 0 or e == config.epochs)
+    eval_samples = len(data.y_train) + len(data.y_val) + len(data.y_test)
+    per_member = config.epochs * len(data.y_train) * per_train_sample + evaluations * eval_samples * 2 * sum(products)
+    return members * per_member
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_case(name: str, config: DatasetTrain, data: Prepared, device: torch.device, reference_members: int,
+             thresholds: list[float], peak_gflops: float) -> None:
+    members = grid.expand(config)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    result = train_grid(members, data, config, thresholds, device, progress=False)
+    batched_rate = result.member_samples / result.seconds
+    gflops = grid_flops(config, data, len(members)) / result.seconds / 1e9
+    print(f"\n== {name}: {len(members)} members x {config.epochs} epochs x {len(data.y_train):,} samples "
+          f"(hidden {config.hidden}, batch {config.batch_size}) on {device.type}")
+    print(f"batched   : {result.seconds:8.2f} s  {batched_rate:14,.0f} member-samples/s  "
+          f"{gflops:8.1f} GFLOP/s = {gflops / peak_gflops:5.1%} of matmul  peak memory {_peak_memory_mb(device):,.0f} MiB")
+    if reference_members:
+        # Spread the sample over the grid so every family and optimizer is represented.
+        step = max(1, len(members) // reference_members)
+        sample = members[::step][:reference_members]
+        start = time.perf_counter()
+        for member in sample:
+            train_reference(member, data, config, thresholds)
+        seconds = time.perf_counter() - start
+        reference_rate = len(sample) * config.epochs * len(data.y_train) / seconds
+        print(f"reference : {seconds:8.2f} s for {len(sample)} members  {reference_rate:14,.0f} member-samples/s "
+              f"(CPU loop, one member at a time)")
+        print(f"speed-up  : {batched_rate / reference_rate:8.1f}x  (batched / reference member-samples/s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--cases", nargs="+", default=None, choices=["diabetes", "fashion_mnist", "gpu_target"])
+    parser.add_argument("--reference-members", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=None, help="override epochs of the params grid")
+    args = parser.parse_args()
+
+    settings = params.load()
+    device = choose_device(args.device)
+    cases = args.cases or (["gpu_target"] if device.type == "cuda" else ["diabetes", "fashion_mnist"])
+    thresholds = settings.train.sparsity_thresholds
+    torch.manual_seed(0)
+    peak = matmul_gflops(device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, matmul 2048^3 float32: {peak:,.1f} GFLOP/s")
+    for name in cases:
+        if name == "gpu_target":
+            base = settings.train.fashion_mnist
+            config = base.model_copy(update={"epochs": 20, "eval_every": 20})
+            per_seed = len(grid.expand(config.model_copy(update={"seeds": [0]})))
+            config = config.model_copy(update={"seeds": list(range(-(-200 // per_seed)))})
+            data = random_data(55_000, 5_000, 10_000, 784, 10)
+            members = len(grid.expand(config))
+            print(f"(gpu_target: {members} members, the nearest whole number of seeds to 200)")
+            run_case(name, config, data, device, 0, thresholds, peak)
+            continue
+        config = getattr(settings.train, name)
+        if args.epochs:
+            config = config.model_copy(update={"epochs": args.epochs})
+        run_case(name, config, random_data(*SHAPES[name]), device, args.reference_members, thresholds, peak)
+
+
+if __name__ == "__main__":
+    main()

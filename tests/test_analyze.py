@@ -1,0 +1,192 @@
+"""The analyze stage on synthetic results tables (tests/synthetic.py), run in conftest's workdir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthetic
+from pipelines import analyze, params, results
+from pipelines.errors import DataError
+
+REPO = Path(__file__).resolve().parents[1]
+TABLES = ("comparisons", "selected", "matched", "ranking", "trends", "equivalence", "exclusions", "verdicts")
+REQUIRED_COLUMNS = {
+    "comparisons": ["dataset", "hypothesis", "metric", "a", "b", "family_a", "family_b", "optimizer", "n", "mean_a",
+                    "mean_b", "mean_diff", "ci_low", "ci_high", "wilcoxon_p", "ttest_p", "holm_p", "bh_p",
+                    "rank_biserial", "cohens_dz", "p_a_beats_b", "p_beats_ci_low", "p_beats_ci_high",
+                    "min_attainable_p", "can_reach_alpha"],
+    "selected": ["dataset", "optimizer", "family", "config", "strength", "val_acc_mean", "test_acc_mean",
+                 "test_acc_ci_low", "test_acc_ci_high", "n_seeds", "n_diverged"],
+    "ranking": ["dataset", "optimizer", "family", "config", "mean_rank", "friedman_statistic", "friedman_p", "n_seeds"],
+    "trends": ["dataset", "hypothesis", "family", "metric", "levels", "page_L", "page_p", "n_seeds", "monotone"],
+    "equivalence": ["dataset", "optimizer", "a", "b", "metric", "margin", "mean_diff", "tost_p", "equivalent"],
+    "exclusions": ["dataset", "config", "members", "diverged"],
+    "verdicts": ["dataset", "hypothesis", "title", "verdict", "rule", "evidence"],
+}
+VERDICTS = {"supported", "not supported", "inconclusive"}
+
+
+@pytest.fixture(autouse=True)
+def fewer_resamples(set_param: Callable[[str, object], None]) -> None:
+    """The same method with fewer bootstrap resamples, so that the tests stay fast."""
+    set_param("analyze.bootstrap_resamples", 200)
+
+
+def settings() -> params.AnalyzeParams:
+    return params.load().analyze
+
+
+def run_diabetes() -> None:
+    analyze.analyze(settings(), datasets=("diabetes",))
+
+
+def edit_runs(root: Path, change: Callable[[pd.DataFrame], pd.DataFrame], dataset: str = "diabetes") -> None:
+    path = results.runs_path(dataset, root / results.RESULTS_DIR)
+    change(pd.read_csv(path)).to_csv(path, index=False)
+
+
+def table(name: str) -> pd.DataFrame:
+    return pd.read_csv(analyze.TABLES_DIR / f"{name}.csv", keep_default_na=False, na_values=[""])
+
+
+def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> None:
+    for dataset in params.DATASETS:
+        synthetic.write_results(workdir, dataset, effect=1.0)
+    analyze.main()
+
+    for name in TABLES:
+        for suffix in (".csv", ".md", ".tex"):
+            assert (analyze.TABLES_DIR / f"{name}{suffix}").stat().st_size > 0, (name, suffix)
+    for name, columns in REQUIRED_COLUMNS.items():
+        assert set(columns) <= set(table(name).columns), name
+    metrics = json.loads(analyze.METRICS_FILE.read_text())
+    verdicts = table("verdicts")
+    assert set(metrics) == set(params.DATASETS)
+    for dataset, summary in metrics.items():
+        rows = verdicts[verdicts["dataset"] == dataset].set_index("hypothesis")
+        assert list(rows.index) == ["H1", "H2", "H3", "H4", "H5", "H6"]
+        assert {h: summary[h]["verdict"] for h in rows.index} == rows["verdict"].to_dict()
+        assert set(rows["verdict"]) <= VERDICTS
+        # The synthetic effects: L1 sparsifies, L2 shrinks, dropout narrows the gap.
+        assert rows.loc[["H1", "H2", "H3"], "verdict"].tolist() == ["supported"] * 3
+        selected = table("selected")
+        baseline = selected[(selected["dataset"] == dataset) & (selected["optimizer"] == summary["best_optimizer"])
+                            & (selected["family"] == "none")]
+        assert summary["baseline_test_acc"] == pytest.approx(baseline["test_acc_mean"].item())
+        assert summary["members"] == len(pd.read_csv(results.runs_path(dataset)))
+
+
+def test_corrections_never_lower_p_and_holm_only_in_h4(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes", effect=1.0)
+    run_diabetes()
+    comparisons = table("comparisons")
+    tested = comparisons.dropna(subset=["wilcoxon_p"])
+    assert (tested["bh_p"] >= tested["wilcoxon_p"] - 1e-12).all()
+    assert comparisons["holm_p"].notna().groupby(comparisons["hypothesis"]).any().to_dict() == {
+        h: h == "H4" for h in sorted(comparisons["hypothesis"].unique())}
+    assert (comparisons["n"] == 10).all()
+    h6 = table("equivalence").query("hypothesis == 'H6'")
+    assert len(h6) == len(synthetic.BIAS_ABLATION)
+    assert all(a == b + "/bias" for a, b in zip(h6["a"], h6["b"]))
+    assert table("matched")["rule"].str.contains("strongest config").all()
+
+
+def test_no_effect_is_not_supported(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes", effect=0.0)
+    run_diabetes()
+    verdicts = table("verdicts").set_index("hypothesis")["verdict"]
+    assert verdicts[["H1", "H2", "H3"]].tolist() == ["not supported"] * 3
+
+
+def test_missing_results_file_is_one_line_error_and_nothing_is_written(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes")  # fashion_mnist is missing
+    done = subprocess.run([sys.executable, "-m", "pipelines.analyze"], cwd=workdir, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "reports/results/fashion_mnist/runs.csv" in lines[0]
+    assert not (workdir / analyze.TABLES_DIR).exists() and not (workdir / analyze.METRICS_FILE).exists()
+
+
+def test_missing_column_is_named(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes")
+    edit_runs(workdir, lambda runs: runs.drop(columns="hoyer"))
+    with pytest.raises(DataError, match="hoyer"):
+        run_diabetes()
+
+
+def test_nan_in_an_ok_row_is_refused_and_previous_outputs_stay(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes")
+    run_diabetes()
+    before = {p: p.read_bytes() for p in [*analyze.TABLES_DIR.iterdir(), analyze.METRICS_FILE]}
+
+    def poison(runs: pd.DataFrame) -> pd.DataFrame:
+        runs.loc[(runs["config"] == "adam/l2/l2=0.01") & (runs["seed"] == 4), "test_acc"] = np.nan
+        return runs
+
+    edit_runs(workdir, poison)
+    with pytest.raises(DataError) as error:
+        run_diabetes()
+    message = str(error.value)
+    for part in ("runs.csv", "'adam/l2/l2=0.01'", "seed 4", "test_acc"):
+        assert part in message
+    assert {p: p.read_bytes() for p in [*analyze.TABLES_DIR.iterdir(), analyze.METRICS_FILE]} == before
+
+
+def test_diverged_members_are_excluded_and_counted(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes")
+    config = "adam/l1/l1=0.001"
+
+    def diverge(runs: pd.DataFrame) -> pd.DataFrame:
+        rows = (runs["config"] == config) & runs["seed"].isin([3, 7])
+        runs.loc[rows, "status"] = "diverged"
+        runs.loc[rows, "diverged_epoch"] = 2
+        runs.loc[rows, results.METRIC_COLUMNS] = np.nan
+        return runs
+
+    edit_runs(workdir, diverge)
+    run_diabetes()
+    exclusions = table("exclusions").set_index("config")
+    assert exclusions.loc[config, ["members", "diverged"]].tolist() == [10, 2]
+    assert exclusions.loc[config, "diverged_seeds"] == "3;7"
+    assert exclusions["diverged"].sum() == 2
+    runs = pd.read_csv(results.runs_path("diabetes"))
+    kept = runs[(runs["config"] == config) & (runs["status"] == "ok")]
+    involved = table("comparisons").query("a == @config and metric == 'hoyer'")
+    assert not involved.empty and (involved["n"] == 8).all()
+    assert involved["mean_a"].to_numpy() == pytest.approx(kept["hoyer"].mean())
+    assert json.loads(analyze.METRICS_FILE.read_text())["diabetes"]["diverged"] == 2
+
+
+def test_a_single_seed_is_inconclusive_with_the_reason(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes", seeds=1)
+    run_diabetes()
+    verdicts = table("verdicts")
+    assert (verdicts["verdict"] == "inconclusive").all()
+    assert verdicts["evidence"].str.contains("Undecided: ").all()
+    assert not table("comparisons")["can_reach_alpha"].any()
+    summary = json.loads(analyze.METRICS_FILE.read_text())["diabetes"]
+    assert {summary[h]["verdict"] for h in analyze.JUDGES} == {"inconclusive"}
+
+
+def test_unknown_status_is_refused(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes")
+    edit_runs(workdir, lambda runs: runs.assign(status=np.where(runs.index == 5, "exploded", runs["status"])))
+    with pytest.raises(DataError, match="status 'exploded'"):
+        run_diabetes()
+
+
+def test_a_group_without_baseline_is_refused(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes")
+    edit_runs(workdir, lambda runs: runs[runs["config"] != "sgd/none"])
+    with pytest.raises(DataError, match="'sgd' has no baseline"):
+        run_diabetes()

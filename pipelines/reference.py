@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from pipelines import networks, regularizers
+from pipelines.datasets import SPLITS, Prepared
 from pipelines.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.grid import Member
 from pipelines.params import DatasetTrain
-from pipelines.trainer import SPLITS, Splits
 
 
 class MLP(nn.Module):
@@ -37,7 +37,7 @@ class MLP(nn.Module):
         return self.layers[-1](x), hidden
 
 
-def train_reference(member: Member, data: Splits, config: DatasetTrain, thresholds: list[float]) -> tuple[dict, pd.DataFrame, MLP]:
+def train_reference(member: Member, data: Prepared, config: DatasetTrain, thresholds: list[float]) -> tuple[dict, pd.DataFrame, MLP]:
     """Train one member; returns its final measures, its per-evaluation curve and the network."""
     sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
     model = MLP(sizes, config.activation, member.dropout)
@@ -98,7 +98,7 @@ def _penalty(member: Member, weights: list[torch.Tensor], biases: list[torch.Ten
 
 
 @torch.no_grad()
-def evaluate(model: MLP, data: Splits, thresholds: list[float]) -> dict[str, float]:
+def evaluate(model: MLP, data: Prepared, thresholds: list[float]) -> dict[str, float]:
     """The contract's measures for one network, dropout off."""
     model.eval()
     losses, correct, sizes = {}, {}, {}

@@ -104,10 +104,11 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=None, choices=["diabetes", "fashion_mnist", "gpu_target"])
     parser.add_argument("--reference-members", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=None, help="override epochs of the params grid")
+    parser.add_argument("--tf32", action="store_true", help="also time CUDA matmuls on TF32 tensor cores")
     args = parser.parse_args()
 
     settings = params.load()
-    device = choose_device(args.device)
+    device = choose_device(args.device)  # strict float32 first; --tf32 adds the TF32 timing
     cases = args.cases or (["gpu_target"] if device.type == "cuda" else ["diabetes", "fashion_mnist"])
     thresholds = settings.train.sparsity_thresholds
     torch.manual_seed(0)
@@ -123,6 +124,10 @@ def main() -> None:
             members = len(grid.expand(config))
             print(f"(gpu_target: {members} members, the nearest whole number of seeds to 200)")
             run_case(name, config, data, device, 0, thresholds, peak)
+            if args.tf32:
+                torch.backends.cuda.matmul.allow_tf32 = True
+                run_case(name + " (TF32 matmuls)", config, data, device, 0, thresholds, peak)
+                torch.backends.cuda.matmul.allow_tf32 = False
             continue
         config = getattr(settings.train, name)
         if args.epochs:

@@ -92,7 +92,6 @@ from pipelines.params import AnalyzeParams
 
 TABLES_DIR = Path("reports/tables")
 METRICS_FILE = Path("reports/metrics.json")
-MATCH_TOLERANCE = 0.01  # "within 1 point" of the baseline's validation accuracy
 GROUP_OF = {"adamw": "adam"}  # AdamW is Adam with decoupled decay: compared within the adam group
 L1_FAMILIES = ("l1", "prox_l1")
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -804,12 +803,11 @@ def _latex(frame: pd.DataFrame) -> str:
     return styler.format_index(escape="latex", axis=1).to_latex(hrules=True)
 
 
-def analyze(settings: AnalyzeParams, datasets: tuple[str, ...] = params.DATASETS,
-            tolerance: float = MATCH_TOLERANCE) -> None:
+def analyze(settings: AnalyzeParams, datasets: tuple[str, ...] = params.DATASETS) -> None:
     """Analyse every dataset, then write the tables and metrics.json; nothing is written unless
     every dataset's results are valid."""
     grids = [load_grid(dataset) for dataset in datasets]
-    outputs = [analyze_dataset(grid, settings, tolerance) for grid in grids]
+    outputs = [analyze_dataset(grid, settings, settings.match_tolerance) for grid in grids]
     tables = {name: _stack([t[name] for t, _ in outputs]) for name in outputs[0][0]}
     write_tables(tables, TABLES_DIR)
     write_json(METRICS_FILE, {grid.dataset: summary for grid, (_, summary) in zip(grids, outputs)})

@@ -3,7 +3,8 @@
 Everything random about a member comes from its seed through three independent streams (initial
 weights, mini-batch order, dropout noise), so members that share a seed are paired: they start
 from the same weights, see the same batches and draw the same dropout noise. Dropout keeps a unit
-when its noise u ~ U[0, 1) is >= p, so masks are nested across p within a seed.
+when its noise u ~ U[0, 1) is >= p, so masks are nested across p within a seed. Mini-batches are
+consecutive slices of an epoch's order (the last one may be smaller).
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ def initial_parameters(seed: int, sizes: list[int]) -> list[tuple[torch.Tensor, 
     return layers
 
 
-def batch_order(g: torch.Generator, n: int, batch_size: int) -> list[torch.Tensor]:
-    """One epoch's mini-batches of sample indices (the last one may be smaller)."""
-    return list(torch.randperm(n, generator=g).split(batch_size))
+def epoch_order(g: torch.Generator, n: int) -> torch.Tensor:
+    """One epoch's order of the n training samples; mini-batches are its consecutive slices."""
+    return torch.randperm(n, generator=g)
 
 
-def dropout_noise(g: torch.Generator, batch: int, width: int, device: torch.device) -> torch.Tensor:
-    """Uniform noise deciding one layer's dropout mask for one mini-batch."""
-    return torch.rand(batch, width, generator=g, device=device)
+def dropout_noise(g: torch.Generator, n: int, widths: list[int], device: torch.device) -> list[torch.Tensor]:
+    """One epoch's dropout noise: (n, width) per hidden layer, row i for the i-th sample of the
+    epoch's order. Drawn once per epoch, so a mini-batch takes its rows without touching the RNG."""
+    return [torch.rand(n, width, generator=g, device=device) for width in widths]

@@ -140,6 +140,7 @@ class DatasetTrain(Schema):
 
 class TrainParams(Schema):
     device: Literal["auto", "cpu", "cuda"]
+    cuda_tf32: bool
     tracking: bool
     max_chunk_members: Annotated[int, Field(ge=0)]
     sparsity_thresholds: Annotated[list[Positive], Field(min_length=1)]
@@ -149,6 +150,7 @@ class TrainParams(Schema):
 
 class AnalyzeParams(Schema):
     alpha: Annotated[float, Field(gt=0, lt=1)]
+    match_tolerance: Annotated[float, Field(gt=0, lt=1)]
     equivalence_margin: Positive
     bootstrap_resamples: Annotated[int, Field(ge=100)]
     seed: Annotated[int, Field(ge=0)]

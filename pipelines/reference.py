@@ -26,14 +26,15 @@ class MLP(nn.Module):
         self.activation = networks.ACTIVATIONS[activation]
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, noise: torch.Generator | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits and the hidden activations; with `noise`, dropout masks are drawn from it."""
+    def forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits and the hidden activations; with `noise` (one tensor per hidden layer), dropout
+        keeps the units whose noise is at least p."""
         hidden = []
-        for layer, p in zip(self.layers[:-1], self.dropout):
+        for i, (layer, p) in enumerate(zip(self.layers[:-1], self.dropout)):
             x = self.activation(layer(x))
             hidden.append(x)
             if noise is not None:
-                x = x * (networks.dropout_noise(noise, x.shape[0], x.shape[1], x.device) >= p) / (1 - p)
+                x = x * (noise[i] >= p) / (1 - p)
         return self.layers[-1](x), hidden
 
 
@@ -48,13 +49,18 @@ def train_reference(member: Member, data: Prepared, config: DatasetTrain, thresh
     weights = [layer.weight for layer in model.layers]
     biases = [layer.bias for layer in model.layers]
     optimizer = _optimizer(member, weights, biases)
-    order = networks.generator(member.seed, "order")
-    noise = networks.generator(member.seed, "dropout") if any(member.dropout) else None
+    order_stream = networks.generator(member.seed, "order")
+    noise_stream = networks.generator(member.seed, "dropout") if any(member.dropout) else None
+    n = len(data.y_train)
     curves = []
     for epoch in range(1, config.epochs + 1):
         model.train()
-        for index in networks.batch_order(order, len(data.y_train), config.batch_size):
-            logits, hidden = model(data.x_train[index], noise)
+        order = networks.epoch_order(order_stream, n)
+        noise = networks.dropout_noise(noise_stream, n, config.hidden, data.x_train.device) if noise_stream else None
+        for start in range(0, n, config.batch_size):
+            index = order[start:start + config.batch_size]
+            batch_noise = [u[start:start + config.batch_size] for u in noise] if noise else None
+            logits, hidden = model(data.x_train[index], batch_noise)
             loss = nn.functional.cross_entropy(logits, data.y_train[index])
             loss = loss + _penalty(member, weights, biases, hidden)
             optimizer.zero_grad()

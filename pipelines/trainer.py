@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from pipelines import networks, regularizers
 from pipelines.datasets import SPLITS, Prepared
+from pipelines.errors import ParamsError
 from pipelines.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.grid import Member
 from pipelines.params import DatasetTrain
@@ -41,14 +42,13 @@ class GridResult:
         self.diverged = int((self.final["status"] == "diverged").sum())
 
 
-def choose_device(requested: str) -> torch.device:
-    """'auto' is CUDA when there is one, else the CPU."""
+def choose_device(requested: str, tf32: bool = False) -> torch.device:
+    """'auto' is CUDA when there is one, else the CPU. `tf32` lets CUDA matmuls use TF32."""
     if requested == "cuda" and not torch.cuda.is_available():
-        from pipelines.errors import ParamsError
         raise ParamsError("params.yaml: train.device: found 'cuda'; no CUDA device is available (use auto or cpu)")
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if requested == "auto" else requested)
+    torch.backends.cuda.matmul.allow_tf32 = tf32 and device.type == "cuda"
+    return device
 
 
 def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thresholds: list[float],
@@ -125,6 +125,8 @@ class _Chunk:
         self.noise_streams = [networks.generator(s, "dropout", device) for s in self.seeds]
         self._hyperparameters()
         self.optimizer = self._optimizer()
+        self.eager_steps = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
         self.alive = torch.ones(len(members), dtype=torch.bool, device=device)
         self.finite = torch.ones(len(members), dtype=torch.bool, device=device)
         self.diverged_epoch: dict[int, int] = {}
@@ -173,16 +175,23 @@ class _Chunk:
         fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
         if self.rule == "sgd":
             return torch.optim.SGD(self.parameters, lr=m.lr, momentum=m.momentum, **fused)
-        return torch.optim.Adam(self.parameters, lr=m.lr, betas=m.betas, eps=m.eps, **fused)
+        capturable = {"capturable": True} if self.device.type == "cuda" else {}  # for the CUDA graph
+        return torch.optim.Adam(self.parameters, lr=m.lr, betas=m.betas, eps=m.eps, **fused, **capturable)
 
     # -- one epoch -------------------------------------------------------------------------------
 
     def run_epoch(self, epoch: int, bar: tqdm) -> None:
         started = time.perf_counter()
-        orders = [networks.batch_order(g, len(self.data.y_train), self.config.batch_size) for g in self.order_streams]
-        for batch in zip(*orders):
-            index = torch.stack(batch).to(self.device)[self.seed_of]  # (members, batch)
-            self._step(index)
+        n, size = len(self.data.y_train), self.config.batch_size
+        # The epoch's order and dropout noise go to the device once: no host sync inside the epoch.
+        order = torch.stack([networks.epoch_order(g, n) for g in self.order_streams]).to(self.device)
+        noise = None
+        if self.uses_dropout:
+            per_seed = [networks.dropout_noise(g, n, self.config.hidden, self.device) for g in self.noise_streams]
+            noise = [torch.stack(layer) for layer in zip(*per_seed)]  # per layer (seeds, n, width)
+        for start in range(0, n, size):
+            rows = slice(start, start + size)
+            self._run_step(order[:, rows][self.seed_of], [u[:, rows] for u in noise] if noise else None)
             bar.update()
         self._check_divergence(epoch)
         self.epochs_run = epoch
@@ -191,19 +200,40 @@ class _Chunk:
         rate = len(self.members) * len(self.data.y_train) / (time.perf_counter() - started)
         bar.set_postfix(optimizer=self.members[0].optimizer, epoch=epoch, alive=int(self.alive.sum()), samples_s=f"{rate:,.0f}")
 
-    def _step(self, index: torch.Tensor) -> None:
+    def _run_step(self, index: torch.Tensor, noise: list[torch.Tensor] | None) -> None:
+        """On CUDA, full mini-batches replay a captured CUDA graph of the step: launching its few
+        hundred small kernels one by one from Python would cost more than running them."""
+        if self.device.type != "cuda" or index.shape[1] != self.config.batch_size or self.eager_steps < 3:
+            self.eager_steps += 1  # the first steps create the optimizer state the graph reuses
+            self.optimizer.zero_grad()
+            self._step(index, noise)
+            return
+        if self.graph is None:
+            self.graph_inputs = (index.clone(), [u.clone() for u in noise] if noise else None)
+            self.optimizer.zero_grad()
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self._step(*self.graph_inputs)
+        static_index, static_noise = self.graph_inputs
+        static_index.copy_(index)
+        for target, source in zip(static_noise or [], noise or []):
+            target.copy_(source)
+        self.graph.replay()
+
+    def _step(self, index: torch.Tensor, noise: list[torch.Tensor] | None) -> None:
+        """One mini-batch: `index` (members, batch) of samples, `noise` per layer (seeds, batch, width)."""
         x = self.data.x_train[index]
         y = self.data.y_train[index]
-        logits, penalty = self._forward(x, train=True)
+        logits, penalty = self._forward(x, noise)
         loss, _ = loss_and_accuracy(logits, y)
         objective = loss / index.shape[1] + penalty
         self.finite &= torch.isfinite(objective.detach())
-        self.optimizer.zero_grad()
         objective.sum().backward()  # members are independent: each gets the gradient of its own term
         with torch.no_grad():
             self._update()
 
-    def _forward(self, x: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None,
+                 train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (M, n, classes) and the activity penalty (M,) when training."""
         activation = networks.ACTIVATIONS[self.config.activation]
         h = x
@@ -215,14 +245,10 @@ class _Chunk:
                     penalty = penalty + self.activity["l1"].view(-1) * regularizers.activity_l1(h, members=1)
                 if "l2" in self.activity:
                     penalty = penalty + self.activity["l2"].view(-1) * regularizers.activity_l2(h, members=1)
-                if self.uses_dropout:
-                    h = h * self._dropout_mask(layer, h.shape[1], h.shape[2])
+                if noise is not None:
+                    h = h * ((noise[layer][self.seed_of] >= self.drop[layer]) / self.keep[layer])
         w, b = self.weights[-1], self.biases[-1]
         return torch.baddbmm(b, h, w), penalty
-
-    def _dropout_mask(self, layer: int, batch: int, width: int) -> torch.Tensor:
-        noise = torch.stack([networks.dropout_noise(g, batch, width, self.device) for g in self.noise_streams])
-        return (noise[self.seed_of] >= self.drop[layer]) / self.keep[layer]
 
     def _update(self) -> None:
         """Weight penalties' gradients, then the optimizer step, then the proximal step.

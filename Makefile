@@ -26,22 +26,27 @@ $(STAMP): $(LOCK)
 
 setup: $(STAMP) ## create or refresh .venv from requirements.lock
 
+# Stages run `python -m ...`: the venv goes first on PATH so that python is the venv's.
+RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
+
 repro: $(STAMP) ## run the whole study: dvc repro (profile from params.yaml)
-	$(BIN)/dvc repro
+	$(RUN) dvc repro
 
 test: $(STAMP) ## run every test (PYTEST_ARGS="-m 'not slow'" skips the end-to-end ones)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(RUN) python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the tests without the slow end-to-end ones
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(RUN) python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ui: $(STAMP) ## browse the runs: MLflow UI on 127.0.0.1:$(PORT) (PORT=... to change)
 	@uri=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}; \
+	case "$$uri" in http*) echo "runs are on the tracking server: open $$uri in a browser"; exit 0;; esac; \
 	echo "MLflow UI for $$uri at http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"; \
-	$(BIN)/mlflow ui --backend-store-uri "$$uri" --host 127.0.0.1 --port $(PORT)
+	$(BIN)/mlflow ui --backend-store-uri "$$uri" --host 127.0.0.1 --port $(PORT) --workers 1
 
-bench: $(STAMP) ## speed benchmarks: batched trainer vs the reference loop
-	$(BIN)/python -m benchmarks.trainer
+bench: $(STAMP) ## speed benchmarks: batched trainer vs the reference loop, MLflow tracking overhead
+	$(RUN) python -m benchmarks.trainer
+	$(RUN) python -m benchmarks.tracking
 
 lock: ## re-resolve requirements.lock from pyproject.toml
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -1,0 +1,343 @@
+"""MLflow tracking of a training stage: one experiment per dataset ("regbench-<dataset>"), a
+parent run per stage, and a nested child run per grid member with its params, per-epoch
+metrics, final metrics, weight statistics and status.
+
+Where runs go: MLFLOW_TRACKING_URI if set (a SQLite file or an MLflow server), else
+./mlflow.db with artifacts in ./mlartifacts. What a child run holds:
+  params     the member's IDENTITY_COLUMNS (family, strengths, dropout, optimizer, lr, seed, ...)
+  metrics    METRIC_COLUMNS and frac_below_* with step = epoch, as measured during training;
+             the same names prefixed "final_" once, at the last epoch: the values in runs.csv
+  artifact   weight_stats.json: the final weight norms and sparsity
+  status     FINISHED, or FAILED with tag failure_reason when the member diverged;
+             KILLED (Ctrl-C) or FAILED (any other error) when the stage stops early
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import pandas as pd
+import requests
+from filelock import FileLock, Timeout
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.utils.credentials import get_default_host_creds
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from tqdm import tqdm
+
+from pipelines.errors import RegbenchError
+from pipelines.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
+
+EXPERIMENT_PREFIX = "regbench-"
+FINAL_PREFIX = "final_"
+WEIGHT_STATS_FILE = "weight_stats.json"
+WEIGHT_COLUMNS = ["weight_l1", "weight_l2", "exact_zeros", "hoyer"]
+MAX_METRICS_PER_CALL = 1000  # MLflow's limit for one log_batch call
+CHECK_TIMEOUT_S = 5.0
+STATUS_OF = {"ok": "FINISHED", "diverged": "FAILED"}
+
+_log = logging.getLogger(__name__)
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else the SQLite store mlflow.db in the repository root (cwd)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def check_store(uri: str) -> None:
+    """Fail fast, before any training, when runs could not be logged to `uri`.
+
+    Raises RegbenchError with one line naming the URI, what failed and what to do.
+    """
+    scheme = urlsplit(uri).scheme
+    if scheme == "sqlite":
+        _check_sqlite(uri)
+    elif scheme in ("http", "https"):
+        _check_server(uri)
+    else:
+        raise RegbenchError(
+            f"MLflow tracking URI {uri!r}: unsupported scheme {scheme or '(none)'!r}; expected "
+            "sqlite:///path/to/mlflow.db or http(s)://host:port of an MLflow server "
+            "(put other databases behind `mlflow server`), or unset MLFLOW_TRACKING_URI to use ./mlflow.db"
+        )
+
+
+def _check_sqlite(uri: str) -> None:
+    database = _sqlite_path(uri)
+    fix = "choose a writable location with MLFLOW_TRACKING_URI=sqlite:////path/to/mlflow.db"
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite writes its journal beside the database, so the directory must be writable too.
+        with tempfile.TemporaryFile(dir=database.parent):
+            pass
+        header = b""
+        if database.exists():
+            with database.open("r+b") as handle:
+                header = handle.read(16)
+    except OSError as error:
+        raise RegbenchError(
+            f"MLflow tracking store {uri}: cannot write {error.filename} ({error.strerror}); {fix}"
+        ) from None
+    # MLflow retries for minutes on a file it cannot open as a database: say so at once.
+    if header and header != b"SQLite format 3\x00":
+        raise RegbenchError(f"MLflow tracking store {uri}: {database} is not a SQLite database; {fix}")
+    try:
+        _client(uri)
+    except (MlflowException, sqlite3.Error) as error:
+        raise RegbenchError(f"MLflow tracking store {uri}: {_one_line(str(error))}") from None
+
+
+def _check_server(uri: str) -> None:
+    # A direct request with a short timeout: MLflow's own client retries for minutes.
+    url = f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search"
+    creds = get_default_host_creds(uri)
+    headers = {"Authorization": f"Bearer {creds.token}"} if creds.token else {}
+    auth = (creds.username, creds.password) if creds.username and creds.password else None
+    verify = False if creds.ignore_tls_verification else (creds.server_cert_path or True)
+    start = "start the server (mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI to use ./mlflow.db"
+    try:
+        response = requests.get(url, params={"max_results": 1}, headers=headers, auth=auth, verify=verify,
+                                timeout=CHECK_TIMEOUT_S)
+    except requests.Timeout:
+        raise RegbenchError(f"MLflow tracking server {uri}: no answer within {CHECK_TIMEOUT_S:g} s; {start}") from None
+    except requests.ConnectionError:
+        raise RegbenchError(f"MLflow tracking server {uri}: cannot connect; {start}") from None
+    if response.status_code in (401, 403):
+        raise RegbenchError(
+            f"MLflow tracking server {uri}: HTTP {response.status_code} (not authorized); set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+        )
+    if response.status_code != 200:
+        raise RegbenchError(
+            f"MLflow tracking server {uri}: HTTP {response.status_code} from {url}, expected 200 from an "
+            f"MLflow tracking server; check the URI or {start}"
+        )
+
+
+def _sqlite_path(uri: str) -> Path:
+    try:
+        database = make_url(uri).database
+    except ArgumentError:
+        database = None
+    if not database or database == ":memory:":
+        raise RegbenchError(
+            f"MLflow tracking URI {uri!r}: expected a SQLite file, sqlite:///path/to/mlflow.db "
+            "(an in-memory store would lose every run when the stage exits)"
+        )
+    return Path(database)
+
+
+def _client(uri: str) -> MlflowClient:
+    """A client whose store exists with MLflow's current schema (created on first use)."""
+    _quiet_mlflow()
+    if urlsplit(uri).scheme != "sqlite":
+        return MlflowClient(uri)
+    database = _sqlite_path(uri)
+    # Two processes creating the same fresh store run MLflow's schema migrations at once and
+    # break the database (seen: "duplicate column name"); take turns.
+    lock = FileLock(database.with_name(f"{database.name}-lock"), timeout=120)
+    try:
+        with lock:
+            _write_ahead_log(database)
+            return MlflowClient(uri)
+    except Timeout:
+        raise RegbenchError(f"MLflow tracking store {uri}: {lock.lock_file} held by another process for 120 s") from None
+
+
+def _write_ahead_log(database: Path) -> None:
+    """Switch the store to SQLite's write-ahead log (a lasting property of the file).
+
+    In the default rollback journal every commit waits for the disk (about 5 ms here, and a
+    stage makes over a thousand) and a reader such as the UI blocks writers; with the WAL a
+    commit does not wait and readers never block the writer. MLflow itself sets a 20 s busy
+    timeout, so two writers (two train stages) queue instead of failing with "database is locked".
+    """
+    with contextlib.closing(sqlite3.connect(database, timeout=20)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def _quiet_mlflow() -> None:
+    # MLflow logs every schema migration at INFO and, on a server, prints two "View run" lines
+    # per finished run: hundreds of lines for one grid. Warnings and errors still show.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # Usage telemetry would try the network on every stage; offline machines have none.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _json_safe(record: dict[str, float]) -> dict[str, float | None]:
+    """NaN and infinity (a diverged member's weights) are not JSON: write null."""
+    return {k: float(v) if math.isfinite(v) else None for k, v in record.items()}
+
+
+class GridRun:
+    """The MLflow runs of one training stage for one dataset: a parent and one child per member.
+
+    Use as a context manager around training: log_epoch() after every evaluation, finish() at
+    the end. Metrics are buffered and written per run in batches, when a run's buffer would
+    exceed one log_batch call, when `flush_seconds` have passed (so the UI follows a long
+    training), and at finish(). Leaving the block without finish(), by an exception or
+    Ctrl-C, ends every open run KILLED (KeyboardInterrupt) or FAILED; the exception propagates.
+    """
+
+    def __init__(self, dataset: str, members: pd.DataFrame, tags: dict[str, str], uri: str,
+                 flush_seconds: float = 60.0) -> None:
+        self.dataset = dataset
+        self.members = members
+        self.tags = tags
+        self.uri = uri
+        self.flush_seconds = flush_seconds
+        self.experiment_name = f"{EXPERIMENT_PREFIX}{dataset}"
+        self.experiment_id = ""
+        self.parent_run_id = ""
+        self.run_ids: list[str] = []
+        self._open: set[str] = set()  # runs not yet ended
+        self._pending: list[list[Metric]] = []
+        self._flushed_at = time.monotonic()
+        self._last_epoch = 0
+
+    def __enter__(self) -> GridRun:
+        self.client = _client(self.uri)
+        self.experiment_id = self._experiment()
+        try:
+            self._start_runs()
+        except BaseException as error:
+            self._end_open_runs(error)
+            raise
+        return self
+
+    def _experiment(self) -> str:
+        experiment = self.client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            try:
+                return self.client.create_experiment(self.experiment_name, artifact_location=self._artifact_location())
+            except MlflowException as error:
+                # Another stage created it between our lookup and our create.
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                experiment = self.client.get_experiment_by_name(self.experiment_name)
+        if experiment.lifecycle_stage == "deleted":
+            raise RegbenchError(
+                f"MLflow tracking store {self.uri}: experiment {self.experiment_name} is deleted; restore it "
+                f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or remove it for good "
+                f"(mlflow gc --backend-store-uri {self.uri})"
+            )
+        return experiment.experiment_id
+
+    def _artifact_location(self) -> str | None:
+        """Beside a SQLite store, in mlartifacts/; a server chooses its own."""
+        if urlsplit(self.uri).scheme != "sqlite":
+            return None
+        root = _sqlite_path(self.uri).resolve().parent / "mlartifacts"
+        return (root / self.experiment_name).as_uri()
+
+    def _start_runs(self) -> None:
+        parent = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}", tags=self.tags)
+        self.parent_run_id = parent.info.run_id
+        self._open.add(self.parent_run_id)
+        identities = self.members[IDENTITY_COLUMNS].astype(str).to_dict("records")
+        for identity in tqdm(identities, desc=f"mlflow: starting {self.dataset} runs", unit="run", leave=False):
+            child = self.client.create_run(
+                self.experiment_id,
+                run_name=f"{identity['config']} seed={identity['seed']}",
+                tags={"mlflow.parentRunId": self.parent_run_id},
+            )
+            run_id = child.info.run_id
+            self.run_ids.append(run_id)
+            self._open.add(run_id)
+            self.client.log_batch(run_id, params=[Param(k, v) for k, v in identity.items()], synchronous=True)
+        self._pending = [[] for _ in self.run_ids]
+
+    def log_epoch(self, epoch: int, metrics: pd.DataFrame) -> None:
+        """Record one evaluation: one row per member, in the members' order; step = epoch."""
+        self._check_rows(metrics, "metrics")
+        columns = METRIC_COLUMNS + sparsity_columns(metrics)
+        self._buffer(metrics, columns, epoch, prefix="")
+        self._last_epoch = epoch
+        buffer_full = len(self._pending[0]) + len(columns) > MAX_METRICS_PER_CALL
+        if buffer_full or time.monotonic() - self._flushed_at >= self.flush_seconds:
+            self._flush()
+
+    def _check_rows(self, frame: pd.DataFrame, name: str) -> None:
+        if len(frame) != len(self.run_ids):
+            raise ValueError(f"{name}: {len(frame)} rows, expected one per member ({len(self.run_ids)})")
+
+    def _buffer(self, frame: pd.DataFrame, columns: list[str], step: int, prefix: str) -> None:
+        timestamp = int(time.time() * 1000)
+        keys = [prefix + c for c in columns]
+        for pending, values in zip(self._pending, frame[columns].to_numpy(dtype=float).tolist()):
+            pending.extend(Metric(k, v, timestamp, step) for k, v in zip(keys, values))
+
+    def _flush(self) -> None:
+        for run_id, pending in zip(self.run_ids, self._pending):
+            self._log_metrics(run_id, pending)
+            pending.clear()
+        self._flushed_at = time.monotonic()
+
+    def _log_metrics(self, run_id: str, metrics: list[Metric]) -> None:
+        # Newest first: MLflow then updates each key's latest value once rather than once per
+        # epoch (a tenth of its time); histories are read back ordered by time and step anyway.
+        newest_first = metrics[::-1]
+        for start in range(0, len(newest_first), MAX_METRICS_PER_CALL):
+            self.client.log_batch(run_id, metrics=newest_first[start:start + MAX_METRICS_PER_CALL], synchronous=True)
+
+    def finish(self, final: pd.DataFrame) -> None:
+        """End every run: `final` has one row per member (members' order) with status
+        ("ok" / "diverged"), diverged_epoch and the final metrics."""
+        self._check_rows(final, "final")
+        unknown = sorted(set(final["status"]) - set(STATUS_OF))
+        if unknown:
+            raise ValueError(f"final: status {unknown}, expected one of {sorted(STATUS_OF)}")
+        columns = METRIC_COLUMNS + sparsity_columns(final)
+        self._buffer(final, columns, self._last_epoch, prefix=FINAL_PREFIX)
+        weight_stats = [_json_safe(r) for r in final[WEIGHT_COLUMNS + sparsity_columns(final)].to_dict("records")]
+        rows = zip(self.run_ids, self._pending, final["status"], final["diverged_epoch"], weight_stats)
+        for run_id, pending, status, diverged_epoch, stats in tqdm(
+                rows, total=len(self.run_ids), desc=f"mlflow: ending {self.dataset} runs", unit="run", leave=False):
+            self._log_metrics(run_id, pending)
+            pending.clear()
+            if status == "diverged":
+                self.client.set_tag(run_id, "failure_reason", f"loss became non-finite at epoch {int(diverged_epoch)}")
+            self.client.log_dict(run_id, stats, WEIGHT_STATS_FILE)
+            self._end(run_id, STATUS_OF[status])
+        summary = {"members": len(final), "diverged": int((final["status"] == "diverged").sum())}
+        timestamp = int(time.time() * 1000)
+        self._log_metrics(self.parent_run_id, [Metric(k, v, timestamp, 0) for k, v in summary.items()])
+        self._end(self.parent_run_id, "FINISHED")
+
+    def _end(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status)
+        self._open.discard(run_id)
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._open:
+            self._end_open_runs(error)
+
+    def _end_open_runs(self, error: BaseException | None) -> None:
+        """Leave no run RUNNING: KILLED after Ctrl-C, FAILED otherwise (metrics still buffered are dropped)."""
+        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        reason = f"{type(error).__name__}: {error}" if error else "the stage ended before finish()"
+        try:
+            if self.parent_run_id in self._open:
+                self.client.set_tag(self.parent_run_id, "failure_reason", _one_line(reason)[:5000])
+            for run_id in list(self._open):
+                self._end(run_id, status)
+        except MlflowException as failure:
+            # Reporting the stage's own error matters more than the runs' statuses.
+            _log.error("could not mark %d MLflow runs %s: %s", len(self._open), status, _one_line(failure.message))

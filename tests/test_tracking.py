@@ -1,0 +1,333 @@
+"""MLflow tracking against real stores: SQLite files in tmp_path and a real `mlflow server`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow.artifacts
+import pandas as pd
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from pipelines import tracking
+from pipelines.errors import RegbenchError
+from pipelines.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
+
+TAGS = {"git_commit": "0123abc", "git_dirty": "false", "params_hash": "feed", "profile": "smoke",
+        "device": "cpu", "torch": "2.14.1", "cuda": "none", "dvc_stage": "train@diabetes"}
+EPOCHS = 3
+
+
+def small_grid(members: int = 6, epochs: int = EPOCHS, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(final, curves) for the first `members` of the synthetic grid; the last one diverged at epoch 2."""
+    import synthetic  # here, not at the top: the spawned stages below import this module, and not torch
+
+    runs, curves, _ = synthetic.make_results(seeds=1, epochs=epochs, seed=seed)
+    final = runs.head(members).copy()
+    final.loc[final.index[-1], "status"] = "diverged"
+    final.loc[final.index[-1], "diverged_epoch"] = 2
+    return final, curves[curves["member"] < members]
+
+
+def epoch_rows(curves: pd.DataFrame, epoch: int) -> pd.DataFrame:
+    return curves[curves["epoch"] == epoch].sort_values("member")
+
+
+def track(uri: str, final: pd.DataFrame, curves: pd.DataFrame, dataset: str = "diabetes",
+          **options: float) -> tracking.GridRun:
+    with tracking.GridRun(dataset, final, TAGS, uri, **options) as grid:
+        for epoch in sorted(curves["epoch"].unique()):
+            grid.log_epoch(int(epoch), epoch_rows(curves, epoch))
+        grid.finish(final)
+    return grid
+
+
+def all_runs(client: MlflowClient, experiment_id: str) -> list:
+    return client.search_runs([experiment_id], max_results=10_000)
+
+
+@pytest.fixture(scope="module")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty store with MLflow's schema: creating one runs dozens of migrations (seconds)."""
+    database = tmp_path_factory.mktemp("template") / "mlflow.db"
+    tracking.check_store(f"sqlite:///{database}")
+    return database
+
+
+@pytest.fixture
+def uri(tmp_path: Path, migrated_store: Path) -> str:
+    """A store of this test's own, copied from the migrated template (through SQLite: its log too)."""
+    copy = tmp_path / "mlflow.db"
+    with contextlib.closing(sqlite3.connect(migrated_store)) as source, contextlib.closing(sqlite3.connect(copy)) as target:
+        source.backup(target)
+    return f"sqlite:///{copy}"
+
+
+def test_tracking_uri_is_mlflow_db_in_the_working_directory_unless_set(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5123")
+    assert tracking.tracking_uri() == "http://127.0.0.1:5123"
+
+
+def test_every_member_is_a_nested_child_run_with_its_params_curves_and_status(uri, tmp_path):
+    final, curves = small_grid()
+    grid = track(uri, final, curves)
+    client = MlflowClient(uri)
+
+    runs = {run.info.run_id: run for run in all_runs(client, grid.experiment_id)}
+    assert client.get_experiment(grid.experiment_id).name == "regbench-diabetes"
+    assert len(runs) == len(final) + 1
+    parent = runs[grid.parent_run_id]
+    assert TAGS.items() <= parent.data.tags.items()
+    assert "mlflow.parentRunId" not in parent.data.tags
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics == {"members": len(final), "diverged": 1}
+
+    assert len(set(grid.run_ids)) == len(final)
+    for run_id, (_, member), (_, identity) in zip(grid.run_ids, final.iterrows(),
+                                                  final[IDENTITY_COLUMNS].astype(str).iterrows()):
+        run = runs[run_id]
+        assert run.data.tags["mlflow.parentRunId"] == grid.parent_run_id
+        assert run.data.params == identity.to_dict()  # run_ids[i] is the run of members row i
+        assert run.info.run_name == f"{member['config']} seed={member['seed']}"
+        assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts" / "regbench-diabetes").as_uri())
+
+        mine = curves[curves["member"] == member["member"]].sort_values("epoch")
+        for column in METRIC_COLUMNS + sparsity_columns(curves):
+            history = sorted(client.get_metric_history(run_id, column), key=lambda m: m.step)
+            assert [m.step for m in history] == mine["epoch"].tolist()
+            assert [m.value for m in history] == pytest.approx(mine[column].tolist(), rel=1e-12)
+            assert run.data.metrics[f"final_{column}"] == pytest.approx(member[column], rel=1e-12)
+
+        stats = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/weight_stats.json")
+        assert stats == pytest.approx(member[["weight_l1", "weight_l2", "exact_zeros", "hoyer",
+                                              *sparsity_columns(final)]].astype(float).to_dict(), rel=1e-12)
+        if member["status"] == "diverged":
+            assert run.info.status == "FAILED"
+            assert run.data.tags["failure_reason"] == "loss became non-finite at epoch 2"
+        else:
+            assert run.info.status == "FINISHED"
+            assert "failure_reason" not in run.data.tags
+
+
+def test_metrics_reach_the_store_during_training_when_flush_is_due(uri):
+    final, curves = small_grid(members=2)
+    client = MlflowClient(uri)
+    with tracking.GridRun("diabetes", final, TAGS, uri, flush_seconds=0) as grid:
+        grid.log_epoch(1, epoch_rows(curves, 1))
+        live = client.get_run(grid.run_ids[0])
+        assert live.info.status == "RUNNING"
+        assert live.data.metrics["val_acc"] == pytest.approx(epoch_rows(curves, 1)["val_acc"].iloc[0], rel=1e-12)
+        grid.finish(final)
+
+
+def test_long_trainings_are_logged_in_batches_of_at_most_1000_metrics(uri):
+    epochs = 150  # 15 metrics x 150 epochs: more than two log_batch calls per run
+    final, curves = small_grid(members=2, epochs=epochs)
+    grid = track(uri, final, curves)
+    history = MlflowClient(uri).get_metric_history(grid.run_ids[1], "hoyer")
+    assert sorted(m.step for m in history) == list(range(1, epochs + 1))
+
+
+@pytest.mark.parametrize(("error", "status"), [(RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")])
+def test_an_exception_inside_the_block_ends_every_run_and_propagates(uri, error, status):
+    final, curves = small_grid(members=3)
+    with pytest.raises(type(error)):
+        with tracking.GridRun("diabetes", final, TAGS, uri) as grid:
+            grid.log_epoch(1, epoch_rows(curves, 1))
+            raise error
+    client = MlflowClient(uri)
+    runs = all_runs(client, grid.experiment_id)
+    assert len(runs) == len(final) + 1
+    assert {run.info.status for run in runs} == {status}
+    assert client.get_run(grid.parent_run_id).data.tags["failure_reason"].startswith(type(error).__name__)
+
+
+def test_leaving_the_block_without_finish_fails_the_runs(uri):
+    final, _ = small_grid(members=2)
+    with tracking.GridRun("diabetes", final, TAGS, uri) as grid:
+        pass
+    runs = all_runs(MlflowClient(uri), grid.experiment_id)
+    assert {run.info.status for run in runs} == {"FAILED"}
+
+
+def test_a_deleted_experiment_is_reported_with_what_to_do(uri):
+    client = MlflowClient(uri)
+    client.delete_experiment(client.create_experiment("regbench-diabetes"))
+    final, _ = small_grid(members=2)
+    with pytest.raises(RegbenchError, match=r"regbench-diabetes is deleted; restore it"):
+        with tracking.GridRun("diabetes", final, TAGS, uri):
+            pass
+
+
+def test_logging_goes_on_while_a_reader_holds_the_store_open(uri):
+    """As when the MLflow UI reads the store during training: the writer must not be locked out."""
+    final, curves = small_grid(members=2)
+    with contextlib.closing(sqlite3.connect(uri.removeprefix("sqlite:///"), isolation_level=None)) as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM runs").fetchone()  # holds a read snapshot until closed
+        grid = track(uri, final, curves)
+    statuses = {run.info.status for run in all_runs(MlflowClient(uri), grid.experiment_id)}
+    assert statuses == {"FINISHED", "FAILED"}
+
+
+def test_check_store_creates_a_fresh_sqlite_store_in_a_new_directory(tmp_path):
+    database = tmp_path / "new" / "dir" / "mlflow.db"
+    tracking.check_store(f"sqlite:///{database}")
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert connection.execute("SELECT count(*) FROM experiments").fetchone() == (1,)  # MLflow's Default
+
+
+def test_check_store_rejects_an_unwritable_location_quickly(tmp_path):
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    uri = f"sqlite:///{tmp_path / 'blocker' / 'mlflow.db'}"
+    start = time.monotonic()
+    with pytest.raises(RegbenchError) as raised:
+        tracking.check_store(uri)
+    assert time.monotonic() - start < 5
+    message = str(raised.value)
+    assert "\n" not in message
+    assert uri in message and "cannot write" in message and "MLFLOW_TRACKING_URI=" in message
+
+
+def test_check_store_rejects_a_file_that_is_not_a_sqlite_database(tmp_path):
+    database = tmp_path / "mlflow.db"
+    database.write_text("not a database")
+    with pytest.raises(RegbenchError, match="is not a SQLite database"):
+        tracking.check_store(f"sqlite:///{database}")
+    assert database.read_text() == "not a database"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_check_store_rejects_an_unreachable_server_quickly():
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens on a port just released
+    start = time.monotonic()
+    with pytest.raises(RegbenchError) as raised:
+        tracking.check_store(uri)
+    assert time.monotonic() - start < 5
+    assert uri in str(raised.value)
+    assert "cannot connect; start the server" in str(raised.value)
+    assert "unset MLFLOW_TRACKING_URI" in str(raised.value)
+
+
+@pytest.mark.parametrize("uri", ["file:///tmp/mlruns", "/tmp/mlruns", "postgresql://db/mlflow",
+                                 "sqlite://", "sqlite:///:memory:"])
+def test_check_store_rejects_stores_it_cannot_use(uri):
+    with pytest.raises(RegbenchError) as raised:
+        tracking.check_store(uri)
+    assert repr(uri) in str(raised.value)
+
+
+def log_small_grid(uri: str, start: multiprocessing.synchronize.Barrier, final: pd.DataFrame,
+                   curves: pd.DataFrame) -> None:
+    """One 'train stage' in its own process; waits for the other so both hit the fresh store at once."""
+    start.wait(timeout=120)
+    tracking.check_store(uri)
+    track(uri, final, curves, dataset="race", flush_seconds=0)
+
+
+def test_two_processes_create_the_store_and_the_experiment_and_log_at_once(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # fresh: both run MLflow's migrations unless serialized
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(2)
+    stages = [spawn.Process(target=log_small_grid, args=(uri, start, *small_grid(members=4, seed=seed)))
+              for seed in (0, 1)]
+    for stage in stages:
+        stage.start()
+    for stage in stages:
+        stage.join(timeout=240)
+    assert [stage.exitcode for stage in stages] == [0, 0]
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("regbench-race")
+    runs = all_runs(client, experiment.experiment_id)
+    children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    assert len(runs) == 2 + 2 * 4
+    assert len(children) == 2 * 4
+    assert {run.info.status for run in runs} == {"FINISHED", "FAILED"}  # FAILED: the diverged member
+    for run in children:
+        assert len(client.get_metric_history(run.info.run_id, "test_acc")) == EPOCHS
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path):
+    """A real `mlflow server` on a free 127.0.0.1 port with a SQLite backend; always stopped."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts")],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, f"mlflow server exited: {(tmp_path / 'server.log').read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "mlflow server did not answer /health within 180 s"
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # still starting
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server's own process group: it and its workers
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_a_grid_logged_to_a_real_server_is_found_through_its_rest_api(mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    uri = tracking.tracking_uri()
+    tracking.check_store(uri)
+    final, curves = small_grid(members=3)
+    grid = track(uri, final, curves)
+
+    response = requests.post(f"{mlflow_server}/api/2.0/mlflow/runs/search",
+                             json={"experiment_ids": [grid.experiment_id], "max_results": 100}, timeout=30)
+    response.raise_for_status()
+    runs = {run["info"]["run_id"]: run for run in response.json()["runs"]}
+    assert set(runs) == {grid.parent_run_id, *grid.run_ids}
+    statuses = [runs[run_id]["info"]["status"] for run_id in grid.run_ids]
+    assert statuses == ["FAILED" if s == "diverged" else "FINISHED" for s in final["status"]]
+    child = runs[grid.run_ids[0]]
+    tags = {t["key"]: t["value"] for t in child["data"]["tags"]}
+    assert tags["mlflow.parentRunId"] == grid.parent_run_id
+    params = {p["key"]: p["value"] for p in child["data"]["params"]}
+    assert params["family"] == final["family"].iloc[0]
+
+    history = requests.get(f"{mlflow_server}/api/2.0/mlflow/metrics/get-history",
+                           params={"run_id": grid.run_ids[0], "metric_key": "train_loss"}, timeout=30).json()
+    assert sorted(m["step"] for m in history["metrics"]) == list(range(1, EPOCHS + 1))
+    stats = json.loads(requests.get(f"{mlflow_server}/get-artifact",
+                                    params={"run_uuid": grid.run_ids[0], "path": "weight_stats.json"},
+                                    timeout=30).text)
+    assert math.isclose(stats["weight_l2"], final["weight_l2"].iloc[0], rel_tol=1e-12)

@@ -187,23 +187,29 @@ def load(path: Path | str = PARAMS_FILE) -> Params:
         raise ParamsError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: found {type(raw).__name__}, expected a mapping of sections")
-    merged = _apply_profile(path, raw)
+    chosen = _validate(path, raw, raw.get("profile"))
+    # Every other profile is checked too, so that `dvc exp run -S profile=paper` cannot fail late.
+    for name in chosen.profiles:
+        if name != chosen.profile:
+            _validate(path, raw, name)
+    return chosen
+
+
+def _validate(path: Path, raw: dict[str, Any], name: object) -> Params:
+    """The file with profile `name` applied, validated."""
+    profiles = raw.get("profiles")
+    merged = raw
+    if isinstance(profiles, dict) and isinstance(name, str):  # else the schema reports the key
+        if name not in profiles:
+            raise ParamsError(f"{path}: profile: found {name!r}; expected one of {sorted(profiles)}")
+        merged = copy.deepcopy(raw)
+        _overlay(path, merged, profiles[name] or {}, f"profiles.{name}")
+        merged["profile"] = name
     try:
         return Params.model_validate(merged)
     except ValidationError as error:
-        raise ParamsError(_first_problem(path, error)) from None
-
-
-def _apply_profile(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
-    profiles = raw.get("profiles")
-    name = raw.get("profile")
-    if not isinstance(profiles, dict) or not isinstance(name, str):
-        return raw  # the schema reports the missing or mistyped key
-    if name not in profiles:
-        raise ParamsError(f"{path}: profile: found {name!r}; expected one of {sorted(profiles)}")
-    merged = copy.deepcopy(raw)
-    _overlay(path, merged, profiles[name] or {}, f"profiles.{name}")
-    return merged
+        within = f" (with profile {name})" if name != raw.get("profile") else ""
+        raise ParamsError(_first_problem(path, error) + within) from None
 
 
 def _overlay(path: Path, base: dict[str, Any], overrides: Any, where: str) -> None:

@@ -1,0 +1,407 @@
+"""The figures stage against small synthetic results: every figure, its labels, files and captions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
+from matplotlib.lines import Line2D
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from scipy import stats
+
+import synthetic
+from pipelines import figures, plotting, statistics
+from pipelines.analyze import GROUP_OF
+from pipelines.datasets import PIMA_FEATURES, prepared_paths
+from pipelines.results import RESULTS_DIR, runs_path, weights_path
+
+REPO = Path(__file__).resolve().parents[1]
+DPI = 50  # the smallest dpi params allow keeps PNGs small and tests fast
+SEEDS = 3
+DATASETS = {
+    "fashion_mnist": {"inputs": 784, "classes": 10, "hidden": (16, 8)},
+    "diabetes": {"inputs": 8, "classes": 2, "hidden": (16, 8)},
+}
+
+
+def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Small versions of the analyze stage's tables, derived from a runs table as analyze does, with
+    the project's statistics: the best mean validation accuracy selects each family's config, which is
+    compared seed by seed with its optimizer group's baseline and ranked within the group."""
+    main = runs[~runs["penalize_bias"] & (runs["status"] == "ok")]
+    main = main.assign(group=main["optimizer"].map(lambda o: GROUP_OF.get(o, o)))
+    dataset = runs["dataset"].iloc[0]
+    selected, comparisons, ranking = [], [], []
+    for group, members in main.groupby("group"):
+        accuracy = members.pivot_table(index="seed", columns="config", values="test_acc")
+        chosen = []
+        for family, rows in members.groupby("family"):
+            config = rows.groupby("config")["val_acc"].mean().idxmax()
+            chosen.append((family, config))
+            mine = rows[rows["config"] == config]
+            selected.append({"dataset": dataset, "optimizer": group, "family": family, "config": config,
+                             "strength": mine["strength"].iloc[0], "val_acc_mean": mine["val_acc"].mean(),
+                             "test_acc_mean": mine["test_acc"].mean(), "n_seeds": len(mine),
+                             "n_diverged": int((runs["config"] == config).sum() - len(mine))})
+            if family != "none":
+                pair = accuracy[[config, f"{group}/none"]].dropna()
+                result = statistics.paired_comparison(pair[config].to_numpy(), pair[f"{group}/none"].to_numpy(),
+                                                      alpha=0.05, resamples=200, seed=0)
+                comparisons.append({"dataset": dataset, "hypothesis": "H4", "metric": "test_acc", "a": config,
+                                    "b": f"{group}/none", "family_a": family, "family_b": "none",
+                                    "optimizer": group} | vars(result))
+        configs = [config for _, config in chosen]
+        result = statistics.friedman(accuracy[configs].dropna().to_numpy())
+        ranking += [{"dataset": dataset, "optimizer": group, "family": family, "config": config, "mean_rank": rank,
+                     "friedman_p": result.p, "n_seeds": len(accuracy[configs].dropna())}
+                    for (family, config), rank in zip(chosen, result.mean_ranks)]
+    comparisons = pd.DataFrame(comparisons)
+    comparisons["bh_p"] = statistics.benjamini_hochberg(comparisons["wilcoxon_p"].to_numpy())
+    return {"comparisons": comparisons, "ranking": pd.DataFrame(ranking), "selected": pd.DataFrame(selected)}
+
+
+def write_study(root: Path, seeds: int = SEEDS, diverge: dict[str, int] | None = None,
+                datasets: tuple[str, ...] = tuple(DATASETS), **sizes: dict) -> None:
+    """Synthetic results, their analysis tables and a params.yaml, under root. `diverge` marks the
+    first members of a config as diverged, with the chance-level accuracy a diverged network has."""
+    tables: dict[str, list[pd.DataFrame]] = {}
+    for dataset in datasets:
+        synthetic.write_results(root, dataset, seeds=seeds, **(DATASETS[dataset] | sizes.get(dataset, {})))
+        path = root / runs_path(dataset)
+        runs = pd.read_csv(path)
+        for config, count in (diverge or {}).items():
+            rows = runs.index[runs["config"] == config][:count]
+            runs.loc[rows, ["status", "test_acc", "train_acc"]] = ["diverged", 0.5, 0.5]
+        runs.to_csv(path, index=False)
+        for name, table in analysis_tables(runs).items():
+            tables.setdefault(name, []).append(table)
+    (root / figures.TABLES_DIR).mkdir(parents=True)
+    for name, parts in tables.items():
+        pd.concat(parts).to_csv(root / figures.TABLES_DIR / f"{name}.csv", index=False)
+    config = yaml.safe_load((REPO / "params.yaml").read_text())
+    config["figures"]["dpi"] = DPI
+    (root / "params.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("study")
+    write_study(root)
+    return root
+
+
+@pytest.fixture
+def in_study(study: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(study)
+    plotting.use_theme()
+    return study
+
+
+@pytest.fixture(scope="module")
+def drawn(study: Path) -> dict[str, dict[str, plotting.Drawn]]:
+    """Every figure of both datasets, drawn once for the tests that inspect them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(study)
+        plotting.use_theme()
+        tables = figures.read_tables()
+        out = {}
+        for dataset in DATASETS:
+            evidence = figures.load_evidence(dataset, tables)
+            out[dataset] = {d.name: d for d in (draw(evidence) for draw in figures.FIGURES) if d is not None}
+        yield out
+        for by_name in out.values():
+            for d in by_name.values():
+                plotting.plt.close(d.figure)
+
+
+def labels(drawn: plotting.Drawn) -> tuple[set[str], set[str]]:
+    axes = drawn.figure.get_axes()
+    return {ax.get_xlabel() for ax in axes} - {""}, {ax.get_ylabel() for ax in axes} - {""}
+
+
+def test_every_figure_is_drawn_for_each_dataset_and_only_where_it_applies(drawn):
+    common = {"01_sparsity", "02_weight_magnitudes", "03_weight_norm", "04_test_accuracy",
+              "05_generalization_gap", "06_learning_curves", "07_elastic_net", "10_statistics"}
+    assert set(drawn["fashion_mnist"]) == common | {"08_first_layer_images"}
+    assert set(drawn["diabetes"]) == common | {"09_input_features"}
+
+
+@pytest.mark.parametrize(("name", "xlabels", "ylabels"), [
+    ("01_sparsity", {"strength λ"}, {"fraction of weights"}),
+    ("02_weight_magnitudes", {"log10 |w|"}, {"fraction of weights ≤ |w| (ECDF)"}),
+    ("03_weight_norm", {"strength λ", "dropout probability p"}, {"weight L2 norm ‖w‖₂"}),
+    ("04_test_accuracy", {"strength λ", "dropout probability p"}, {"test accuracy (%)"}),
+    ("05_generalization_gap", {"strength λ", "dropout probability p"},
+     {"train − test accuracy (points)"}),
+    ("06_learning_curves", {"epoch"}, {"loss (nats)"}),
+    ("07_elastic_net", {"λ1 (L1 strength)"}, {"λ2 (L2 strength)"}),
+    ("09_input_features", {"input feature"}, {"mean |w| over hidden units"}),
+    ("10_statistics", {"test accuracy − baseline (points)", "mean rank\n(1 = best)"}, set()),
+])
+def test_axes_are_labelled(drawn, name, xlabels, ylabels):
+    for dataset in (d for d in DATASETS if name in drawn[d]):
+        found_x, found_y = labels(drawn[dataset][name])
+        assert found_x == xlabels
+        assert found_y == ylabels
+
+
+def test_strength_axes_are_logarithmic_and_dropout_is_linear(drawn):
+    for name in ("01_sparsity", "03_weight_norm", "04_test_accuracy", "05_generalization_gap"):
+        for ax in drawn["diabetes"][name].figure.get_axes():
+            if ax.get_xlabel():
+                assert ax.get_xscale() == ("linear" if ax.get_xlabel().startswith("dropout") else "log"), name
+
+
+def test_one_sparsity_panel_per_threshold_plus_exact_zeros(drawn):
+    titles = [ax.get_title() for ax in drawn["diabetes"]["01_sparsity"].figure.get_axes()]
+    assert titles == ["|w| < 0.0001", "|w| < 0.001", "|w| < 0.01", "|w| = 0 exactly"]
+
+
+def test_each_family_keeps_its_colour_in_every_figure(drawn):
+    l1 = plotting.FAMILY_COLORS["L1"]
+    for name in ("01_sparsity", "03_weight_norm", "04_test_accuracy"):
+        colours = {tuple(np.round(to_rgb(line.get_color()), 3)) for ax in drawn["diabetes"][name].figure.get_axes()
+                   for line in ax.get_lines() if line.get_xydata().size}
+        assert tuple(np.round(l1, 3)) in colours, name
+    assert len(set(plotting.FAMILY_COLORS.values())) == len(plotting.FAMILY_COLORS)
+
+
+def test_baseline_band_is_the_mean_and_t_interval_of_the_baseline(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
+    baseline = runs.loc[runs["config"] == "adam/none", "test_acc"].to_numpy() * 100
+    low, high = stats.t.interval(0.95, len(baseline) - 1, loc=baseline.mean(), scale=stats.sem(baseline))
+    ax = drawn["diabetes"]["04_test_accuracy"].figure.get_axes()[0]
+    assert ax.get_title() == "adam"
+    band = [p for p in ax.patches if p.get_y() > 0][0]
+    assert band.get_y() == pytest.approx(low) and band.get_y() + band.get_height() == pytest.approx(high)
+
+
+def test_first_layer_images_are_28_by_28_and_same_units_in_every_row(drawn):
+    figure = drawn["fashion_mnist"]["08_first_layer_images"].figure
+    images = [ax.get_images()[0].get_array().shape for ax in figure.get_axes()]
+    assert set(images) == {(28, 28)}
+    assert [ax.get_title() for ax in figure.get_axes()[:figures.IMAGE_UNITS]] == [
+        f"unit {u}" for u in range(figures.IMAGE_UNITS)]
+
+
+def test_input_features_use_the_pima_names_and_mean_weights(drawn, study):
+    ax = drawn["diabetes"]["09_input_features"].figure.get_axes()[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(PIMA_FEATURES)
+    assert ax.get_yticklabels()[0].get_text() == "adam · none (baseline)"
+    runs = pd.read_csv(study / runs_path("diabetes"))
+    stored = torch.load(study / weights_path("diabetes"), weights_only=True)
+    members = runs.loc[runs["config"] == "adam/none", "member"].to_list()
+    rows = [stored["members"].index(m) for m in members]
+    expected = stored["layers"][0]["weight"][rows].abs().mean(dim=1).mean(dim=0).numpy()
+    cells = np.asarray(ax.collections[0].get_array()).reshape(-1, len(PIMA_FEATURES))
+    assert cells[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_elastic_net_cells_are_the_mean_over_seeds(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
+    elastic = runs[runs["family"] == "elastic"]
+    expected = elastic.groupby(["l2", "l1"])["test_acc"].mean().unstack("l1").to_numpy() * 100
+    ax = drawn["diabetes"]["07_elastic_net"].figure.get_axes()[0]
+    assert ax.get_title() == "test accuracy (%)"
+    assert np.asarray(ax.collections[0].get_array()).reshape(expected.shape) == pytest.approx(expected)
+
+
+def test_captions_name_seeds_interval_and_exclusions(drawn):
+    for dataset, by_name in drawn.items():
+        for name, d in by_name.items():
+            assert d.title and d.name == name
+            assert f"{SEEDS} seeds" in d.caption, (dataset, name)
+            assert "interval" in d.caption, (dataset, name)
+            assert "iverged" in d.caption, (dataset, name)
+
+
+def test_stage_writes_png_pdf_and_captions_for_every_figure(tmp_path, monkeypatch):
+    write_study(tmp_path, datasets=("diabetes",))
+    monkeypatch.chdir(tmp_path)
+    figures.main()
+    assert [p.name for p in (tmp_path / figures.FIGURES_DIR).iterdir()] == ["diabetes"]
+    directory = tmp_path / figures.FIGURES_DIR / "diabetes"
+    captions = json.loads((directory / "captions.json").read_text())
+    assert "09_input_features" in captions and len(captions) == 9
+    for name in captions:
+        png = matplotlib.image.imread(directory / f"{name}.png")
+        height, width = png.shape[:2]
+        assert 5 * DPI <= width <= 9 * DPI and 1.5 * DPI <= height <= 14 * DPI, (name, png.shape)
+        assert png[..., :3].std() > 0.05  # something is drawn
+        assert (directory / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    assert sorted(p.stem for p in directory.glob("*.png")) == sorted(captions)
+
+
+def test_pdf_and_png_files_are_reproducible(in_study, tmp_path):
+    evidence = figures.load_evidence("diabetes", figures.read_tables())
+    for attempt in ("first", "second"):
+        plotting.save(figures.accuracy(evidence), tmp_path / attempt, DPI)
+    for suffix in ("png", "pdf"):
+        first = (tmp_path / "first" / f"04_test_accuracy.{suffix}").read_bytes()
+        assert first == (tmp_path / "second" / f"04_test_accuracy.{suffix}").read_bytes()
+    assert b"CreationDate" not in (tmp_path / "first" / "04_test_accuracy.pdf").read_bytes()
+
+
+def test_diverged_members_are_left_out_and_counted_in_captions(tmp_path, monkeypatch):
+    write_study(tmp_path, diverge={"adam/l1/l1=0.001": 1}, datasets=("diabetes",))
+    monkeypatch.chdir(tmp_path)
+    plotting.use_theme()
+    drawn = figures.accuracy(figures.load_evidence("diabetes", figures.read_tables()))
+    assert "1 in all (adam/l1/l1=0.001: 1)" in drawn.caption
+    assert "2–3 seeds per point" in drawn.caption
+    runs = pd.read_csv(tmp_path / runs_path("diabetes"))
+    l1 = runs[(runs["config"] == "adam/l1/l1=0.001") & (runs["status"] == "ok")]
+    assert len(l1) == 2
+    line = l1_line(drawn.figure.get_axes()[0])
+    assert line[1e-3] == pytest.approx(l1["test_acc"].mean() * 100)
+    plotting.plt.close(drawn.figure)
+
+
+def family_line(ax: Axes, label: str) -> Line2D:
+    """The one line a panel draws in a family's colour."""
+    colour = plotting.FAMILY_COLORS[label]
+    [line] = [line for line in ax.get_lines() if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata())]
+    return line
+
+
+def l1_line(ax: Axes) -> dict[float, float]:
+    """The L1 family's drawn mean at each strength."""
+    line = family_line(ax, "L1")
+    return dict(zip(line.get_xdata(), line.get_ydata()))
+
+
+def test_lines_are_the_mean_over_seeds(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
+    l1 = runs[runs["family"] == "l1"].groupby("strength")
+    figure_01 = drawn["diabetes"]["01_sparsity"].figure.get_axes()
+    assert l1_line(figure_01[1]) == pytest.approx(l1["frac_below_0.001"].mean().to_dict())
+    assert l1_line(drawn["diabetes"]["03_weight_norm"].figure.get_axes()[0]) == pytest.approx(
+        l1["weight_l2"].mean().to_dict())
+    assert l1_line(drawn["diabetes"]["05_generalization_gap"].figure.get_axes()[0]) == pytest.approx(
+        (l1["gap_acc"].mean() * 100).to_dict())
+
+
+def test_magnitude_ecdf_starts_at_the_fraction_of_zero_weights(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
+    selected = pd.read_csv(study / figures.TABLES_DIR / "selected.csv")
+    config = selected.loc[(selected["dataset"] == "diabetes") & (selected["family"] == "prox_l1"), "config"].item()
+    stored = torch.load(study / weights_path("diabetes"), weights_only=True)
+    zeros = []
+    for member in runs.loc[runs["config"] == config, "member"]:
+        row = stored["members"].index(member)
+        flat = torch.cat([layer["weight"][row].flatten() for layer in stored["layers"]])
+        zeros.append(float((flat.abs() <= figures.MAGNITUDE_FLOOR).double().mean()))
+    assert np.mean(zeros) > 0.5  # the synthetic proximal L1 weights are mostly exact zeros
+    line = family_line(drawn["diabetes"]["02_weight_magnitudes"].figure.get_axes()[0], "proximal L1")
+    assert line.get_xdata()[0] == pytest.approx(np.log10(figures.MAGNITUDE_FLOOR))
+    assert line.get_ydata()[0] == pytest.approx(np.mean(zeros))
+    assert f"proximal L1 {config.split('/')[2]}: {np.mean(zeros):.1%}" in drawn["diabetes"]["02_weight_magnitudes"].caption
+
+
+def test_feature_names_come_from_the_prepared_metadata(in_study):
+    names = [f"x{i}" for i in range(8)]
+    path = in_study / prepared_paths("diabetes")[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.write_text(json.dumps({"feature_names": names}))
+        assert figures.load_evidence("diabetes", figures.read_tables()).feature_names == names
+        path.write_text(json.dumps({"feature_names": names[:5]}))
+        with pytest.raises(figures.DataError, match=r"diabetes.json: feature_names is .*expected 8 strings"):
+            figures.load_evidence("diabetes", figures.read_tables())
+    finally:
+        shutil.rmtree(path.parent)
+
+
+def run_stage(cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.figures"], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_missing_table_is_one_line_error_and_previous_figures_stay(tmp_path):
+    write_study(tmp_path, seeds=2)
+    previous = tmp_path / figures.FIGURES_DIR / "diabetes" / "captions.json"
+    previous.parent.mkdir(parents=True)
+    previous.write_text("{}")
+    (tmp_path / figures.TABLES_DIR / "ranking.csv").unlink()
+    line = one_line_error(run_stage(tmp_path))
+    assert "reports/tables/ranking.csv: not found" in line
+    assert previous.read_text() == "{}"
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["figures", "results", "tables"]
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda root: (root / weights_path("diabetes")).write_bytes(b"not a checkpoint"),
+     "models/diabetes/weights.pt: not a readable weights file"),
+    (lambda root: torch.save({"members": [0, 1]}, root / weights_path("diabetes")),
+     "models/diabetes/weights.pt: expected {'members'"),
+    (lambda root: pd.read_csv(root / figures.TABLES_DIR / "selected.csv").drop(columns="config").to_csv(
+        root / figures.TABLES_DIR / "selected.csv", index=False),
+     "reports/tables/selected.csv: missing columns ['config']"),
+    (lambda root: pd.read_csv(root / runs_path("diabetes")).assign(status="crashed").to_csv(
+        root / runs_path("diabetes"), index=False),
+     "reports/results/diabetes/runs.csv: status ['crashed']; expected 'ok' or 'diverged'"),
+])
+def test_bad_input_names_the_file_and_what_was_expected(tmp_path, monkeypatch, capsys, damage, message):
+    write_study(tmp_path, seeds=2)
+    damage(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        figures.main()
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / figures.FIGURES_DIR).exists()
+
+
+def test_no_results_is_an_error(tmp_path, monkeypatch, capsys):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        figures.main()
+    assert f"{RESULTS_DIR}: no <dataset>/runs.csv found" in capsys.readouterr().err
+
+
+def test_mean_ci_is_the_student_t_interval():
+    values = [0.81, 0.84, 0.83, 0.86, 0.80]
+    expected = stats.t.interval(0.95, 4, loc=np.mean(values), scale=stats.sem(values))
+    assert plotting.mean_ci(values) == pytest.approx(expected)
+    assert all(np.isnan(plotting.mean_ci([0.8])))
+    assert plotting.seeds_phrase(pd.Series([10, 10])) == "10 seeds"
+    assert plotting.seeds_phrase(pd.Series([8, 10])) == "8–10 seeds per point"
+
+
+def test_captions_name_lines_drawn_on_top_of_each_other(in_study):
+    evidence = figures.load_evidence("diabetes", figures.read_tables())
+    drawn = figures.accuracy(evidence)
+    assert "L2 (sgd) and weight decay (sgd)" not in drawn.caption
+    plotting.plt.close(drawn.figure)
+    runs = evidence.runs
+    l2, decay = (runs[runs["config"].str.startswith(f"sgd/{f}/")].sort_values(["strength", "seed"]).index
+                 for f in ("l2", "weight_decay"))
+    runs.loc[decay, "test_acc"] = runs.loc[l2, "test_acc"].to_numpy()  # SGD: L2 and weight decay, one update
+    drawn = figures.accuracy(evidence)
+    assert "Lines on top of each other: L2 (sgd) and weight decay (sgd)." in drawn.caption
+    plotting.plt.close(drawn.figure)
+
+
+def test_line_styles_stay_distinct_for_many_levels():
+    styles = plotting.line_styles([f"level {i}" for i in range(12)])
+    assert len(set(map(str, styles.values()))) == 12
+    assert set(plotting.line_styles(["a", "b"], markers=False).values()) == {("", ""), ((4, 1.5), "")}

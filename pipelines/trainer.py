@@ -84,11 +84,21 @@ def _chunks(members: list[Member], config: DatasetTrain, data: Prepared, device:
             max_chunk_members: int) -> Iterator[list[Member]]:
     limit = max_chunk_members or _members_that_fit(config, data, device)
     cohorts: dict[tuple, list[Member]] = {}
-    for m in members:
+    for m in sorted(members, key=_feature_order):
         cohorts.setdefault(m.cohort, []).append(m)
     for group in cohorts.values():
         for i in range(0, len(group), limit):
             yield group[i:i + limit]
+
+
+# Members of a chunk are stacked in this family order, so that the members using each per-member
+# term form one contiguous block (l1: l1 + elastic; l2 gradient: elastic + l2 + weight_decay) and
+# the term touches a slice of the stack, not an index.
+_FAMILY_ORDER = ("none", "dropout", "activity", "prox_l1", "l1", "elastic", "l2", "weight_decay", "l2_norm", "adamw")
+
+
+def _feature_order(m: Member) -> tuple:
+    return _FAMILY_ORDER.index(m.family), m.penalize_bias, m.config, m.member
 
 
 def _members_that_fit(config: DatasetTrain, data: Prepared, device: torch.device) -> int:
@@ -103,7 +113,14 @@ def _members_that_fit(config: DatasetTrain, data: Prepared, device: torch.device
     return max(1, int(free * 0.5 // per_member))
 
 
-_EVAL_ROWS = 2048  # samples evaluated at once, bounding evaluation memory to M x 2048 x width
+_EVAL_ROWS = 1024  # samples evaluated at once, bounding evaluation memory to M x 1024 x width
+
+
+def _replace_rows(t: torch.Tensor, rows: slice | torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """`t` with `rows` replaced by `values`, out of place (autograd still needs `t`)."""
+    if isinstance(rows, slice):
+        return torch.cat((t[:rows.start], values, t[rows.stop:]))
+    return t.index_copy(0, rows, values)
 
 
 class _Chunk:
@@ -141,12 +158,16 @@ class _Chunk:
     def _column(self, values: list[float]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.float32, device=self.device).view(-1, 1, 1)
 
-    def _rows(self, values: list[float]) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The members with a nonzero strength and their strengths, or None when no member has one."""
+    def _rows(self, values: list[float]) -> tuple[slice | torch.Tensor, torch.Tensor] | None:
+        """The members with a nonzero value (a slice when contiguous) and their values as (k, 1, 1),
+        or None when no member has one."""
         rows = [i for i, v in enumerate(values) if v]
         if not rows:
             return None
-        return torch.tensor(rows, device=self.device), self._column([values[i] for i in rows])
+        strengths = self._column([values[i] for i in rows])
+        if rows == list(range(rows[0], rows[-1] + 1)):
+            return slice(rows[0], rows[-1] + 1), strengths
+        return torch.tensor(rows, device=self.device), strengths
 
     def _hyperparameters(self) -> None:
         ms = self.members
@@ -158,14 +179,16 @@ class _Chunk:
         }
         self.on_weights = {k: self._rows(v) for k, v in strengths.items()}
         self.on_biases = {k: self._rows([s * m.penalize_bias for s, m in zip(v, ms)]) for k, v in strengths.items()}
-        self.activity = {k: self._column(v) for k, v in (("l1", [m.act_l1 for m in ms]), ("l2", [m.act_l2 for m in ms]))
-                         if any(v)}
-        dropout = [[m.dropout[i] for m in ms] for i in range(len(self.config.hidden))]
+        self.activity = {"l1": self._rows([m.act_l1 for m in ms]), "l2": self._rows([m.act_l2 for m in ms])}
         # A member with dropout draws noise for every hidden layer at every step, whatever the
         # others do, so its stream (and mask) never depends on which members share its chunk.
-        self.uses_dropout = any(any(m.dropout) for m in ms)
-        self.drop = [self._column(p) for p in dropout]
-        self.keep = [1 - p for p in self.drop]
+        dropping = self._rows([float(any(m.dropout)) for m in ms])
+        self.uses_dropout = dropping is not None
+        if dropping:
+            self.dropout_rows = dropping[0]
+            chosen = [m for m, uses in zip(ms, [any(m.dropout) for m in ms]) if uses]
+            self.drop = [self._column([m.dropout[i] for m in chosen]) for i in range(len(self.config.hidden))]
+            self.keep = [1 - p for p in self.drop]
 
     def _optimizer(self) -> torch.optim.Optimizer:
         """torch.optim's own update over the stacked tensors: one cohort shares lr, momentum, betas
@@ -226,27 +249,39 @@ class _Chunk:
         y = self.data.y_train[index]
         logits, penalty = self._forward(x, noise)
         loss, _ = loss_and_accuracy(logits, y)
-        objective = loss / index.shape[1] + penalty
-        self.finite &= torch.isfinite(objective.detach())
-        objective.sum().backward()  # members are independent: each gets the gradient of its own term
+        self.finite &= torch.isfinite(loss.detach())
+        # Members are independent: the sum gives each member the gradient of its own terms.
+        (loss.sum() / index.shape[1] + penalty).backward()
         with torch.no_grad():
             self._update()
 
     def _forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None,
-                 train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (M, n, classes) and the activity penalty (M,) when training."""
+                 first: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (M, n, classes) and, when training, the members' summed activity penalty.
+
+        Training: x is (M, n, d), each member's own mini-batch. Evaluation: x is (n, d), the same
+        samples for every member, and `first` is layer 1's weights laid out (d, M * width) so that
+        layer 1 is a single wide matrix product.
+        """
         activation = networks.ACTIVATIONS[self.config.activation]
+        training = first is None
+        penalty = torch.zeros((), device=self.device)
         h = x
-        penalty = torch.zeros(len(self.members), device=self.device)
         for layer, (w, b) in enumerate(zip(self.weights[:-1], self.biases[:-1])):
-            h = activation(torch.baddbmm(b, h, w) if h.dim() == 3 else torch.matmul(h, w) + b)
-            if train:
-                if "l1" in self.activity:
-                    penalty = penalty + self.activity["l1"].view(-1) * regularizers.activity_l1(h, members=1)
-                if "l2" in self.activity:
-                    penalty = penalty + self.activity["l2"].view(-1) * regularizers.activity_l2(h, members=1)
-                if noise is not None:
-                    h = h * ((noise[layer][self.seed_of] >= self.drop[layer]) / self.keep[layer])
+            if h.dim() == 2:
+                h = activation((h @ first).view(h.shape[0], len(self.members), -1).transpose(0, 1) + b)
+            else:
+                h = activation(torch.baddbmm(b, h, w))
+            if not training:
+                continue
+            for name, function in (("l1", regularizers.activity_l1), ("l2", regularizers.activity_l2)):
+                if self.activity[name] is not None:
+                    rows, strength = self.activity[name]
+                    penalty = penalty + (strength.view(-1) * function(h[rows], members=1)).sum()
+            if noise is not None:
+                rows = self.dropout_rows
+                kept = (noise[layer][self.seed_of[rows]] >= self.drop[layer]) / self.keep[layer]
+                h = _replace_rows(h, rows, h[rows] * kept)
         w, b = self.weights[-1], self.biases[-1]
         return torch.baddbmm(b, h, w), penalty
 
@@ -263,10 +298,10 @@ class _Chunk:
                                        ("l2_norm", regularizers.l2_norm_gradient)):
                     if strengths[name] is not None:
                         rows, strength = strengths[name]
-                        p.grad.index_add_(0, rows, strength * gradient(p[rows], members=1))
+                        p.grad[rows] += strength * gradient(p[rows], members=1)
                 if strengths["decoupled_wd"] is not None:  # AdamW decays the weights before its update
                     rows, strength = strengths["decoupled_wd"]
-                    p[rows] = p[rows] * (1 - lr * strength)
+                    p[rows] *= 1 - lr * strength
         self.optimizer.step()
         for tensors, strengths in ((self.weights, self.on_weights), (self.biases, self.on_biases)):
             if strengths["prox_l1"] is not None:
@@ -285,12 +320,13 @@ class _Chunk:
     @torch.no_grad()
     def _evaluate(self, epoch: int) -> None:
         losses, correct, sizes = {}, {}, {}
+        first = self.weights[0].transpose(0, 1).reshape(self.weights[0].shape[1], -1)
         for split in SPLITS:
             x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
             total_loss = torch.zeros(len(self.members), device=self.device)
             total_correct = torch.zeros(len(self.members), device=self.device)
             for start in range(0, len(y), _EVAL_ROWS):
-                logits, _ = self._forward(x[start:start + _EVAL_ROWS], train=False)
+                logits, _ = self._forward(x[start:start + _EVAL_ROWS], first=first)
                 batch_loss, batch_correct = loss_and_accuracy(logits, y[start:start + _EVAL_ROWS])
                 total_loss += batch_loss
                 total_correct += batch_correct

@@ -12,6 +12,7 @@ peak memory. `gpu_target` is the GPU goal: 200 members x 20 epochs x 55,000 imag
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import statistics
 import time
@@ -75,6 +76,12 @@ def _peak_memory_mb(device: torch.device) -> float:
 def run_case(name: str, config: DatasetTrain, data: Prepared, device: torch.device, reference_members: int,
              thresholds: list[float], peak_gflops: float) -> None:
     members = grid.expand(config)
+    # Warm up both trainers on two mini-batches: the first products of each shape pay one-off costs.
+    few = dataclasses.replace(data, x_train=data.x_train[:2 * config.batch_size], y_train=data.y_train[:2 * config.batch_size])
+    warm = config.model_copy(update={"epochs": 1, "eval_every": 1})
+    train_grid(members, few, warm, thresholds, device, progress=False)
+    if reference_members:
+        train_reference(members[0], few, warm, thresholds)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     result = train_grid(members, data, config, thresholds, device, progress=False)

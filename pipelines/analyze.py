@@ -90,9 +90,6 @@ from pipelines.errors import DataError, stage
 from pipelines.files import atomic_path, write_json
 from pipelines.params import AnalyzeParams
 
-TABLES_DIR = Path("reports/tables")
-METRICS_FILE = Path("reports/metrics.json")
-GROUP_OF = {"adamw": "adam"}  # AdamW is Adam with decoupled decay: compared within the adam group
 L1_FAMILIES = ("l1", "prox_l1")
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 
@@ -201,7 +198,7 @@ def _check_baselines(configs: pd.DataFrame, path: Path) -> None:
 def _config_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
     grouped = runs.groupby("config")
     facts = grouped[["family", "optimizer", "strength", "penalize_bias", "dropout_layers"]].first()
-    facts["group"] = facts["optimizer"].map(lambda o: GROUP_OF.get(o, o))
+    facts["group"] = facts["optimizer"].map(lambda o: results.GROUP_OF.get(o, o))
     facts["members"] = grouped.size()
     diverged = runs[runs["status"] == "diverged"].groupby("config")["seed"]
     facts["diverged"] = diverged.size().reindex(facts.index, fill_value=0)
@@ -809,8 +806,8 @@ def analyze(settings: AnalyzeParams, datasets: tuple[str, ...] = params.DATASETS
     grids = [load_grid(dataset) for dataset in datasets]
     outputs = [analyze_dataset(grid, settings, settings.match_tolerance) for grid in grids]
     tables = {name: _stack([t[name] for t, _ in outputs]) for name in outputs[0][0]}
-    write_tables(tables, TABLES_DIR)
-    write_json(METRICS_FILE, {grid.dataset: summary for grid, (_, summary) in zip(grids, outputs)})
+    write_tables(tables, results.TABLES_DIR)
+    write_json(results.METRICS_FILE, {grid.dataset: summary for grid, (_, summary) in zip(grids, outputs)})
 
 
 @stage

@@ -30,14 +30,19 @@ import torch
 from tqdm import tqdm
 
 from pipelines import files, params, plotting
-from pipelines.analyze import GROUP_OF, TABLES_DIR
 from pipelines.datasets import PIMA_FEATURES, prepared_paths
 from pipelines.errors import DataError, stage
 from pipelines.plotting import FAMILY_COLORS, INTERVAL, Drawn, family_label
-from pipelines.results import (FAMILIES, MODELS_DIR, RESULTS_DIR, curves_path, read_curves, read_runs, runs_path,
+from pipelines.results import (FAMILIES, read_table, FIGURES_DIR, GROUP_OF, TABLES_DIR, MODELS_DIR, RESULTS_DIR, curves_path, read_curves, read_runs, runs_path,
                                sparsity_columns, weights_path)
 
-FIGURES_DIR = Path("reports/figures")
+# The hypotheses (of the analyze stage) each figure is evidence for; the report places it by them.
+HYPOTHESES = {
+    "01_sparsity": ("H1",), "02_weight_magnitudes": ("H1", "H2"), "03_weight_norm": ("H2", "H5"),
+    "04_test_accuracy": ("H4",), "05_generalization_gap": ("H3",), "06_learning_curves": ("H3",),
+    "08_first_layer_images": ("H1",), "09_input_features": ("H1",), "10_statistics": ("H4",),
+}
+
 TABLE_COLUMNS = {
     "comparisons": ["dataset", "hypothesis", "metric", "a", "b", "family_a", "family_b", "optimizer", "n",
                     "mean_diff", "ci_low", "ci_high", "ci_method", "bh_p"],
@@ -96,20 +101,7 @@ def datasets(root: Path = RESULTS_DIR) -> list[str]:
 
 def read_tables(directory: Path = TABLES_DIR) -> dict[str, pd.DataFrame]:
     """The analyze stage's tables that the figures use, checked for the columns they need."""
-    tables = {}
-    for name, required in TABLE_COLUMNS.items():
-        path = directory / f"{name}.csv"
-        try:
-            table = pd.read_csv(path)
-        except FileNotFoundError:
-            raise DataError(f"{path}: not found; run the analyze stage first (dvc repro)") from None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-            raise DataError(f"{path}: not a readable CSV ({error})".replace("\n", " ")) from None
-        missing = [c for c in required if c not in table.columns]
-        if missing:
-            raise DataError(f"{path}: missing columns {missing}; expected the analyze stage's table")
-        tables[name] = table
-    return tables
+    return {name: read_table(directory / f"{name}.csv", required, "analyze") for name, required in TABLE_COLUMNS.items()}
 
 
 def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
@@ -571,7 +563,7 @@ def main() -> None:
                 if figure is not None:
                     plotting.save(figure, out / dataset, dpi)
                     drawn.append(figure)
-            plotting.write_captions(drawn, out / dataset)
+            plotting.write_captions(drawn, out / dataset, HYPOTHESES)
 
 
 if __name__ == "__main__":

@@ -216,7 +216,9 @@ def save(drawn: Drawn, directory: Path, dpi: int) -> None:
     plt.close(drawn.figure)
 
 
-def write_captions(drawn: Iterable[Drawn], directory: Path) -> None:
-    """captions.json: {"<nn>_<name>": {"title": ..., "caption": ...}} for the report stage."""
+def write_captions(drawn: Iterable[Drawn], directory: Path, hypotheses: dict[str, tuple[str, ...]]) -> None:
+    """captions.json: {"<nn>_<name>": {"title", "caption", "hypotheses"}} for the report stage,
+    which draws a figure in the section of its first hypothesis and points to it from the others."""
     files.write_json(directory / "captions.json",
-                     {d.name: {"title": d.title, "caption": d.caption} for d in drawn})
+                     {d.name: {"title": d.title, "caption": d.caption, "hypotheses": list(hypotheses.get(d.name, ()))}
+                      for d in drawn})

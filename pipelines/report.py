@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipelines import analyze, datasets, figures, files, params, provenance, results
+from pipelines import datasets, files, params, provenance, results
 from pipelines.errors import DataError, ParamsError, stage
 
 REPORT_MD = Path("reports/report.md")
@@ -133,22 +133,22 @@ class Inputs:
 
 def read_inputs(params_file: Path = params.PARAMS_FILE) -> Inputs:
     """Read and check every input; a missing or malformed one raises DataError naming the file."""
-    metrics = _read_json(analyze.METRICS_FILE, "analyze")
+    metrics = _read_json(results.METRICS_FILE, "analyze")
     names = dataset_names(metrics)
-    table_files = {name: analyze.TABLES_DIR / f"{name}.csv" for name in TABLE_COLUMNS}
+    table_files = {name: results.TABLES_DIR / f"{name}.csv" for name in TABLE_COLUMNS}
     prepared_files = {d: datasets.prepared_paths(d)[1] for d in names}
-    drawn = {d: _read_figures(figures.FIGURES_DIR / d, d) for d in names}
+    drawn = {d: _read_figures(results.FIGURES_DIR / d, d) for d in names}
     return Inputs(
         metrics=metrics,
-        tables={name: _read_table(path, TABLE_COLUMNS[name]) for name, path in table_files.items()},
+        tables={name: results.read_table(path, TABLE_COLUMNS[name], "analyze") for name, path in table_files.items()},
         figures=drawn,
         summaries={d: _read_keys(results.summary_path(d), "train", SUMMARY_KEYS) for d in names},
         runs={d: results.read_runs(results.runs_path(d)) for d in names},
         prepared={d: _read_keys(path, "prepare", PREPARED_KEYS) for d, path in prepared_files.items()},
         conventions=strength_conventions(params_file),
-        files=[analyze.METRICS_FILE, params_file, *table_files.values(), *prepared_files.values(),
+        files=[results.METRICS_FILE, params_file, *table_files.values(), *prepared_files.values(),
                *(results.summary_path(d) for d in names), *(results.runs_path(d) for d in names),
-               *(figures.FIGURES_DIR / d / "captions.json" for d in names),
+               *(results.FIGURES_DIR / d / "captions.json" for d in names),
                *(f.path for listed in drawn.values() for f in listed)],
     )
 
@@ -174,27 +174,14 @@ def _read_keys(path: Path, producer: str, keys: tuple[str, ...]) -> dict[str, An
 def dataset_names(metrics: Any) -> list[str]:
     """The datasets metrics.json covers, in the order of params.DATASETS, each checked for its headline keys."""
     if not isinstance(metrics, dict) or not metrics:
-        raise DataError(f"{analyze.METRICS_FILE}: found {str(metrics)[:60]!r}; "
+        raise DataError(f"{results.METRICS_FILE}: found {str(metrics)[:60]!r}; "
                         "expected a mapping of dataset to metrics")
     for dataset, entry in metrics.items():
         missing = [k for k in METRICS_KEYS if not isinstance(entry, dict) or k not in entry]
         if missing:
-            raise DataError(f"{analyze.METRICS_FILE}: {dataset}: missing keys {missing}; expected {list(METRICS_KEYS)}")
+            raise DataError(f"{results.METRICS_FILE}: {dataset}: missing keys {missing}; expected {list(METRICS_KEYS)}")
     order = {name: i for i, name in enumerate(params.DATASETS)}
     return sorted(metrics, key=lambda d: (order.get(d, len(order)), d))
-
-
-def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found; run the analyze stage first (dvc repro)") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: not a readable CSV ({error})".replace("\n", " ")) from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path}: missing columns {missing}; expected {columns}")
-    return frame
 
 
 def _read_figures(folder: Path, dataset: str) -> list[Figure]:

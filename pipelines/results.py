@@ -24,6 +24,13 @@ from pipelines.errors import DataError
 
 RESULTS_DIR = Path("reports/results")
 MODELS_DIR = Path("models")
+# What analyze, figures and report write in turn.
+TABLES_DIR = Path("reports/tables")
+METRICS_FILE = Path("reports/metrics.json")
+FIGURES_DIR = Path("reports/figures")
+
+# AdamW is Adam with decoupled decay: its members are compared within the adam group.
+GROUP_OF = {"adamw": "adam"}
 
 FAMILIES = ("none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "dropout", "activity")
 
@@ -80,16 +87,22 @@ def read_curves(path: Path) -> pd.DataFrame:
     return _read(path, CURVE_COLUMNS)
 
 
-def _read(path: Path, required: list[str]) -> pd.DataFrame:
+def read_table(path: Path, required: list[str], stage: str) -> pd.DataFrame:
+    """A CSV that `stage` writes, with at least the `required` columns; a problem is one DataError line."""
     try:
-        frame = pd.read_csv(path, keep_default_na=True)
+        frame = pd.read_csv(path)
     except FileNotFoundError:
-        raise DataError(f"{path}: not found; run the train stage first (dvc repro)") from None
+        raise DataError(f"{path}: not found; run the {stage} stage first (dvc repro)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a readable CSV ({error})".replace("\n", " ")) from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: missing columns {missing}; expected the results contract of pipelines/results.py")
+        raise DataError(f"{path}: missing columns {missing}; expected the columns the {stage} stage writes")
+    return frame
+
+
+def _read(path: Path, required: list[str]) -> pd.DataFrame:
+    frame = read_table(path, required, "train")
     if not sparsity_columns(frame):
         raise DataError(f"{path}: no frac_below_<threshold> columns; expected at least one")
     if frame.empty:

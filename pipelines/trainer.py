@@ -116,13 +116,6 @@ def _members_that_fit(config: DatasetTrain, data: Prepared, device: torch.device
 _EVAL_ROWS = 1024  # samples evaluated at once, bounding evaluation memory to M x 1024 x width
 
 
-def _replace_rows(t: torch.Tensor, rows: slice | torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """`t` with `rows` replaced by `values`, out of place (autograd still needs `t`)."""
-    if isinstance(rows, slice):
-        return torch.cat((t[:rows.start], values, t[rows.stop:]))
-    return t.index_copy(0, rows, values)
-
-
 class _Chunk:
     """One chunk of a cohort: stacked parameters, optimizer state and the seeds' random streams."""
 
@@ -279,9 +272,11 @@ class _Chunk:
                     rows, strength = self.activity[name]
                     penalty = penalty + (strength.view(-1) * function(h[rows], members=1)).sum()
             if noise is not None:
+                # A constant mask (1 for members without dropout) costs autograd one product.
                 rows = self.dropout_rows
-                kept = (noise[layer][self.seed_of[rows]] >= self.drop[layer]) / self.keep[layer]
-                h = _replace_rows(h, rows, h[rows] * kept)
+                mask = torch.ones_like(h)
+                mask[rows] = (noise[layer][self.seed_of[rows]] >= self.drop[layer]) / self.keep[layer]
+                h = h * mask
         w, b = self.weights[-1], self.biases[-1]
         return torch.baddbmm(b, h, w), penalty
 

@@ -55,7 +55,7 @@ def edit_runs(root: Path, change: Callable[[pd.DataFrame], pd.DataFrame], datase
 
 
 def table(name: str) -> pd.DataFrame:
-    return pd.read_csv(analyze.TABLES_DIR / f"{name}.csv", keep_default_na=False, na_values=[""])
+    return pd.read_csv(results.TABLES_DIR / f"{name}.csv", keep_default_na=False, na_values=[""])
 
 
 def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> None:
@@ -65,10 +65,10 @@ def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> No
 
     for name in TABLES:
         for suffix in (".csv", ".md", ".tex"):
-            assert (analyze.TABLES_DIR / f"{name}{suffix}").stat().st_size > 0, (name, suffix)
+            assert (results.TABLES_DIR / f"{name}{suffix}").stat().st_size > 0, (name, suffix)
     for name, columns in REQUIRED_COLUMNS.items():
         assert set(columns) <= set(table(name).columns), name
-    metrics = json.loads(analyze.METRICS_FILE.read_text())
+    metrics = json.loads(results.METRICS_FILE.read_text())
     verdicts = table("verdicts")
     assert set(metrics) == set(params.DATASETS)
     for dataset, summary in metrics.items():
@@ -114,7 +114,7 @@ def test_missing_results_file_is_one_line_error_and_nothing_is_written(workdir: 
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "reports/results/fashion_mnist/runs.csv" in lines[0]
-    assert not (workdir / analyze.TABLES_DIR).exists() and not (workdir / analyze.METRICS_FILE).exists()
+    assert not (workdir / results.TABLES_DIR).exists() and not (workdir / results.METRICS_FILE).exists()
 
 
 def test_missing_column_is_named(workdir: Path) -> None:
@@ -127,7 +127,7 @@ def test_missing_column_is_named(workdir: Path) -> None:
 def test_nan_in_an_ok_row_is_refused_and_previous_outputs_stay(workdir: Path) -> None:
     synthetic.write_results(workdir, "diabetes")
     run_diabetes()
-    before = {p: p.read_bytes() for p in [*analyze.TABLES_DIR.iterdir(), analyze.METRICS_FILE]}
+    before = {p: p.read_bytes() for p in [*results.TABLES_DIR.iterdir(), results.METRICS_FILE]}
 
     def poison(runs: pd.DataFrame) -> pd.DataFrame:
         runs.loc[(runs["config"] == "adam/l2/l2=0.01") & (runs["seed"] == 4), "test_acc"] = np.nan
@@ -139,7 +139,7 @@ def test_nan_in_an_ok_row_is_refused_and_previous_outputs_stay(workdir: Path) ->
     message = str(error.value)
     for part in ("runs.csv", "'adam/l2/l2=0.01'", "seed 4", "test_acc"):
         assert part in message
-    assert {p: p.read_bytes() for p in [*analyze.TABLES_DIR.iterdir(), analyze.METRICS_FILE]} == before
+    assert {p: p.read_bytes() for p in [*results.TABLES_DIR.iterdir(), results.METRICS_FILE]} == before
 
 
 def test_diverged_members_are_excluded_and_counted(workdir: Path) -> None:
@@ -164,7 +164,7 @@ def test_diverged_members_are_excluded_and_counted(workdir: Path) -> None:
     involved = table("comparisons").query("a == @config and metric == 'hoyer'")
     assert not involved.empty and (involved["n"] == 8).all()
     assert involved["mean_a"].to_numpy() == pytest.approx(kept["hoyer"].mean())
-    assert json.loads(analyze.METRICS_FILE.read_text())["diabetes"]["diverged"] == 2
+    assert json.loads(results.METRICS_FILE.read_text())["diabetes"]["diverged"] == 2
 
 
 def test_a_single_seed_is_inconclusive_with_the_reason(workdir: Path) -> None:
@@ -174,7 +174,7 @@ def test_a_single_seed_is_inconclusive_with_the_reason(workdir: Path) -> None:
     assert (verdicts["verdict"] == "inconclusive").all()
     assert verdicts["evidence"].str.contains("Undecided: ").all()
     assert not table("comparisons")["can_reach_alpha"].any()
-    summary = json.loads(analyze.METRICS_FILE.read_text())["diabetes"]
+    summary = json.loads(results.METRICS_FILE.read_text())["diabetes"]
     assert {summary[h]["verdict"] for h in analyze.JUDGES} == {"inconclusive"}
 
 

@@ -21,7 +21,7 @@ from scipy import stats
 
 import synthetic
 from pipelines import figures, plotting, statistics
-from pipelines.analyze import GROUP_OF
+from pipelines.results import GROUP_OF
 from pipelines.datasets import PIMA_FEATURES, prepared_paths
 from pipelines.results import RESULTS_DIR, runs_path, weights_path
 
@@ -229,8 +229,8 @@ def test_stage_writes_png_pdf_and_captions_for_every_figure(tmp_path, monkeypatc
     write_study(tmp_path, datasets=("diabetes",))
     monkeypatch.chdir(tmp_path)
     figures.main()
-    assert [p.name for p in (tmp_path / figures.FIGURES_DIR).iterdir()] == ["diabetes"]
-    directory = tmp_path / figures.FIGURES_DIR / "diabetes"
+    assert [p.name for p in (tmp_path / results.FIGURES_DIR).iterdir()] == ["diabetes"]
+    directory = tmp_path / results.FIGURES_DIR / "diabetes"
     captions = json.loads((directory / "captions.json").read_text())
     assert "09_input_features" in captions and len(captions) == 9
     for name in captions:
@@ -336,7 +336,7 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 
 def test_missing_table_is_one_line_error_and_previous_figures_stay(tmp_path):
     write_study(tmp_path, seeds=2)
-    previous = tmp_path / figures.FIGURES_DIR / "diabetes" / "captions.json"
+    previous = tmp_path / results.FIGURES_DIR / "diabetes" / "captions.json"
     previous.parent.mkdir(parents=True)
     previous.write_text("{}")
     (tmp_path / figures.TABLES_DIR / "ranking.csv").unlink()
@@ -367,7 +367,7 @@ def test_bad_input_names_the_file_and_what_was_expected(tmp_path, monkeypatch, c
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
-    assert not (tmp_path / figures.FIGURES_DIR).exists()
+    assert not (tmp_path / results.FIGURES_DIR).exists()
 
 
 def test_no_results_is_an_error(tmp_path, monkeypatch, capsys):

@@ -120,12 +120,12 @@ def write_handmade_analysis(root: Path) -> None:
         metrics[dataset], dataset_tables = _analysis(runs, dataset, rng)
         for name, rows in dataset_tables.items():
             tables[name] += rows
-        _figures(root / figures.FIGURES_DIR / dataset, dataset)
-    (root / analyze.TABLES_DIR).mkdir(parents=True)
+        _figures(root / results.FIGURES_DIR / dataset, dataset)
+    (root / results.TABLES_DIR).mkdir(parents=True)
     for name, rows in tables.items():
-        pd.DataFrame(rows, columns=report.TABLE_COLUMNS[name]).to_csv(root / analyze.TABLES_DIR / f"{name}.csv",
+        pd.DataFrame(rows, columns=report.TABLE_COLUMNS[name]).to_csv(root / results.TABLES_DIR / f"{name}.csv",
                                                                       index=False)
-    (root / analyze.METRICS_FILE).write_text(json.dumps(metrics))
+    (root / results.METRICS_FILE).write_text(json.dumps(metrics))
 
 
 def run_stage(stage: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -194,7 +194,7 @@ def test_number_writes_small_values_in_scientific_notation() -> None:
 
 def test_abstract_numbers_equal_metrics_json(rendered: Path) -> None:
     text = (rendered / report.REPORT_MD).read_text()
-    metrics = json.loads((rendered / analyze.METRICS_FILE).read_text())
+    metrics = json.loads((rendered / results.METRICS_FILE).read_text())
     abstract = section(text, "Abstract")
     for dataset, m in metrics.items():
         name = report.DISPLAY_NAMES[dataset]
@@ -217,7 +217,7 @@ def test_abstract_numbers_equal_metrics_json(rendered: Path) -> None:
 
 def test_selected_table_numbers_equal_the_csv(rendered: Path) -> None:
     text = (rendered / report.REPORT_MD).read_text()
-    selected = pd.read_csv(rendered / analyze.TABLES_DIR / "selected.csv")
+    selected = pd.read_csv(rendered / results.TABLES_DIR / "selected.csv")
     for dataset, rows in selected.groupby("dataset"):
         name = report.DISPLAY_NAMES[dataset]
         table = re.search(rf"\*\*{re.escape(name)}\*\* — selected configurations:\n\n(.*?)\n\n", text, flags=re.S)
@@ -233,7 +233,7 @@ def test_selected_table_numbers_equal_the_csv(rendered: Path) -> None:
 
 def test_every_hypothesis_has_a_section_with_its_verdict_rule_and_evidence(rendered: Path) -> None:
     text = (rendered / report.REPORT_MD).read_text()
-    verdicts = pd.read_csv(rendered / analyze.TABLES_DIR / "verdicts.csv")
+    verdicts = pd.read_csv(rendered / results.TABLES_DIR / "verdicts.csv")
     for row in verdicts.itertuples():
         body = section(text, f"{row.hypothesis}: {row.title}")
         part = body.split(f"### {row.hypothesis} on {report.DISPLAY_NAMES[row.dataset]}\n")[1].split("\n### ")[0]
@@ -283,13 +283,13 @@ def test_report_md_links_figures_that_exist(rendered: Path) -> None:
     text = (rendered / report.REPORT_MD).read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert sorted(links) == sorted(p.relative_to(rendered / "reports").as_posix()
-                                   for p in (rendered / figures.FIGURES_DIR).glob("*/*.png"))
+                                   for p in (rendered / results.FIGURES_DIR).glob("*/*.png"))
 
 
 def test_html_is_self_contained(rendered: Path) -> None:
     html = (rendered / report.REPORT_HTML).read_text()
     sources = re.findall(r'<img[^>]* src="([^"]+)"', html)
-    assert len(sources) == len(list((rendered / figures.FIGURES_DIR).glob("*/*.png"))) > 0
+    assert len(sources) == len(list((rendered / results.FIGURES_DIR).glob("*/*.png"))) > 0
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r"<(script|link|iframe)\b", html)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
@@ -314,7 +314,7 @@ def test_the_same_inputs_give_the_same_report_and_a_changed_param_a_new_id(handm
 def test_a_missing_input_fails_in_one_line_and_keeps_the_old_report(handmade: Path) -> None:
     report.main()
     before = {p: (handmade / p).read_bytes() for p in (report.REPORT_MD, report.REPORT_HTML)}
-    (handmade / analyze.TABLES_DIR / "trends.csv").unlink()
+    (handmade / results.TABLES_DIR / "trends.csv").unlink()
     failed = run_stage("report", handmade)
     assert failed.returncode == 1
     assert failed.stderr.strip().count("\n") == 0
@@ -445,7 +445,7 @@ def check_in_browser(chromium: Path, html: str, folder: Path, width: int) -> tup
 @pytest.mark.slow
 def test_html_loads_in_chromium_with_every_image_decoded(chain: Path, chromium: Path, tmp_path: Path) -> None:
     html = (chain / report.REPORT_HTML).read_text()
-    drawn = len(list((chain / figures.FIGURES_DIR).glob("*/*.png")))
+    drawn = len(list((chain / results.FIGURES_DIR).glob("*/*.png")))
     for width in (1280, 390):
         seen, errors = check_in_browser(chromium, html, tmp_path, width)
         assert errors == [], f"console errors at {width}px: {errors}"

@@ -1,0 +1,128 @@
+"""`dvc repro` end to end, in a temporary copy of the repository, with the smoke profile and the
+shared data mirror: every declared output appears, a second run reruns nothing, an analysis param
+reruns only what follows it, and an interrupted training stage leaves nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = REPO.parent / "shared" / "datasets"
+UPSTREAM = ("fetch@", "prepare@", "train@")
+
+pytestmark = pytest.mark.slow
+
+
+def _copy_repository(target: Path) -> None:
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    archive = target / "repo.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name in filter(None, listed):
+            if (REPO / name).exists():
+                tar.add(REPO / name, arcname=name)
+    with tarfile.open(archive) as tar:
+        tar.extractall(target / "repo", filter="data")
+    archive.unlink()
+    git = ["git", "-c", "user.name=regbench-test", "-c", "user.email=test@localhost"]
+    subprocess.run([*git, "init", "-q"], cwd=target / "repo", check=True)
+    subprocess.run([*git, "add", "-A"], cwd=target / "repo", check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=target / "repo", check=True)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not MIRROR.is_dir():
+        pytest.fail(f"{MIRROR}: the shared dataset mirror is missing; the end-to-end test needs it")
+    root = tmp_path_factory.mktemp("pipeline")
+    _copy_repository(root)
+    repo = root / "repo"
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["profile"] = "smoke"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return repo
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["REGBENCH_DATA_MIRROR"] = str(MIRROR)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def dvc(repo: Path, *args: str, check: bool = True) -> str:
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=_env(), capture_output=True,
+                          text=True, timeout=900)
+    if check and done.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout + done.stderr
+
+
+def _ran(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+def _declared_outputs(repo: Path) -> list[Path]:
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    paths = []
+    for stage in stages.values():
+        body = stage.get("do", stage)
+        items = stage.get("foreach", [None])
+        for kind in ("outs", "metrics"):
+            for out in body.get(kind, []):
+                name = next(iter(out)) if isinstance(out, dict) else out
+                paths += [repo / name.replace("${item}", item) if item else repo / name for item in items]
+    return paths
+
+
+def test_repro_writes_every_output_and_a_second_run_reruns_nothing(repo: Path) -> None:
+    first = dvc(repo, "repro")
+    assert {"train@fashion_mnist", "train@diabetes", "analyze", "figures", "report"} <= set(_ran(first))
+    missing = [str(p.relative_to(repo)) for p in _declared_outputs(repo) if not p.exists()]
+    assert not missing, f"declared outputs missing after dvc repro: {missing}"
+    assert "up to date" in dvc(repo, "status").lower()
+    assert _ran(dvc(repo, "repro")) == []
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert set(metrics) == {"fashion_mnist", "diabetes"}
+
+
+def test_an_analysis_param_reruns_only_what_follows(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["analyze"]["alpha"] = 0.1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = _ran(dvc(repo, "repro"))
+    assert "analyze" in ran and "report" in ran
+    assert not [stage for stage in ran if stage.startswith(UPSTREAM)], ran
+
+
+def test_an_interrupted_training_stage_completes_on_the_next_run(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["profiles"]["smoke"]["train"]["diabetes"]["epochs"] = 40
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train@diabetes"], cwd=repo, env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    for line in process.stdout:  # interrupt once training has started
+        if line.startswith("train diabetes:") or time.monotonic() > deadline:
+            break
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process group
+    process.wait(timeout=120)
+    assert process.returncode != 0
+    leftovers = [p for p in (repo / "reports").rglob("*.tmp")] + [p for p in (repo / "models").rglob("*.tmp")]
+    assert not leftovers, leftovers
+    ran = _ran(dvc(repo, "repro"))
+    assert "train@diabetes" in ran
+    assert "up to date" in dvc(repo, "status").lower()
+    runs = (repo / "reports/results/diabetes/runs.csv").read_text().splitlines()
+    assert len(runs) > 1 and all(line.count(",") == runs[0].count(",") for line in runs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import io
 import itertools
 import json
 import math
@@ -25,6 +26,7 @@ import markdown
 import numpy as np
 import pandas as pd
 import yaml
+from PIL import Image
 
 from pipelines import datasets, files, params, provenance, results
 from pipelines.errors import DataError, ParamsError, stage
@@ -366,8 +368,18 @@ def render(context: dict[str, Any]) -> tuple[str, str]:
     return text, html
 
 
+# Embedded figures are reduced to a 64-colour palette: line plots and colour maps stay sharp and the
+# HTML stays small enough for git and phones. The full-colour PNGs and vector PDFs stay in
+# reports/figures/.
+_EMBED_COLOURS = 64
+
+
 def _data_uri(figure: Figure) -> str:
-    return "data:image/png;base64," + base64.b64encode(figure.path.read_bytes()).decode("ascii")
+    with Image.open(figure.path) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").quantize(colors=_EMBED_COLOURS, method=Image.Quantize.MEDIANCUT).save(
+            buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 @stage

@@ -20,10 +20,9 @@ import yaml
 from scipy import stats
 
 import synthetic
-from pipelines import figures, plotting, statistics
-from pipelines.results import GROUP_OF
+from pipelines import figures, plotting, results, statistics
 from pipelines.datasets import PIMA_FEATURES, prepared_paths
-from pipelines.results import RESULTS_DIR, runs_path, weights_path
+from pipelines.results import GROUP_OF, RESULTS_DIR, runs_path, weights_path
 
 REPO = Path(__file__).resolve().parents[1]
 DPI = 50  # the smallest dpi params allow keeps PNGs small and tests fast

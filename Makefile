@@ -11,6 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(LOCK) | sha256sum | cut -c1-16)
 BIN := $(VENV)/bin
 PORT ?= 5000
 PYTEST_ARGS ?=
+BENCH_ARGS ?= --epochs 3
 
 .PHONY: help setup repro test test-fast ui bench lock clean
 
@@ -44,8 +45,8 @@ ui: $(STAMP) ## browse the runs: MLflow UI on 127.0.0.1:$(PORT) (PORT=... to cha
 	echo "MLflow UI for $$uri at http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"; \
 	$(BIN)/mlflow ui --backend-store-uri "$$uri" --host 127.0.0.1 --port $(PORT) --workers 1
 
-bench: $(STAMP) ## speed benchmarks: batched trainer vs the reference loop, MLflow tracking overhead
-	$(RUN) python -m benchmarks.trainer
+bench: $(STAMP) ## speed benchmarks: batched trainer vs the reference loop (BENCH_ARGS=...), MLflow tracking
+	$(RUN) python -m benchmarks.trainer $(BENCH_ARGS)
 	$(RUN) python -m benchmarks.tracking
 
 lock: ## re-resolve requirements.lock from pyproject.toml

@@ -331,3 +331,32 @@ def test_a_grid_logged_to_a_real_server_is_found_through_its_rest_api(mlflow_ser
                                     params={"run_uuid": grid.run_ids[0], "path": "weight_stats.json"},
                                     timeout=30).text)
     assert math.isclose(stats["weight_l2"], final["weight_l2"].iloc[0], rel_tol=1e-12)
+
+
+@pytest.mark.slow
+def test_the_train_stage_logs_a_tiny_grid_to_a_real_server(mlflow_server, tmp_path, shared_mirror):
+    """fetch, prepare and train (diabetes, smoke profile, 2 seeds) through MLFLOW_TRACKING_URI."""
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "params.yaml").read_text().replace("\nprofile: standard", "\nprofile: smoke")
+    text = text.replace("diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 3, seeds: [0, 1]}")
+    (tmp_path / "params.yaml").write_text(text)
+    env = os.environ | {"PYTHONPATH": str(repo), "MLFLOW_TRACKING_URI": mlflow_server,
+                        "REGBENCH_DATA_MIRROR": str(shared_mirror)}
+    for stage in ("fetch", "prepare", "train"):
+        done = subprocess.run([sys.executable, "-m", f"pipelines.{stage}", "diabetes"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert not (tmp_path / "mlflow.db").exists()  # everything went to the server
+
+    runs_csv = pd.read_csv(tmp_path / "reports/results/diabetes/runs.csv")
+    summary = json.loads((tmp_path / "reports/results/diabetes/summary.json").read_text())
+    found = requests.post(f"{mlflow_server}/api/2.0/mlflow/runs/search",
+                          json={"experiment_ids": [summary["experiment_id"]], "max_results": 1000}, timeout=30)
+    found.raise_for_status()
+    runs = {run["info"]["run_id"]: run for run in found.json()["runs"]}
+    assert set(runs) == {summary["parent_run_id"], *runs_csv["run_id"]}
+    first = runs[runs_csv["run_id"].iloc[0]]
+    assert {p["key"]: p["value"] for p in first["data"]["params"]}["config"] == runs_csv["config"].iloc[0]
+    history = requests.get(f"{mlflow_server}/api/2.0/mlflow/metrics/get-history",
+                           params={"run_id": runs_csv["run_id"].iloc[0], "metric_key": "val_acc"}, timeout=30).json()
+    assert sorted(m["step"] for m in history["metrics"]) == [3]  # diabetes evaluates every 5 epochs and at the end

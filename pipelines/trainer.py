@@ -141,7 +141,6 @@ class _Chunk:
         self.finite = torch.ones(len(members), dtype=torch.bool, device=device)
         self.diverged_epoch: dict[int, int] = {}
         self.curves: list[pd.DataFrame] = []
-        self.last: dict[str, torch.Tensor] = {}
         self.epochs_run = 0
 
     @property
@@ -330,7 +329,6 @@ class _Chunk:
         measures |= weight_measures([w.detach() for w in self.weights], self.thresholds, members=1)
         dead = ~self.alive
         measures = {k: torch.where(dead, torch.nan, v).cpu() for k, v in measures.items()}
-        self.last = measures
         frame = pd.DataFrame({k: v.numpy() for k, v in measures.items()})
         frame.insert(0, "epoch", epoch)
         frame.insert(0, "member", [m.member for m in self.members])

@@ -39,7 +39,7 @@ test: $(STAMP) ## run every test (PYTEST_ARGS="-m 'not slow'" skips the end-to-e
 test-fast: $(STAMP) ## the tests without the slow end-to-end ones
 	$(RUN) python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-ui: $(STAMP) ## browse the runs: MLflow UI on 127.0.0.1:$(PORT) (PORT=... to change)
+ui: $(STAMP) ## browse the runs: MLflow UI on 127.0.0.1:5000 (PORT=... to change)
 	@uri=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}; \
 	case "$$uri" in http*) echo "runs are on the tracking server: open $$uri in a browser"; exit 0;; esac; \
 	echo "MLflow UI for $$uri at http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"; \

@@ -10,7 +10,6 @@ holds no timestamp, so fetching the same files again gives the same output for D
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import os
@@ -160,12 +159,10 @@ def fetch(dataset: str, sources: Sequence[Source], raw_root: Path = RAW_DIR) -> 
 
 @stage
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.fetch", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=params.DATASETS)
-    args = parser.parse_args(argv)
+    dataset = params.dataset_argument("fetch", argv, __doc__.splitlines()[0])
     settings = params.load()
-    target = fetch(args.dataset, default_sources(settings.data.mirror))
-    print(f"fetch {args.dataset}: wrote {target}/")
+    target = fetch(dataset, default_sources(settings.data.mirror))
+    print(f"fetch {dataset}: wrote {target}/")
 
 
 if __name__ == "__main__":

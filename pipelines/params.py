@@ -6,7 +6,9 @@ the file already has, so a typo in a profile is caught like a typo anywhere else
 
 from __future__ import annotations
 
+import argparse
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -174,6 +176,13 @@ class Params(Schema):
     figures: FiguresParams
     report: ReportParams
     profiles: dict[str, dict[str, Any]]
+
+
+def dataset_argument(stage: str, argv: Sequence[str] | None, description: str) -> str:
+    """The dataset a per-dataset stage (`python -m pipelines.<stage> <dataset>`) was asked for."""
+    parser = argparse.ArgumentParser(prog=f"python -m pipelines.{stage}", description=description)
+    parser.add_argument("dataset", choices=DATASETS)
+    return parser.parse_args(argv).dataset
 
 
 def load(path: Path | str = PARAMS_FILE) -> Params:

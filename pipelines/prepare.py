@@ -9,7 +9,6 @@ train, val and test) and data/prepared/<dataset>.json (its metadata), each atomi
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -158,12 +157,10 @@ def prepare(dataset: str, data: params.DataParams, raw_root: Path = RAW_DIR,
 
 @stage
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.prepare", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=params.DATASETS)
-    args = parser.parse_args(argv)
+    dataset = params.dataset_argument("prepare", argv, __doc__.splitlines()[0])
     settings = params.load()
-    tensors_path, metadata_path = prepare(args.dataset, settings.data)
-    print(f"prepare {args.dataset}: wrote {tensors_path} and {metadata_path}")
+    tensors_path, metadata_path = prepare(dataset, settings.data)
+    print(f"prepare {dataset}: wrote {tensors_path} and {metadata_path}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ reports/results/<dataset>/{runs,curves}.csv + summary.json and models/<dataset>/
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import signal
@@ -17,7 +16,7 @@ import pandas as pd
 import torch
 
 from pipelines import grid, params, provenance, results, tracking
-from pipelines.datasets import DATASETS, load_prepared
+from pipelines.datasets import load_prepared
 from pipelines.errors import stage
 from pipelines.files import atomic_path
 from pipelines.trainer import GridResult, choose_device, train_grid
@@ -25,9 +24,7 @@ from pipelines.trainer import GridResult, choose_device, train_grid
 
 @stage
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=DATASETS)
-    dataset = parser.parse_args(argv).dataset
+    dataset = params.dataset_argument("train", argv, __doc__.splitlines()[0])
 
     settings = params.load()
     config = getattr(settings.train, dataset)

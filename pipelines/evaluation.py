@@ -10,11 +10,13 @@ from pipelines.results import sparsity_column
 
 
 def loss_and_accuracy(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and number correct per member; logits (..., n, classes), y (n,) or (..., n)."""
-    y = y.expand(logits.shape[:-1])
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
-    correct = (logits.argmax(-1) == y).to(logits.dtype)
-    return loss.view(y.shape).sum(-1), correct.sum(-1)
+    """Summed cross-entropy and number correct; classes along dim 1, as torch's losses take them:
+    logits (n, classes) for one network, or (members, classes, n) with y (n,) or (members, n)."""
+    if logits.dim() == 3:
+        y = y.expand(logits.shape[0], -1)
+    loss = F.cross_entropy(logits, y, reduction="none")
+    correct = (logits.argmax(1) == y).to(logits.dtype)
+    return loss.sum(-1), correct.sum(-1)
 
 
 def weight_measures(weights: list[torch.Tensor], thresholds: list[float], members: int = 0) -> dict[str, torch.Tensor]:

@@ -1,15 +1,19 @@
 """The batched trainer: every member of a grid trained at once.
 
-Parameters are stacked with a leading member dimension (weights as (M, in, out) for batched matrix
-products), per-member hyperparameters are (M, 1, 1) tensors, each member gathers its own mini-batch
-(members of one seed gather the same one) and draws its dropout mask from its seed's noise. The
-optimizer arithmetic follows torch.optim's SGD, Adam and AdamW update for update; tests check every
-family and optimizer against the one-network-at-a-time reference in pipelines/reference.py.
+Parameters are stacked with a leading member dimension and multiplied with batched matrix
+products; per-member hyperparameters are tensors. Members that share a seed share their mini-batch,
+so the first layer of all of a seed's members is a single wide matrix product, and they share their
+dropout noise. The optimizer arithmetic is torch.optim's own SGD and Adam (AdamW's decoupled decay
+applied around it); tests check every family and optimizer against the one-network-at-a-time
+reference in pipelines/reference.py.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
+import sys
 import time
 from collections.abc import Iterator
 import dataclasses
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from pipelines import networks, regularizers
@@ -55,6 +60,8 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
                device: torch.device, max_chunk_members: int = 0, progress: bool = True) -> GridResult:
     """Train every member; members of one cohort (optimizer rule) are trained together, in chunks."""
     start = time.perf_counter()
+    if device.type == "cpu":
+        _keep_freed_memory()
     data = dataclasses.replace(data, **{f"{kind}_{split}": getattr(data, f"{kind}_{split}").to(device)
                                         for split in SPLITS for kind in ("x", "y")})
     chunks = list(_chunks(members, config, data, device, max_chunk_members))
@@ -80,25 +87,52 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
                       member_samples=len(members) * config.epochs * len(data.y_train))
 
 
+def _keep_freed_memory() -> None:
+    """Have glibc keep freed memory for reuse instead of handing it back to the kernel.
+
+    Every training step allocates and frees the same large tensors. glibc serves blocks above 32 MB
+    with mmap and unmaps them when they are freed, so each step would fault them back in page by
+    page: a quarter of a Fashion-MNIST step on the CPU. Other C libraries are left as they are.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    mallopt = getattr(ctypes.CDLL(ctypes.util.find_library("c")), "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_MAX, 0)  # serve every block from the heap
+        mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1)  # and keep the freed top of the heap
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's <malloc.h>
+
+
 def _chunks(members: list[Member], config: DatasetTrain, data: Prepared, device: torch.device,
             max_chunk_members: int) -> Iterator[list[Member]]:
+    """Chunks of one cohort: a block of its seeds times a block of its configurations, laid out
+    seed-major (member s·C + c of a chunk is configuration c of seed s)."""
     limit = max_chunk_members or _members_that_fit(config, data, device)
-    cohorts: dict[tuple, list[Member]] = {}
-    for m in sorted(members, key=_feature_order):
-        cohorts.setdefault(m.cohort, []).append(m)
-    for group in cohorts.values():
-        for i in range(0, len(group), limit):
-            yield group[i:i + limit]
+    cohorts: dict[tuple, dict[tuple[str, int], Member]] = {}
+    for m in members:
+        cohorts.setdefault(m.cohort, {})[m.config, m.seed] = m
+    for cohort in cohorts.values():
+        seeds = sorted({seed for _, seed in cohort})
+        configs = sorted({config for config, _ in cohort}, key=lambda c: _feature_order(cohort[c, seeds[0]]))
+        if len(cohort) != len(seeds) * len(configs):
+            raise ValueError("the batched trainer needs every configuration of a cohort with every seed")
+        seeds_at_once = min(len(seeds), limit)
+        configs_at_once = max(1, limit // seeds_at_once)
+        for i in range(0, len(seeds), seeds_at_once):
+            for j in range(0, len(configs), configs_at_once):
+                yield [cohort[c, s] for s in seeds[i:i + seeds_at_once] for c in configs[j:j + configs_at_once]]
 
 
-# Members of a chunk are stacked in this family order, so that the members using each per-member
-# term form one contiguous block (l1: l1 + elastic; l2 gradient: elastic + l2 + weight_decay) and
-# the term touches a slice of the stack, not an index.
+# The configurations of a chunk are ordered by family, so that the members using each per-member
+# term form one block of configurations (l1: l1 + elastic; l2 gradient: elastic + l2 + weight_decay)
+# and the term touches a strided slice of the stack, not a gathered copy.
 _FAMILY_ORDER = ("none", "dropout", "activity", "prox_l1", "l1", "elastic", "l2", "weight_decay", "l2_norm", "adamw")
 
 
 def _feature_order(m: Member) -> tuple:
-    return _FAMILY_ORDER.index(m.family), m.penalize_bias, m.config, m.member
+    return _FAMILY_ORDER.index(m.family), m.penalize_bias, m.config
 
 
 def _members_that_fit(config: DatasetTrain, data: Prepared, device: torch.device) -> int:
@@ -107,29 +141,35 @@ def _members_that_fit(config: DatasetTrain, data: Prepared, device: torch.device
         return 1 << 30
     sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
     parameters = sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:]))
-    activations = config.batch_size * (sizes[0] + 4 * sum(sizes[1:])) + _EVAL_ROWS * sum(sizes[1:])
+    activations = config.batch_size * 4 * sum(sizes[1:]) + _EVAL_ROWS * sum(sizes[1:])
     per_member = 4 * (5 * parameters + 3 * activations)  # float32: weights, grads, 2 moments, scratch
     free, _ = torch.cuda.mem_get_info(device)
     return max(1, int(free * 0.5 // per_member))
 
 
-_EVAL_ROWS = 1024  # samples evaluated at once, bounding evaluation memory to M x 1024 x width
+_EVAL_ROWS = 1024  # samples evaluated at once, bounding evaluation memory to M x width x 1024
 
 
 class _Chunk:
-    """One chunk of a cohort: stacked parameters, optimizer state and the seeds' random streams."""
+    """One chunk of a cohort: stacked parameters, optimizer state and the seeds' random streams.
+
+    Its members form a grid of S seeds by C configurations, stacked seed-major. Weights are
+    (M, out, in) and activations (M, width, batch). The C members of one seed see the same
+    mini-batch, so their first layers are one (C·width, in) by (in, batch) product; a per-member
+    term views the stack as (S, C, ...) and takes the configurations that use it.
+    """
 
     def __init__(self, members: list[Member], data: Prepared, config: DatasetTrain, thresholds: list[float],
                  device: torch.device) -> None:
         self.members, self.data, self.config, self.thresholds, self.device = members, data, config, thresholds, device
         self.rule = members[0].rule
-        self.seeds = sorted({m.seed for m in members})
-        self.seed_of = torch.tensor([self.seeds.index(m.seed) for m in members], device=device)
+        self.seeds = list(dict.fromkeys(m.seed for m in members))
+        self.grid = (len(self.seeds), len(members) // len(self.seeds))
         sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
         initial = {s: networks.initial_parameters(s, sizes) for s in self.seeds}
-        self.weights = [torch.stack([initial[m.seed][i][0].T for m in members]).to(device).requires_grad_()
+        self.weights = [torch.stack([initial[m.seed][i][0] for m in members]).to(device).requires_grad_()
                         for i in range(len(sizes) - 1)]
-        self.biases = [torch.stack([initial[m.seed][i][1][None] for m in members]).to(device).requires_grad_()
+        self.biases = [torch.stack([initial[m.seed][i][1][:, None] for m in members]).to(device).requires_grad_()
                        for i in range(len(sizes) - 1)]
         self.order_streams = [networks.generator(s, "order") for s in self.seeds]
         self.noise_streams = [networks.generator(s, "dropout", device) for s in self.seeds]
@@ -147,19 +187,22 @@ class _Chunk:
     def parameters(self) -> list[torch.Tensor]:
         return self.weights + self.biases
 
-    def _column(self, values: list[float]) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.float32, device=self.device).view(-1, 1, 1)
+    def _grid_view(self, t: torch.Tensor) -> torch.Tensor:
+        """A stacked tensor (M, ...) seen as (seeds, configurations, ...)."""
+        return t.view(*self.grid, *t.shape[1:])
 
-    def _rows(self, values: list[float]) -> tuple[slice | torch.Tensor, torch.Tensor] | None:
-        """The members with a nonzero value (a slice when contiguous) and their values as (k, 1, 1),
-        or None when no member has one."""
-        rows = [i for i, v in enumerate(values) if v]
-        if not rows:
+    def _columns(self, values: list[float], used: list[bool] | None = None) -> tuple[slice, torch.Tensor] | None:
+        """The configurations from the first to the last with a member that uses a term (by default:
+        whose value is nonzero), and their members' values as (S, k, 1, 1); None when no member uses
+        it. A member inside the span that does not use the term has value 0, which leaves it exactly
+        as it is (it adds 0, multiplies by 1 or thresholds at 0)."""
+        table = torch.tensor(values, dtype=torch.float32).view(self.grid)
+        users = table.ne(0) if used is None else torch.tensor(used).view(self.grid)
+        columns = users.any(0).nonzero().view(-1).tolist()
+        if not columns:
             return None
-        strengths = self._column([values[i] for i in rows])
-        if rows == list(range(rows[0], rows[-1] + 1)):
-            return slice(rows[0], rows[-1] + 1), strengths
-        return torch.tensor(rows, device=self.device), strengths
+        span = slice(columns[0], columns[-1] + 1)
+        return span, table[:, span, None, None].to(self.device)
 
     def _hyperparameters(self) -> None:
         ms = self.members
@@ -169,17 +212,17 @@ class _Chunk:
             "l1": [m.l1 for m in ms], "l2": [m.l2 + m.weight_decay for m in ms], "l2_norm": [m.l2_norm for m in ms],
             "decoupled_wd": [m.decoupled_wd for m in ms], "prox_l1": [m.prox_l1 for m in ms],
         }
-        self.on_weights = {k: self._rows(v) for k, v in strengths.items()}
-        self.on_biases = {k: self._rows([s * m.penalize_bias for s, m in zip(v, ms)]) for k, v in strengths.items()}
-        self.activity = {"l1": self._rows([m.act_l1 for m in ms]), "l2": self._rows([m.act_l2 for m in ms])}
+        self.on_weights = {k: self._columns(v) for k, v in strengths.items()}
+        self.on_biases = {k: self._columns([s * m.penalize_bias for s, m in zip(v, ms)]) for k, v in strengths.items()}
+        self.activity = {"l1": self._columns([m.act_l1 for m in ms]), "l2": self._columns([m.act_l2 for m in ms])}
         # A member with dropout draws noise for every hidden layer at every step, whatever the
         # others do, so its stream (and mask) never depends on which members share its chunk.
-        dropping = self._rows([float(any(m.dropout)) for m in ms])
-        self.uses_dropout = dropping is not None
-        if dropping:
-            self.dropout_rows = dropping[0]
-            chosen = [m for m, uses in zip(ms, [any(m.dropout) for m in ms]) if uses]
-            self.drop = [self._column([m.dropout[i] for m in chosen]) for i in range(len(self.config.hidden))]
+        dropping = [any(m.dropout) for m in ms]
+        self.uses_dropout = any(dropping)
+        if self.uses_dropout:
+            layers = [self._columns([m.dropout[i] for m in ms], used=dropping) for i in range(len(self.config.hidden))]
+            self.dropout_columns = layers[0][0]
+            self.drop = [p for _, p in layers]
             self.keep = [1 - p for p in self.drop]
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -206,7 +249,7 @@ class _Chunk:
             noise = [torch.stack(layer) for layer in zip(*per_seed)]  # per layer (seeds, n, width)
         for start in range(0, n, size):
             rows = slice(start, start + size)
-            self._run_step(order[:, rows][self.seed_of], [u[:, rows] for u in noise] if noise else None)
+            self._run_step(order[:, rows], [u[:, rows] for u in noise] if noise else None)
             bar.update()
         self._check_divergence(epoch)
         self.epochs_run = epoch
@@ -236,72 +279,84 @@ class _Chunk:
         self.graph.replay()
 
     def _step(self, index: torch.Tensor, noise: list[torch.Tensor] | None) -> None:
-        """One mini-batch: `index` (members, batch) of samples, `noise` per layer (seeds, batch, width)."""
-        x = self.data.x_train[index]
-        y = self.data.y_train[index]
-        logits, penalty = self._forward(x, noise)
-        loss, _ = loss_and_accuracy(logits, y)
+        """One mini-batch: `index` (seeds, batch) of samples, `noise` per layer (seeds, batch, width)."""
+        logits, penalty = self._forward(self.data.x_train[index], noise)
+        y = self.data.y_train[index][:, None].expand(*self.grid, -1).reshape(len(self.members), -1)
+        loss = F.cross_entropy(logits, y, reduction="none").sum(-1)
         self.finite &= torch.isfinite(loss.detach())
         # Members are independent: the sum gives each member the gradient of its own terms.
         (loss.sum() / index.shape[1] + penalty).backward()
         with torch.no_grad():
             self._update()
 
-    def _forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None,
-                 first: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (M, n, classes) and, when training, the members' summed activity penalty.
+    def _forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (M, classes, n) and, when training, the members' summed activity penalty.
 
-        Training: x is (M, n, d), each member's own mini-batch. Evaluation: x is (n, d), the same
-        samples for every member, and `first` is layer 1's weights laid out (d, M * width) so that
-        layer 1 is a single wide matrix product.
+        Training: x is (S, n, d), the mini-batch of each seed, and layer 1 is one product per seed.
+        Evaluation: x is (n, d), the same samples for every member, and layer 1 is one product.
         """
         activation = networks.ACTIVATIONS[self.config.activation]
-        training = first is None
+        training = x.dim() == 3
+        w, b = self.weights[0], self.biases[0]
+        if training:
+            h = torch.baddbmm(b.view(self.grid[0], -1, 1), w.view(self.grid[0], -1, w.shape[2]), x.transpose(1, 2))
+        else:
+            h = torch.addmm(b.view(-1, 1), w.view(-1, w.shape[2]), x.T)
+        h = h.view(len(self.members), w.shape[1], -1)
         penalty = torch.zeros((), device=self.device)
-        h = x
-        for layer, (w, b) in enumerate(zip(self.weights[:-1], self.biases[:-1])):
-            if h.dim() == 2:
-                h = activation((h @ first).view(h.shape[0], len(self.members), -1).transpose(0, 1) + b)
-            else:
-                h = activation(torch.baddbmm(b, h, w))
-            if not training:
-                continue
-            for name, function in (("l1", regularizers.activity_l1), ("l2", regularizers.activity_l2)):
-                if self.activity[name] is not None:
-                    rows, strength = self.activity[name]
-                    penalty = penalty + (strength.view(-1) * function(h[rows], members=1)).sum()
-            if noise is not None:
-                # A constant mask (1 for members without dropout) costs autograd one product.
-                rows = self.dropout_rows
-                mask = torch.ones_like(h)
-                mask[rows] = (noise[layer][self.seed_of[rows]] >= self.drop[layer]) / self.keep[layer]
-                h = h * mask
-        w, b = self.weights[-1], self.biases[-1]
-        return torch.baddbmm(b, h, w), penalty
+        for layer in range(len(self.config.hidden)):
+            if layer:
+                h = torch.baddbmm(self.biases[layer], self.weights[layer], h)
+            h = activation(h)
+            if training:
+                penalty = penalty + self._activity_penalty(h)
+                if noise is not None:
+                    h = self._dropout(h, layer, noise[layer])
+        return torch.baddbmm(self.biases[-1], self.weights[-1], h), penalty
+
+    def _activity_penalty(self, h: torch.Tensor) -> torch.Tensor:
+        """The summed activity penalty of the members that have one, on hidden activations h."""
+        penalty = torch.zeros((), device=self.device)
+        for name, function in (("l1", regularizers.activity_l1), ("l2", regularizers.activity_l2)):
+            if self.activity[name] is not None:
+                columns, strength = self.activity[name]
+                values = function(self._grid_view(h)[:, columns].transpose(-1, -2), members=2)  # (S, k)
+                penalty = penalty + (strength.view(values.shape) * values).sum()
+        return penalty
+
+    def _dropout(self, h: torch.Tensor, layer: int, noise: torch.Tensor) -> torch.Tensor:
+        """h (M, width, batch) with the dropout members' units dropped; noise is (S, batch, width)."""
+        # A constant mask (1 for members without dropout) costs autograd one product.
+        mask = torch.ones_like(h)
+        kept = noise.transpose(1, 2)[:, None] >= self.drop[layer]  # (S, k, width, batch)
+        self._grid_view(mask)[:, self.dropout_columns] = kept / self.keep[layer]
+        return h * mask
 
     def _update(self) -> None:
         """Weight penalties' gradients, then the optimizer step, then the proximal step.
 
-        Each per-member term touches only the rows of the members that use it, so its cost is
-        proportional to them and every other member's arithmetic is exactly the plain optimizer's.
+        Each per-member term touches only the configurations of the members that use it, so its cost
+        is proportional to them and every other member's arithmetic is exactly the plain optimizer's.
         """
         lr = self.members[0].lr
         for tensors, strengths in ((self.weights, self.on_weights), (self.biases, self.on_biases)):
             for p in tensors:
+                grad, value = self._grid_view(p.grad), self._grid_view(p)
                 for name, gradient in (("l1", regularizers.l1_gradient), ("l2", regularizers.half_squared_l2_gradient),
                                        ("l2_norm", regularizers.l2_norm_gradient)):
                     if strengths[name] is not None:
-                        rows, strength = strengths[name]
-                        p.grad[rows] += strength * gradient(p[rows], members=1)
+                        columns, strength = strengths[name]
+                        grad[:, columns].addcmul_(strength, gradient(value[:, columns], members=2))
                 if strengths["decoupled_wd"] is not None:  # AdamW decays the weights before its update
-                    rows, strength = strengths["decoupled_wd"]
-                    p[rows] *= 1 - lr * strength
+                    columns, strength = strengths["decoupled_wd"]
+                    value[:, columns] *= 1 - lr * strength
         self.optimizer.step()
         for tensors, strengths in ((self.weights, self.on_weights), (self.biases, self.on_biases)):
             if strengths["prox_l1"] is not None:
-                rows, strength = strengths["prox_l1"]
+                columns, strength = strengths["prox_l1"]
                 for p in tensors:
-                    p[rows] = regularizers.soft_threshold(p[rows], lr * strength)
+                    value = self._grid_view(p)
+                    value[:, columns] = regularizers.soft_threshold(value[:, columns], lr * strength)
 
     def _check_divergence(self, epoch: int) -> None:
         newly = (self.alive & ~self.finite).nonzero().view(-1).tolist()
@@ -314,13 +369,12 @@ class _Chunk:
     @torch.no_grad()
     def _evaluate(self, epoch: int) -> None:
         losses, correct, sizes = {}, {}, {}
-        first = self.weights[0].transpose(0, 1).reshape(self.weights[0].shape[1], -1)
         for split in SPLITS:
             x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
             total_loss = torch.zeros(len(self.members), device=self.device)
             total_correct = torch.zeros(len(self.members), device=self.device)
             for start in range(0, len(y), _EVAL_ROWS):
-                logits, _ = self._forward(x[start:start + _EVAL_ROWS], first=first)
+                logits, _ = self._forward(x[start:start + _EVAL_ROWS])
                 batch_loss, batch_correct = loss_and_accuracy(logits, y[start:start + _EVAL_ROWS])
                 total_loss += batch_loss
                 total_correct += batch_correct
@@ -344,5 +398,4 @@ class _Chunk:
 
     def stacked_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per layer (M, out, in) and (M, out): nn.Linear's layout, on the CPU."""
-        return [(w.detach().transpose(1, 2).contiguous().cpu(), b.detach()[:, 0].cpu())
-                for w, b in zip(self.weights, self.biases)]
+        return [(w.detach().cpu(), b.detach()[..., 0].cpu()) for w, b in zip(self.weights, self.biases)]

@@ -32,7 +32,7 @@ def make_splits(n: int = 96, features: int = 6, classes: int = 3, seed: int = 0)
 def make_config(**overrides: object) -> DatasetTrain:
     base = {
         "hidden": [7, 5], "activation": "relu", "batch_size": 16, "epochs": 2, "eval_every": 1,
-        "seeds": [0, 1], "penalize_bias": False, "bias_ablation": ["l2"],
+        "seeds": [0, 1], "penalize_bias": False, "bias_ablation": ["l2", "weight_decay"],
         "optimizers": {
             "adam": {"lr": 0.01, "families": {
                 "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "l2_norm": [1e-2], "elastic": {"l1": [1e-3], "l2": [1e-2]},

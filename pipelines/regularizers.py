@@ -56,5 +56,6 @@ def activity_l2(h: torch.Tensor, members: int = 0) -> torch.Tensor:
 
 
 def soft_threshold(w: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
-    """The proximal step of λ·Σ|w| with step size lr (threshold = lr·λ): exact zeros."""
-    return w.sign() * (w.abs() - threshold).clamp_min(0)
+    """The proximal step of λ·Σ|w| with step size lr (threshold = lr·λ): sign(w)·max(|w| − t, 0),
+    written as w − clamp(w, −t, t), which gives the same numbers in two passes, exact zeros included."""
+    return w - w.clamp(-threshold, threshold)

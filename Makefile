@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(LOCK) | sha256sum | cut -c1-16)
 BIN := $(VENV)/bin
 PORT ?= 5000
 PYTEST_ARGS ?=
-BENCH_ARGS ?= --epochs 3
+BENCH_ARGS ?=
 
 .PHONY: help setup repro test test-fast ui bench lock clean
 

@@ -38,7 +38,7 @@ def random_data(train: int, val: int, test: int, features: int, classes: int) ->
     return Prepared(xt, yt, xv, yv, xs, ys, class_names=tuple(map(str, range(classes))), metadata={})
 
 
-def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
     """This machine's float32 matmul throughput: the median of a few square products."""
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     timings = []
@@ -100,8 +100,9 @@ def run_case(name: str, config: DatasetTrain, data: Prepared, device: torch.devi
             train_reference(member, data, config, thresholds)
         seconds = time.perf_counter() - start
         reference_rate = len(sample) * config.epochs * len(data.y_train) / seconds
-        print(f"reference : {seconds:8.2f} s for {len(sample)} members  {reference_rate:14,.0f} member-samples/s "
-              f"(CPU loop, one member at a time)")
+        reference_gflops = grid_flops(config, data, len(sample)) / seconds / 1e9
+        print(f"reference : {seconds:8.2f} s for {len(sample)} members  {reference_rate:14,.0f} member-samples/s  "
+              f"{reference_gflops:8.1f} GFLOP/s = {reference_gflops / peak_gflops:5.1%} of matmul  (one member at a time)")
         print(f"speed-up  : {batched_rate / reference_rate:8.1f}x  (batched / reference member-samples/s)")
 
 

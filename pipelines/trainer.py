@@ -159,12 +159,6 @@ def _eval_rows(sizes: list[int]) -> int:
     return min(_EVAL_ROWS, max(32, rows))
 
 
-def _affine(w: torch.Tensor, h: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """w @ h + b over a batch of matrices. On the CPU this is up to 20% faster than baddbmm for the
-    large products, which it computes on top of a copy of the bias."""
-    return torch.bmm(w, h).add_(b)
-
-
 class _Chunk:
     """One chunk of a cohort: stacked parameters, optimizer state and the seeds' random streams.
 
@@ -317,19 +311,19 @@ class _Chunk:
         training = x.dim() == 3
         w, b = self.weights[0], self.biases[0]
         if training:
-            h = _affine(w.view(self.grid[0], -1, w.shape[2]), x.transpose(1, 2), b.view(self.grid[0], -1, 1))
+            h = torch.baddbmm(b.view(self.grid[0], -1, 1), w.view(self.grid[0], -1, w.shape[2]), x.transpose(1, 2))
         else:
             h = torch.addmm(b.view(-1, 1), w.view(-1, w.shape[2]), x.T)
         h = h.view(len(self.members), w.shape[1], -1)
         penalty = torch.zeros((), device=self.device)
         for layer in range(len(self.config.hidden)):
             if layer:
-                h = _affine(self.weights[layer], h, self.biases[layer])
+                h = torch.baddbmm(self.biases[layer], self.weights[layer], h)
             h = activation(h)
             if training and self.head:
                 h, activity = self._head_terms(h, layer, noise)
                 penalty = penalty + activity
-        return _affine(self.weights[-1], h, self.biases[-1]), penalty
+        return torch.baddbmm(self.biases[-1], self.weights[-1], h), penalty
 
     def _head_terms(self, h: torch.Tensor, layer: int, noise: list[torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Activity penalties and dropout on the head of the stack; h is (M, width, batch), noise

@@ -53,13 +53,27 @@ def collect(params: Params, inputs: list[Path], lock: Path = LOCK_FILE) -> Prove
 
 
 def git_state(root: Path = Path(".")) -> GitState:
-    """The checked-out commit and whether tracked files differ from it (untracked files do not count)."""
+    """The checked-out commit and whether a tracked source differs from it. Untracked files do not
+    count, nor do the files the pipeline writes (dvc.lock and the outputs it records): DVC rewrites
+    or removes those while the stages run, so they differ during every `dvc repro`."""
     try:
         commit = _git(root, "rev-parse", "HEAD")
-        dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+        changed = _git(root, "diff", "--name-only", "HEAD").splitlines()
     except (OSError, subprocess.CalledProcessError):
         return GitState(commit=None, dirty=False)
+    generated = _generated_paths(root / LOCK_FILE)
+    dirty = any(not any(path == g or path.startswith(g + "/") for g in generated) for path in changed)
     return GitState(commit=commit, dirty=dirty)
+
+
+def _generated_paths(lock: Path) -> set[str]:
+    """dvc.lock and every output path it records; only dvc.lock when it is absent or unreadable."""
+    try:
+        stages = yaml.safe_load(lock.read_text()).get("stages") or {}
+        outs = {out["path"] for stage in stages.values() for out in stage.get("outs") or []}
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError):
+        outs = set()
+    return outs | {LOCK_FILE.name}
 
 
 def _git(root: Path, *args: str) -> str:

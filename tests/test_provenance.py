@@ -121,6 +121,29 @@ def test_git_state_reports_the_commit_and_the_dirty_flag(tmp_path: Path) -> None
     assert provenance.git_state(tmp_path) == provenance.GitState(commit=head, dirty=True)
 
 
+def test_files_the_pipeline_writes_do_not_make_the_tree_dirty(tmp_path: Path) -> None:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    (tmp_path / "reports" / "figures").mkdir(parents=True)
+    files = {"code.py": "x = 1", "reports/report.md": "old", "reports/figures/a.png": "old", "dvc.lock": ""}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "report": {"outs": [{"path": "reports/report.md", "md5": "0"}]},
+        "figures": {"outs": [{"path": "reports/figures", "md5": "1.dir"}]}}}))
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    (tmp_path / "reports" / "report.md").unlink()  # as DVC does before it reruns a stage
+    (tmp_path / "reports" / "figures" / "a.png").write_text("new")
+    (tmp_path / "dvc.lock").write_text((tmp_path / "dvc.lock").read_text() + "# updated\n")
+    assert not provenance.git_state(tmp_path).dirty
+    (tmp_path / "code.py").write_text("x = 2")
+    assert provenance.git_state(tmp_path).dirty
+
+
 def test_package_versions_name_the_installed_ones() -> None:
     versions = provenance.package_versions(("numpy", "no-such-package-regbench"))
     assert versions == {"numpy": numpy.__version__, "no-such-package-regbench": "not installed"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -103,13 +104,14 @@ def test_a_malformed_dvc_lock_is_named(locked: Path) -> None:
         provenance.stage_hashes()
 
 
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root,
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
 def test_git_state_reports_the_commit_and_the_dirty_flag(tmp_path: Path) -> None:
     assert provenance.git_state(tmp_path) == provenance.GitState(commit=None, dirty=False)
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
-                              check=True, capture_output=True, text=True).stdout.strip()
-
+    git = functools.partial(_git, tmp_path)
     git("init", "-q")
     (tmp_path / "tracked.txt").write_text("one")
     git("add", "tracked.txt")
@@ -122,12 +124,9 @@ def test_git_state_reports_the_commit_and_the_dirty_flag(tmp_path: Path) -> None
 
 
 def test_files_the_pipeline_writes_do_not_make_the_tree_dirty(tmp_path: Path) -> None:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
-                              check=True, capture_output=True, text=True).stdout.strip()
-
+    git = functools.partial(_git, tmp_path)
     (tmp_path / "reports" / "figures").mkdir(parents=True)
-    files = {"code.py": "x = 1", "reports/report.md": "old", "reports/figures/a.png": "old", "dvc.lock": ""}
+    files = {"code.py": "x = 1", "reports/report.md": "old", "reports/figures/a.png": "old"}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {

@@ -201,15 +201,17 @@ class _Chunk:
         """A stacked tensor (M, ...) seen as (seeds, configurations, ...)."""
         return t.view(*self.grid, *t.shape[1:])
 
-    def _columns(self, values: list[float]) -> tuple[slice, torch.Tensor] | None:
-        """The configurations from the first to the last with a member whose value is nonzero, and
-        their members' values; None when every value is 0. A member inside the span whose value is
-        0 is left exactly as it is (the term adds 0, multiplies by 1 or thresholds at 0)."""
+    def _span(self, values: list[float]) -> slice | None:
+        """The configurations from the first to the last with a member whose value is nonzero."""
         columns = torch.tensor(values).view(self.grid).ne(0).any(0).nonzero().view(-1).tolist()
-        if not columns:
-            return None
-        span = slice(columns[0], columns[-1] + 1)
-        return span, self._values(values, span)
+        return slice(columns[0], columns[-1] + 1) if columns else None
+
+    def _columns(self, values: list[float]) -> tuple[slice, torch.Tensor] | None:
+        """The span of a term (see _span) and its members' values; None when every value is 0. A
+        member inside the span whose value is 0 is left exactly as it is (the term adds 0,
+        multiplies by 1 or thresholds at 0)."""
+        span = self._span(values)
+        return None if span is None else (span, self._values(values, span))
 
     def _values(self, values: list[float], span: slice) -> torch.Tensor:
         """Per-member values of the configurations in `span`, as (S, k, 1, 1)."""
@@ -229,8 +231,8 @@ class _Chunk:
         # stack: the leading configurations, up to the last that has either (see _FAMILY_ORDER).
         activity = {"l1": [m.act_l1 for m in ms], "l2": [m.act_l2 for m in ms]}
         dropout = [[m.dropout[i] for m in ms] for i in range(len(self.config.hidden))]
-        uses = self._columns([float(bool(m.act_l1 or m.act_l2 or any(m.dropout))) for m in ms])
-        self.head = uses[0].stop if uses else 0
+        uses = self._span([m.act_l1 or m.act_l2 or any(m.dropout) for m in ms])
+        self.head = uses.stop if uses else 0
         head = slice(0, self.head)
         self.activity = {name: self._values(values, head) for name, values in activity.items() if any(values)}
         # A member with dropout draws noise for every hidden layer at every step, whatever the
@@ -294,7 +296,7 @@ class _Chunk:
         """One mini-batch: `index` (seeds, batch) of samples, `noise` per layer (seeds, batch, width)."""
         logits, penalty = self._forward(self.data.x_train[index], noise)
         y = self.data.y_train[index][:, None].expand(*self.grid, -1).reshape(len(self.members), -1)
-        loss = F.cross_entropy(logits, y, reduction="none").sum(-1)
+        loss = F.cross_entropy(logits, y, reduction="none").sum(-1)  # loss_and_accuracy's loss, without the accuracy
         self.finite &= torch.isfinite(loss.detach())
         # Members are independent: the sum gives each member the gradient of its own terms.
         (loss.sum() / index.shape[1] + penalty).backward()

@@ -188,11 +188,12 @@ def _json_safe(record: dict[str, float]) -> dict[str, float | None]:
 class GridRun:
     """The MLflow runs of one training stage for one dataset: a parent and one child per member.
 
-    Use as a context manager around training: log_epoch() after every evaluation, finish() at
-    the end. Metrics are buffered and written per run in batches, when a run's buffer would
-    exceed one log_batch call, when `flush_seconds` have passed (so the UI follows a long
-    training), and at finish(). Leaving the block without finish(), by an exception or
-    Ctrl-C, ends every open run KILLED (KeyboardInterrupt) or FAILED; the exception propagates.
+    Use as a context manager around training: log_evaluation() after every evaluation of any
+    members (the trainer evaluates one chunk at a time), finish() at the end. Metrics are buffered
+    and written per run in batches: when a run's buffer would exceed one log_batch call, when
+    `flush_seconds` have passed (so the UI follows a long training), and at finish(). Leaving the
+    block without finish(), by an exception or Ctrl-C, ends every open run KILLED
+    (KeyboardInterrupt) or FAILED; the exception propagates.
     """
 
     def __init__(self, dataset: str, members: pd.DataFrame, tags: dict[str, str], uri: str,
@@ -206,6 +207,7 @@ class GridRun:
         self.experiment_id = ""
         self.parent_run_id = ""
         self.run_ids: list[str] = []
+        self._row_of = {member: row for row, member in enumerate(members["member"])}
         self._open: set[str] = set()  # runs not yet ended
         self._pending: list[list[Metric]] = []
         self._flushed_at = time.monotonic()
@@ -263,30 +265,31 @@ class GridRun:
             self.client.log_batch(run_id, params=[Param(k, v) for k, v in identity.items()], synchronous=True)
         self._pending = [[] for _ in self.run_ids]
 
-    def log_epoch(self, epoch: int, metrics: pd.DataFrame) -> None:
-        """Record one evaluation: one row per member, in the members' order; step = epoch."""
-        self._check_rows(metrics, "metrics")
-        columns = METRIC_COLUMNS + sparsity_columns(metrics)
-        self._buffer(metrics, columns, epoch, prefix="")
-        self._last_epoch = epoch
-        buffer_full = len(self._pending[0]) + len(columns) > MAX_METRICS_PER_CALL
+    def log_evaluation(self, rows: pd.DataFrame) -> None:
+        """Record an evaluation of some members: rows with `member`, `epoch` and the metrics; step = epoch."""
+        unknown = sorted(set(rows["member"]) - self._row_of.keys())
+        if unknown:
+            raise ValueError(f"metrics: members {unknown[:5]} are not in this grid")
+        columns = METRIC_COLUMNS + sparsity_columns(rows)
+        positions = [self._row_of[m] for m in rows["member"]]
+        self._buffer(rows, positions, columns, rows["epoch"].astype(int).tolist(), prefix="")
+        self._last_epoch = max(self._last_epoch, int(rows["epoch"].max()))
+        buffer_full = max(len(self._pending[i]) for i in positions) + len(columns) > MAX_METRICS_PER_CALL
         if buffer_full or time.monotonic() - self._flushed_at >= self.flush_seconds:
             self._flush()
 
-    def _check_rows(self, frame: pd.DataFrame, name: str) -> None:
-        if len(frame) != len(self.run_ids):
-            raise ValueError(f"{name}: {len(frame)} rows, expected one per member ({len(self.run_ids)})")
-
-    def _buffer(self, frame: pd.DataFrame, columns: list[str], step: int, prefix: str) -> None:
+    def _buffer(self, frame: pd.DataFrame, positions: list[int], columns: list[str], steps: list[int],
+                prefix: str) -> None:
         timestamp = int(time.time() * 1000)
         keys = [prefix + c for c in columns]
-        for pending, values in zip(self._pending, frame[columns].to_numpy(dtype=float).tolist()):
-            pending.extend(Metric(k, v, timestamp, step) for k, v in zip(keys, values))
+        for position, step, values in zip(positions, steps, frame[columns].to_numpy(dtype=float).tolist()):
+            self._pending[position].extend(Metric(k, v, timestamp, step) for k, v in zip(keys, values))
 
     def _flush(self) -> None:
         for run_id, pending in zip(self.run_ids, self._pending):
-            self._log_metrics(run_id, pending)
-            pending.clear()
+            if pending:
+                self._log_metrics(run_id, pending)
+                pending.clear()
         self._flushed_at = time.monotonic()
 
     def _log_metrics(self, run_id: str, metrics: list[Metric]) -> None:
@@ -299,12 +302,13 @@ class GridRun:
     def finish(self, final: pd.DataFrame) -> None:
         """End every run: `final` has one row per member (members' order) with status
         ("ok" / "diverged"), diverged_epoch and the final metrics."""
-        self._check_rows(final, "final")
+        if len(final) != len(self.run_ids):
+            raise ValueError(f"final: {len(final)} rows, expected one per member ({len(self.run_ids)})")
         unknown = sorted(set(final["status"]) - set(STATUS_OF))
         if unknown:
             raise ValueError(f"final: status {unknown}, expected one of {sorted(STATUS_OF)}")
         columns = METRIC_COLUMNS + sparsity_columns(final)
-        self._buffer(final, columns, self._last_epoch, prefix=FINAL_PREFIX)
+        self._buffer(final, list(range(len(final))), columns, [self._last_epoch] * len(final), prefix=FINAL_PREFIX)
         weight_stats = [_json_safe(r) for r in final[WEIGHT_COLUMNS + sparsity_columns(final)].to_dict("records")]
         rows = zip(self.run_ids, self._pending, final["status"], final["diverged_epoch"], weight_stats)
         for run_id, pending, status, diverged_epoch, stats in tqdm(

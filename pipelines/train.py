@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with _grid_run(dataset, identity, settings, device, uri) as run:
         result = train_grid(members, data, config, settings.train.sparsity_thresholds, device,
-                            settings.train.max_chunk_members)
-        run_ids = _log(run, result) if run else [""] * len(members)
+                            settings.train.max_chunk_members, on_evaluation=run.log_evaluation if run else None)
+        if run:
+            run.finish(result.final)
+        run_ids = run.run_ids if run else [""] * len(members)
 
     _write(dataset, identity, result, run_ids, settings, device, run)
     print(f"train {dataset}: {len(members)} members in {result.seconds:.1f} s, {result.diverged} diverged")
@@ -62,13 +64,6 @@ def _grid_run(dataset: str, identity: pd.DataFrame, settings: params.Params, dev
         "dvc_stage": f"train@{dataset}",
     }
     return tracking.GridRun(dataset, identity, tags, uri)
-
-
-def _log(run: tracking.GridRun, result: GridResult) -> list[str]:
-    for epoch, frame in result.curves.groupby("epoch", sort=True):
-        run.log_epoch(int(epoch), frame.drop(columns=["member", "epoch"]).reset_index(drop=True))
-    run.finish(result.final)
-    return run.run_ids
 
 
 def _write(dataset: str, identity: pd.DataFrame, result: GridResult, run_ids: list[str],

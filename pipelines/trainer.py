@@ -15,7 +15,7 @@ import ctypes.util
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -57,8 +57,10 @@ def choose_device(requested: str, tf32: bool = False) -> torch.device:
 
 
 def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thresholds: list[float],
-               device: torch.device, max_chunk_members: int = 0, progress: bool = True) -> GridResult:
-    """Train every member; members of one cohort (optimizer rule) are trained together, in chunks."""
+               device: torch.device, max_chunk_members: int = 0, progress: bool = True,
+               on_evaluation: Callable[[pd.DataFrame], None] | None = None) -> GridResult:
+    """Train every member; members of one cohort (optimizer rule) are trained together, in chunks.
+    `on_evaluation` receives each evaluation of a chunk as it is made (rows of curves)."""
     start = time.perf_counter()
     if device.type == "cpu":
         _keep_freed_memory()
@@ -72,7 +74,9 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
         for chunk in chunks:
             chunk_trainer = _Chunk(chunk, data, config, thresholds, device)
             for epoch in range(1, config.epochs + 1):
-                chunk_trainer.run_epoch(epoch, bar)
+                evaluation = chunk_trainer.run_epoch(epoch, bar)
+                if evaluation is not None and on_evaluation is not None:
+                    on_evaluation(evaluation)
             finals.append(chunk_trainer.final())
             curves += chunk_trainer.curves
             weights.append(chunk_trainer.stacked_weights())
@@ -252,7 +256,8 @@ class _Chunk:
 
     # -- one epoch -------------------------------------------------------------------------------
 
-    def run_epoch(self, epoch: int, bar: tqdm) -> None:
+    def run_epoch(self, epoch: int, bar: tqdm) -> pd.DataFrame | None:
+        """Train one epoch; returns the evaluation's rows when the epoch is evaluated."""
         started = time.perf_counter()
         n, size = len(self.data.y_train), self.config.batch_size
         # The epoch's order and dropout noise go to the device once: no host sync inside the epoch.
@@ -267,10 +272,12 @@ class _Chunk:
             bar.update()
         self._check_divergence(epoch)
         self.epochs_run = epoch
+        evaluation = None
         if epoch % self.config.eval_every == 0 or epoch == self.config.epochs:
-            self._evaluate(epoch)
+            evaluation = self._evaluate(epoch)
         rate = len(self.members) * len(self.data.y_train) / (time.perf_counter() - started)
         bar.set_postfix(optimizer=self.members[0].optimizer, epoch=epoch, alive=int(self.alive.sum()), samples_s=f"{rate:,.0f}")
+        return evaluation
 
     def _run_step(self, index: torch.Tensor, noise: list[torch.Tensor] | None) -> None:
         """On CUDA, full mini-batches replay a captured CUDA graph of the step: launching its few
@@ -376,7 +383,7 @@ class _Chunk:
     # -- evaluation ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _evaluate(self, epoch: int) -> None:
+    def _evaluate(self, epoch: int) -> pd.DataFrame:
         losses, correct, sizes = {}, {}, {}
         for split in SPLITS:
             x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
@@ -397,6 +404,7 @@ class _Chunk:
         frame.insert(0, "epoch", epoch)
         frame.insert(0, "member", [m.member for m in self.members])
         self.curves.append(frame)
+        return frame
 
     def final(self) -> pd.DataFrame:
         frame = self.curves[-1].drop(columns="epoch").copy()

@@ -49,7 +49,7 @@ def track(uri: str, final: pd.DataFrame, curves: pd.DataFrame, dataset: str = "d
           **options: float) -> tracking.GridRun:
     with tracking.GridRun(dataset, final, TAGS, uri, **options) as grid:
         for epoch in sorted(curves["epoch"].unique()):
-            grid.log_epoch(int(epoch), epoch_rows(curves, epoch))
+            grid.log_evaluation(epoch_rows(curves, epoch))
         grid.finish(final)
     return grid
 
@@ -128,11 +128,47 @@ def test_metrics_reach_the_store_during_training_when_flush_is_due(uri):
     final, curves = small_grid(members=2)
     client = MlflowClient(uri)
     with tracking.GridRun("diabetes", final, TAGS, uri, flush_seconds=0) as grid:
-        grid.log_epoch(1, epoch_rows(curves, 1))
+        grid.log_evaluation(epoch_rows(curves, 1))
         live = client.get_run(grid.run_ids[0])
         assert live.info.status == "RUNNING"
         assert live.data.metrics["val_acc"] == pytest.approx(epoch_rows(curves, 1)["val_acc"].iloc[0], rel=1e-12)
         grid.finish(final)
+
+
+def test_the_trainer_logs_each_chunk_as_it_evaluates_while_later_chunks_wait(uri):
+    import torch
+    from test_trainer import THRESHOLDS, make_config, make_splits
+
+    from pipelines import grid
+    from pipelines.trainer import train_grid
+
+    config = make_config(epochs=2, eval_every=1)
+    members = grid.expand(config)
+    identity = grid.identity_frame("diabetes", members, config)
+    client = MlflowClient(uri)
+    evaluations, evaluated = [], set()
+    with tracking.GridRun("diabetes", identity, TAGS, uri, flush_seconds=0) as run:
+        run_of = dict(zip(identity["member"], run.run_ids))
+
+        def history(member: int) -> list:
+            return client.get_metric_history(run_of[member], "val_acc")
+
+        def log_and_read_back(rows: pd.DataFrame) -> None:
+            run.log_evaluation(rows)
+            epoch = int(rows["epoch"].iloc[0])
+            evaluations.append(epoch)
+            evaluated.update(rows["member"])
+            assert len(history(rows["member"].iloc[0])) == epoch  # in the store while training goes on
+            waiting = [m for m in identity["member"] if m not in evaluated]
+            if waiting:
+                assert history(waiting[0]) == []  # a chunk not trained yet
+
+        result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), max_chunk_members=8,
+                            progress=False, on_evaluation=log_and_read_back)
+        run.finish(result.final)
+    assert len(evaluations) > 2 and evaluations[:2] == [1, 2]  # several chunks, each evaluated twice
+    for member in identity["member"]:
+        assert sorted(m.step for m in history(member)) == [1, 2]
 
 
 def test_long_trainings_are_logged_in_batches_of_at_most_1000_metrics(uri):
@@ -148,7 +184,7 @@ def test_an_exception_inside_the_block_ends_every_run_and_propagates(uri, error,
     final, curves = small_grid(members=3)
     with pytest.raises(type(error)):
         with tracking.GridRun("diabetes", final, TAGS, uri) as grid:
-            grid.log_epoch(1, epoch_rows(curves, 1))
+            grid.log_evaluation(epoch_rows(curves, 1))
             raise error
     client = MlflowClient(uri)
     runs = all_runs(client, grid.experiment_id)

@@ -69,7 +69,7 @@ def train_reference(member: Member, data: Prepared, config: DatasetTrain, thresh
             if member.prox_l1:
                 with torch.no_grad():
                     for p in weights + (biases if member.penalize_bias else []):
-                        p.copy_(regularizers.soft_threshold(p, member.lr * member.prox_l1))
+                        regularizers.soft_threshold_(p, member.lr * member.prox_l1)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             curves.append({"member": member.member, "epoch": epoch} | evaluate(model, data, thresholds))
     final = {k: v for k, v in curves[-1].items() if k != "epoch"}

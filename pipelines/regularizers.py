@@ -4,7 +4,8 @@ Each takes a tensor whose first `members` dimensions index grid members (0 for o
 the batched trainer) and returns one value per member, before multiplication by its strength.
 The reference trainer differentiates the values with autograd; the batched trainer adds the
 closed-form gradients (the *_gradient functions) to the members that use them, and the tests
-check that both give the same networks.
+check that both give the same networks. A gradient is returned as (tensor, scale), the gradient
+being scale·tensor, so that the trainer adds strength·scale·tensor in one pass.
 """
 
 from __future__ import annotations
@@ -31,18 +32,18 @@ def l2_norm(t: torch.Tensor, members: int = 0) -> torch.Tensor:
     return torch.linalg.vector_norm(t, dim=_per_member(members, t))
 
 
-def l1_gradient(t: torch.Tensor, members: int = 0) -> torch.Tensor:
-    return t.sign()
+def l1_gradient(t: torch.Tensor, members: int = 0) -> tuple[torch.Tensor, float]:
+    return t.sign(), 1.0
 
 
-def half_squared_l2_gradient(t: torch.Tensor, members: int = 0) -> torch.Tensor:
-    return t
+def half_squared_l2_gradient(t: torch.Tensor, members: int = 0) -> tuple[torch.Tensor, float]:
+    return t, 1.0
 
 
-def l2_norm_gradient(t: torch.Tensor, members: int = 0) -> torch.Tensor:
+def l2_norm_gradient(t: torch.Tensor, members: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """w/‖w‖₂, taken as 0 at w = 0 (autograd's choice too)."""
     norm = l2_norm(t, members).view(t.shape[:members] + (1,) * (t.dim() - members))
-    return t / norm.clamp_min(torch.finfo(t.dtype).tiny)
+    return t, torch.where(norm > 0, norm.reciprocal(), 0.0)
 
 
 def activity_l1(h: torch.Tensor, members: int = 0) -> torch.Tensor:
@@ -55,7 +56,8 @@ def activity_l2(h: torch.Tensor, members: int = 0) -> torch.Tensor:
     return (h * h).sum(_per_member(members, h)) / h.shape[members]
 
 
-def soft_threshold(w: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
-    """The proximal step of λ·Σ|w| with step size lr (threshold = lr·λ): sign(w)·max(|w| − t, 0),
-    written as w − clamp(w, −t, t), which gives the same numbers in two passes, exact zeros included."""
-    return w - w.clamp(-threshold, threshold)
+def soft_threshold_(w: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
+    """The proximal step of λ·Σ|w| with step size lr (threshold = lr·λ), in place:
+    sign(w)·max(|w| − t, 0), written as w − clamp(w, −t, t), which gives the same numbers in two
+    passes, exact zeros included."""
+    return w.sub_(w.clamp(-threshold, threshold))

@@ -362,7 +362,8 @@ class _Chunk:
                                        ("l2_norm", regularizers.l2_norm_gradient)):
                     if strengths[name] is not None:
                         columns, strength = strengths[name]
-                        grad[:, columns].addcmul_(strength, gradient(value[:, columns], members=2))
+                        direction, scale = gradient(value[:, columns], members=2)
+                        grad[:, columns].addcmul_(direction, strength * scale)
                 if strengths["decoupled_wd"] is not None:  # AdamW decays the weights before its update
                     columns, strength = strengths["decoupled_wd"]
                     value[:, columns] *= 1 - lr * strength
@@ -372,7 +373,7 @@ class _Chunk:
                 columns, strength = strengths["prox_l1"]
                 for p in tensors:
                     value = self._grid_view(p)
-                    value[:, columns] = regularizers.soft_threshold(value[:, columns], lr * strength)
+                    regularizers.soft_threshold_(value[:, columns], lr * strength)
 
     def _check_divergence(self, epoch: int) -> None:
         newly = (self.alive & ~self.finite).nonzero().view(-1).tolist()

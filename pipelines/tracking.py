@@ -210,7 +210,7 @@ class GridRun:
         self._row_of = {member: row for row, member in enumerate(members["member"])}
         self._open: set[str] = set()  # runs not yet ended
         self._pending: list[list[Metric]] = []
-        self._flushed_at = time.monotonic()
+        self._flushed_at = 0.0
         self._last_epoch = 0
 
     def __enter__(self) -> GridRun:
@@ -221,6 +221,7 @@ class GridRun:
         except BaseException as error:
             self._end_open_runs(error)
             raise
+        self._flushed_at = time.monotonic()  # the minute between writes starts with training
         return self
 
     def _experiment(self) -> str:

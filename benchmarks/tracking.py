@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines import tracking
-from pipelines.results import METRIC_COLUMNS, sparsity_columns
+from pipelines.training import tracking
+from pipelines.core.results import METRIC_COLUMNS, sparsity_columns
 from tests.synthetic import GRID, make_results
 
 TARGET_S = 30.0

@@ -19,11 +19,12 @@ import time
 
 import torch
 
-from pipelines import grid, params
-from pipelines.datasets import Prepared
-from pipelines.params import DatasetTrain
-from pipelines.reference import train_reference
-from pipelines.trainer import choose_device, train_grid
+from pipelines.training import grid
+from pipelines.core import params
+from pipelines.data.datasets import Prepared
+from pipelines.core.params import DatasetTrain
+from pipelines.training.reference import train_reference
+from pipelines.training.trainer import choose_device, train_grid
 
 SHAPES = {"diabetes": (461, 154, 153, 8, 2), "fashion_mnist": (10_000, 5_000, 10_000, 784, 10)}
 

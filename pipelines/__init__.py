@@ -1,5 +1,7 @@
 """regbench: what do L1, L2 and dropout really do to a neural network?
 
-The stages of dvc.yaml (fetch, prepare, train, analyze, figures, report) are modules here, each
-with a ``main()``; beside them sit the few library modules they share.
+The six stages of dvc.yaml are the modules here (fetch, prepare, train, analyze, figures, report),
+each a thin ``main()``. The library they share sits beside them in packages named for what they
+hold: ``core`` (params, errors, files, the results contract, provenance), ``data``, ``training``,
+``analysis``, ``plots`` and ``reporting``.
 """

@@ -85,10 +85,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipelines import params, results, statistics
-from pipelines.errors import DataError, stage
-from pipelines.files import atomic_path, write_json
-from pipelines.params import AnalyzeParams
+from pipelines.core import params
+from pipelines.core import results
+from pipelines.analysis import inference
+from pipelines.core.errors import DataError, stage
+from pipelines.core.files import atomic_path, write_json
+from pipelines.core.params import AnalyzeParams
 
 L1_FAMILIES = ("l1", "prox_l1")
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -231,7 +233,7 @@ def select(grid: Grid, settings: AnalyzeParams) -> pd.DataFrame:
                 continue
             best = candidates.sort_values(["val_acc_mean", "strength", "config"],
                                           ascending=[False, True, True]).iloc[0]
-            ci = statistics.mean_interval(grid.values(best["config"], "test_acc").to_numpy(), level=1 - settings.alpha,
+            ci = inference.mean_interval(grid.values(best["config"], "test_acc").to_numpy(), level=1 - settings.alpha,
                                           resamples=settings.bootstrap_resamples, seed=settings.seed)
             rows.append({"dataset": grid.dataset, "optimizer": group, "family": family, "config": best["config"],
                          "strength": 0.0 if family == "none" else float(best["strength"]),
@@ -301,7 +303,7 @@ class Spec:
 
 def compare(grid: Grid, spec: Spec, settings: AnalyzeParams) -> dict:
     a, b = grid.paired(spec.a, spec.b, spec.metric)
-    result = statistics.paired_comparison(a, b, alpha=settings.alpha, resamples=settings.bootstrap_resamples,
+    result = inference.paired_comparison(a, b, alpha=settings.alpha, resamples=settings.bootstrap_resamples,
                                           seed=settings.seed)
     facts = grid.configs
     return {"dataset": grid.dataset, "hypothesis": spec.hypothesis, "scope": spec.scope, "metric": spec.metric,
@@ -313,7 +315,7 @@ def compare(grid: Grid, spec: Spec, settings: AnalyzeParams) -> dict:
 def trend(grid: Grid, hypothesis: str, family: str, configs: list[str], metric: str) -> dict:
     """Page's test that `metric` falls along configs (baseline first, then rising strength)."""
     matrix = grid.matrix(configs, metric)
-    result = statistics.page_trend(matrix, decreasing=True)
+    result = inference.page_trend(matrix, decreasing=True)
     means = matrix.mean(axis=0) if len(matrix) else np.full(len(configs), math.nan)
     strengths = [0.0, *grid.configs.loc[configs[1:], "strength"]]
     return {"dataset": grid.dataset, "hypothesis": hypothesis, "optimizer": grid.configs.at[configs[0], "group"],
@@ -321,15 +323,15 @@ def trend(grid: Grid, hypothesis: str, family: str, configs: list[str], metric: 
             "levels": ";".join(f"{s:g}" for s in strengths), "level_means": ";".join(f"{m:.6g}" for m in means),
             "first_mean": means[0], "last_mean": means[-1], "page_L": result.statistic, "page_p": result.p,
             "min_attainable_p": result.min_attainable_p, "n_seeds": len(matrix),
-            "monotone": statistics.is_monotone(means, decreasing=True), "note": result.note}
+            "monotone": inference.is_monotone(means, decreasing=True), "note": result.note}
 
 
 def equivalence(grid: Grid, hypothesis: str, a: str, b: str, metric: str, settings: AnalyzeParams,
                 relative: bool = False) -> dict:
     """TOST of a ≈ b within the margin, on the difference or (relative) on (a − b) / b per seed."""
     x, y = grid.paired(a, b, metric)
-    d = (x - y) / y if relative else statistics.differences(x, y)
-    p = statistics.tost_p(d, settings.equivalence_margin)
+    d = (x - y) / y if relative else inference.differences(x, y)
+    p = inference.tost_p(d, settings.equivalence_margin)
     return {"dataset": grid.dataset, "hypothesis": hypothesis, "optimizer": grid.configs.at[a, "group"], "a": a,
             "b": b, "metric": f"{metric}_relative" if relative else metric, "margin": settings.equivalence_margin,
             "n": d.size, "mean_diff": float(np.mean(d)) if d.size else math.nan, "tost_p": p,
@@ -416,7 +418,7 @@ def _plan_h4(grid: Grid, group: str, selected: pd.DataFrame, tests: Plan) -> Non
     tests.specs += [Spec("H4", "selected", "test_acc", config, none, "greater", f"{grid.dataset}/H4/{group}")
                     for config in chosen["config"] if config != none]
     matrix = grid.matrix(list(chosen["config"]), "test_acc")
-    result = statistics.friedman(matrix)
+    result = inference.friedman(matrix)
     for (_, row), rank in zip(chosen.iterrows(), result.mean_ranks):
         tests.ranking.append({"dataset": grid.dataset, "optimizer": group, "family": row["family"],
                               "config": row["config"], "mean_rank": rank, "test_acc_mean": row["test_acc_mean"],
@@ -489,12 +491,12 @@ def run(grid: Grid, settings: AnalyzeParams, tolerance: float) -> Findings:
 
 def _correct(comparisons: pd.DataFrame, trends: pd.DataFrame) -> None:
     """BH over the dataset's whole family (Wilcoxon and Page p); Holm within each H4 family."""
-    adjusted = statistics.benjamini_hochberg(np.concatenate([comparisons["wilcoxon_p"], trends["page_p"]]))
+    adjusted = inference.benjamini_hochberg(np.concatenate([comparisons["wilcoxon_p"], trends["page_p"]]))
     comparisons["bh_p"] = adjusted[:len(comparisons)]
     trends["bh_p"] = adjusted[len(comparisons):]
     comparisons["holm_p"] = math.nan
     for _, members in comparisons[comparisons["holm_family"] != ""].groupby("holm_family"):
-        comparisons.loc[members.index, "holm_p"] = statistics.holm(members["wilcoxon_p"].to_numpy())
+        comparisons.loc[members.index, "holm_p"] = inference.holm(members["wilcoxon_p"].to_numpy())
 
 
 # --- verdicts -------------------------------------------------------------------------------------

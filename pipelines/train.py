@@ -15,11 +15,15 @@ import signal
 import pandas as pd
 import torch
 
-from pipelines import grid, params, provenance, results, tracking
-from pipelines.datasets import load_prepared
-from pipelines.errors import stage
-from pipelines.files import atomic_path
-from pipelines.trainer import GridResult, choose_device, train_grid
+from pipelines.training import grid
+from pipelines.core import params
+from pipelines.core import provenance
+from pipelines.core import results
+from pipelines.training import tracking
+from pipelines.data.datasets import load_prepared
+from pipelines.core.errors import stage
+from pipelines.core.files import atomic_path
+from pipelines.training.trainer import GridResult, choose_device, train_grid
 
 
 @stage

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipelines import results
+from pipelines.core import results
 
 THRESHOLDS = (1e-4, 1e-3, 1e-2)
 

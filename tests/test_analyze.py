@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 
 import synthetic
-from pipelines import analyze, params, results
-from pipelines.errors import DataError
+from pipelines import analyze
+from pipelines.core import params
+from pipelines.core import results
+from pipelines.core.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ("comparisons", "selected", "matched", "ranking", "trends", "equivalence", "exclusions", "verdicts")

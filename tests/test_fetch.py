@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from pipelines import fetch
-from pipelines.datasets import RAW_FILES, SOURCE_RECORD
-from pipelines.errors import DataError
+from pipelines.data import sources as raw_sources
+from pipelines.data.datasets import RAW_FILES, SOURCE_RECORD
+from pipelines.core.errors import DataError
 
 PIMA = RAW_FILES["diabetes"][0]
 
@@ -62,13 +63,13 @@ def test_env_mirror_wins_over_params_key(workdir: Path, set_param, shared_mirror
     from_env = pima_mirror(workdir / "env-mirror", shared_mirror)
     from_params = pima_mirror(workdir / "params-mirror", shared_mirror)
     set_param("data.mirror", str(from_params))
-    monkeypatch.setenv(fetch.MIRROR_ENV, str(from_env))
+    monkeypatch.setenv(raw_sources.MIRROR_ENV, str(from_env))
     fetch.main(["diabetes"])
     entry = record(workdir / "data/raw/diabetes")[PIMA.name]
     assert entry["source"] == "mirror $REGBENCH_DATA_MIRROR"
     assert entry["location"] == str(from_env / PIMA.mirror_path)
 
-    monkeypatch.delenv(fetch.MIRROR_ENV)
+    monkeypatch.delenv(raw_sources.MIRROR_ENV)
     fetch.main(["diabetes"])
     entry = record(workdir / "data/raw/diabetes")[PIMA.name]
     assert entry["source"] == "mirror data.mirror"
@@ -89,9 +90,9 @@ def test_mirror_wins_over_debian_dir_and_a_broken_file_falls_through(tmp_path: P
     (mirror / broken.mirror_path).unlink()
     gz = (shared_mirror / broken.mirror_path).read_bytes()
     (mirror / broken.mirror_path).write_bytes(gz[: len(gz) // 2])  # a truncated gzip
-    monkeypatch.setenv(fetch.MIRROR_ENV, str(mirror))
+    monkeypatch.setenv(raw_sources.MIRROR_ENV, str(mirror))
 
-    raw = fetch.fetch("fashion_mnist", fetch.default_sources(None, debian_dir=debian), raw_root=tmp_path / "raw")
+    raw = raw_sources.fetch("fashion_mnist", raw_sources.default_sources(None, debian_dir=debian), raw_root=tmp_path / "raw")
 
     sources = {name: entry["source"] for name, entry in record(raw).items()}
     expected = {f.name: "mirror $REGBENCH_DATA_MIRROR" for f in RAW_FILES["fashion_mnist"]}
@@ -106,10 +107,10 @@ def test_mirror_wins_over_debian_dir_and_a_broken_file_falls_through(tmp_path: P
 def test_mismatching_mirror_falls_through_to_download(tmp_path: Path, shared_mirror: Path, http_server) -> None:
     base, served = http_server
     shutil.copy(shared_mirror / PIMA.mirror_path, served / "pima.csv")
-    sources = [fetch.Directory("mirror", pima_mirror(tmp_path / "mirror", shared_mirror, corrupt=True)),
-               fetch.Download("download", url_of=lambda file: f"{base}/pima.csv")]
+    sources = [raw_sources.Directory("mirror", pima_mirror(tmp_path / "mirror", shared_mirror, corrupt=True)),
+               raw_sources.Download("download", url_of=lambda file: f"{base}/pima.csv")]
 
-    raw = fetch.fetch("diabetes", sources, raw_root=tmp_path / "raw")
+    raw = raw_sources.fetch("diabetes", sources, raw_root=tmp_path / "raw")
 
     assert record(raw)[PIMA.name] == {"source": "download", "location": f"{base}/pima.csv", "sha256": PIMA.sha256}
     assert (raw / PIMA.name).read_bytes() == (shared_mirror / PIMA.mirror_path).read_bytes()
@@ -126,13 +127,13 @@ def test_all_sources_failing_lists_each_and_leaves_raw_untouched(tmp_path: Path,
     before = snapshot(raw)
     bad = pima_mirror(tmp_path / "bad", shared_mirror, corrupt=True)
     bad_hash = hashlib.sha256((bad / PIMA.mirror_path).read_bytes()).hexdigest()
-    sources = [fetch.Directory("empty mirror", tmp_path / "nowhere"),
-               fetch.Directory("bad mirror", bad),
-               fetch.Download("missing on server", url_of=lambda file: f"{base}/absent.csv"),
-               fetch.Download("dead server", url_of=lambda file: f"{no_network}/pima.csv")]
+    sources = [raw_sources.Directory("empty mirror", tmp_path / "nowhere"),
+               raw_sources.Directory("bad mirror", bad),
+               raw_sources.Download("missing on server", url_of=lambda file: f"{base}/absent.csv"),
+               raw_sources.Download("dead server", url_of=lambda file: f"{no_network}/pima.csv")]
 
     with pytest.raises(DataError) as caught:
-        fetch.fetch("diabetes", sources, raw_root=raw)
+        raw_sources.fetch("diabetes", sources, raw_root=raw)
 
     message = str(caught.value)
     assert "\n" not in message
@@ -146,7 +147,7 @@ def test_all_sources_failing_lists_each_and_leaves_raw_untouched(tmp_path: Path,
 
 
 def test_stage_failure_is_one_line_and_writes_nothing(workdir: Path, run_stage, monkeypatch) -> None:
-    monkeypatch.setenv(fetch.MIRROR_ENV, str(workdir / "empty"))
+    monkeypatch.setenv(raw_sources.MIRROR_ENV, str(workdir / "empty"))
     done = run_stage("fetch", "diabetes", workdir)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
@@ -158,10 +159,10 @@ def test_stage_failure_is_one_line_and_writes_nothing(workdir: Path, run_stage, 
 
 def test_gzip_sources_are_verified_after_decompression() -> None:
     labels = RAW_FILES["fashion_mnist"][1]
-    with pytest.raises(fetch.Unavailable, match="not a valid gzip file"):
-        fetch.verified(labels, b"not gzip at all")
-    with pytest.raises(fetch.Unavailable, match=f"expected sha256 {labels.sha256} of the decompressed bytes"):
-        fetch.verified(labels, gzip.compress(b"\x00\x00\x08\x01" + bytes(4)))
+    with pytest.raises(raw_sources.Unavailable, match="not a valid gzip file"):
+        raw_sources.verified(labels, b"not gzip at all")
+    with pytest.raises(raw_sources.Unavailable, match=f"expected sha256 {labels.sha256} of the decompressed bytes"):
+        raw_sources.verified(labels, gzip.compress(b"\x00\x00\x08\x01" + bytes(4)))
 
 
 def test_unknown_dataset_is_refused(workdir: Path, capsys) -> None:

@@ -20,9 +20,15 @@ import yaml
 from scipy import stats
 
 import synthetic
-from pipelines import figures, plotting, results, statistics
-from pipelines.datasets import PIMA_FEATURES, prepared_paths
-from pipelines.results import GROUP_OF, RESULTS_DIR, runs_path, weights_path
+from pipelines import figures
+from pipelines.plots import catalog
+from pipelines.plots import evidence as plot_evidence
+from pipelines.plots import style as plotting
+from pipelines.core import results
+from pipelines.core.errors import DataError
+from pipelines.analysis import inference
+from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
+from pipelines.core.results import GROUP_OF, RESULTS_DIR, runs_path, weights_path
 
 REPO = Path(__file__).resolve().parents[1]
 DPI = 50  # the smallest dpi params allow keeps PNGs small and tests fast
@@ -54,18 +60,18 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
                              "n_diverged": int((runs["config"] == config).sum() - len(mine))})
             if family != "none":
                 pair = accuracy[[config, f"{group}/none"]].dropna()
-                result = statistics.paired_comparison(pair[config].to_numpy(), pair[f"{group}/none"].to_numpy(),
+                result = inference.paired_comparison(pair[config].to_numpy(), pair[f"{group}/none"].to_numpy(),
                                                       alpha=0.05, resamples=200, seed=0)
                 comparisons.append({"dataset": dataset, "hypothesis": "H4", "metric": "test_acc", "a": config,
                                     "b": f"{group}/none", "family_a": family, "family_b": "none",
                                     "optimizer": group} | vars(result))
         configs = [config for _, config in chosen]
-        result = statistics.friedman(accuracy[configs].dropna().to_numpy())
+        result = inference.friedman(accuracy[configs].dropna().to_numpy())
         ranking += [{"dataset": dataset, "optimizer": group, "family": family, "config": config, "mean_rank": rank,
                      "friedman_p": result.p, "n_seeds": len(accuracy[configs].dropna())}
                     for (family, config), rank in zip(chosen, result.mean_ranks)]
     comparisons = pd.DataFrame(comparisons)
-    comparisons["bh_p"] = statistics.benjamini_hochberg(comparisons["wilcoxon_p"].to_numpy())
+    comparisons["bh_p"] = inference.benjamini_hochberg(comparisons["wilcoxon_p"].to_numpy())
     return {"comparisons": comparisons, "ranking": pd.DataFrame(ranking), "selected": pd.DataFrame(selected)}
 
 
@@ -84,9 +90,9 @@ def write_study(root: Path, seeds: int = SEEDS, diverge: dict[str, int] | None =
         runs.to_csv(path, index=False)
         for name, table in analysis_tables(runs).items():
             tables.setdefault(name, []).append(table)
-    (root / figures.TABLES_DIR).mkdir(parents=True)
+    (root / results.TABLES_DIR).mkdir(parents=True)
     for name, parts in tables.items():
-        pd.concat(parts).to_csv(root / figures.TABLES_DIR / f"{name}.csv", index=False)
+        pd.concat(parts).to_csv(root / results.TABLES_DIR / f"{name}.csv", index=False)
     config = yaml.safe_load((REPO / "params.yaml").read_text())
     config["figures"]["dpi"] = DPI
     (root / "params.yaml").write_text(yaml.safe_dump(config))
@@ -112,11 +118,11 @@ def drawn(study: Path) -> dict[str, dict[str, plotting.Drawn]]:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(study)
         plotting.use_theme()
-        tables = figures.read_tables()
+        tables = plot_evidence.read_tables()
         out = {}
         for dataset in DATASETS:
-            evidence = figures.load_evidence(dataset, tables)
-            out[dataset] = {d.name: d for d in (draw(evidence) for draw in figures.FIGURES) if d is not None}
+            evidence = plot_evidence.load_evidence(dataset, tables)
+            out[dataset] = {d.name: d for d in (draw(evidence) for draw in catalog.FIGURES) if d is not None}
         yield out
         for by_name in out.values():
             for d in by_name.values():
@@ -189,8 +195,8 @@ def test_first_layer_images_are_28_by_28_and_same_units_in_every_row(drawn):
     figure = drawn["fashion_mnist"]["08_first_layer_images"].figure
     images = [ax.get_images()[0].get_array().shape for ax in figure.get_axes()]
     assert set(images) == {(28, 28)}
-    assert [ax.get_title() for ax in figure.get_axes()[:figures.IMAGE_UNITS]] == [
-        f"unit {u}" for u in range(figures.IMAGE_UNITS)]
+    assert [ax.get_title() for ax in figure.get_axes()[:catalog.IMAGE_UNITS]] == [
+        f"unit {u}" for u in range(catalog.IMAGE_UNITS)]
 
 
 def test_input_features_use_the_pima_names_and_mean_weights(drawn, study):
@@ -242,9 +248,9 @@ def test_stage_writes_png_pdf_and_captions_for_every_figure(tmp_path, monkeypatc
 
 
 def test_pdf_and_png_files_are_reproducible(in_study, tmp_path):
-    evidence = figures.load_evidence("diabetes", figures.read_tables())
+    evidence = plot_evidence.load_evidence("diabetes", plot_evidence.read_tables())
     for attempt in ("first", "second"):
-        plotting.save(figures.accuracy(evidence), tmp_path / attempt, DPI)
+        plotting.save(catalog.accuracy(evidence), tmp_path / attempt, DPI)
     for suffix in ("png", "pdf"):
         first = (tmp_path / "first" / f"04_test_accuracy.{suffix}").read_bytes()
         assert first == (tmp_path / "second" / f"04_test_accuracy.{suffix}").read_bytes()
@@ -255,7 +261,7 @@ def test_diverged_members_are_left_out_and_counted_in_captions(tmp_path, monkeyp
     write_study(tmp_path, diverge={"adam/l1/l1=0.001": 1}, datasets=("diabetes",))
     monkeypatch.chdir(tmp_path)
     plotting.use_theme()
-    drawn = figures.accuracy(figures.load_evidence("diabetes", figures.read_tables()))
+    drawn = catalog.accuracy(plot_evidence.load_evidence("diabetes", plot_evidence.read_tables()))
     assert "1 in all (adam/l1/l1=0.001: 1)" in drawn.caption
     assert "2–3 seeds per point" in drawn.caption
     runs = pd.read_csv(tmp_path / runs_path("diabetes"))
@@ -292,17 +298,17 @@ def test_lines_are_the_mean_over_seeds(drawn, study):
 
 def test_magnitude_ecdf_starts_at_the_fraction_of_zero_weights(drawn, study):
     runs = pd.read_csv(study / runs_path("diabetes"))
-    selected = pd.read_csv(study / figures.TABLES_DIR / "selected.csv")
+    selected = pd.read_csv(study / results.TABLES_DIR / "selected.csv")
     config = selected.loc[(selected["dataset"] == "diabetes") & (selected["family"] == "prox_l1"), "config"].item()
     stored = torch.load(study / weights_path("diabetes"), weights_only=True)
     zeros = []
     for member in runs.loc[runs["config"] == config, "member"]:
         row = stored["members"].index(member)
         flat = torch.cat([layer["weight"][row].flatten() for layer in stored["layers"]])
-        zeros.append(float((flat.abs() <= figures.MAGNITUDE_FLOOR).double().mean()))
+        zeros.append(float((flat.abs() <= catalog.MAGNITUDE_FLOOR).double().mean()))
     assert np.mean(zeros) > 0.5  # the synthetic proximal L1 weights are mostly exact zeros
     line = family_line(drawn["diabetes"]["02_weight_magnitudes"].figure.get_axes()[0], "proximal L1")
-    assert line.get_xdata()[0] == pytest.approx(np.log10(figures.MAGNITUDE_FLOOR))
+    assert line.get_xdata()[0] == pytest.approx(np.log10(catalog.MAGNITUDE_FLOOR))
     assert line.get_ydata()[0] == pytest.approx(np.mean(zeros))
     assert f"proximal L1 {config.split('/')[2]}: {np.mean(zeros):.1%}" in drawn["diabetes"]["02_weight_magnitudes"].caption
 
@@ -313,10 +319,10 @@ def test_feature_names_come_from_the_prepared_metadata(in_study):
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.write_text(json.dumps({"feature_names": names}))
-        assert figures.load_evidence("diabetes", figures.read_tables()).feature_names == names
+        assert plot_evidence.load_evidence("diabetes", plot_evidence.read_tables()).feature_names == names
         path.write_text(json.dumps({"feature_names": names[:5]}))
-        with pytest.raises(figures.DataError, match=r"diabetes.json: feature_names is .*expected 8 strings"):
-            figures.load_evidence("diabetes", figures.read_tables())
+        with pytest.raises(DataError, match=r"diabetes.json: feature_names is .*expected 8 strings"):
+            plot_evidence.load_evidence("diabetes", plot_evidence.read_tables())
     finally:
         shutil.rmtree(path.parent)
 
@@ -338,7 +344,7 @@ def test_missing_table_is_one_line_error_and_previous_figures_stay(tmp_path):
     previous = tmp_path / results.FIGURES_DIR / "diabetes" / "captions.json"
     previous.parent.mkdir(parents=True)
     previous.write_text("{}")
-    (tmp_path / figures.TABLES_DIR / "ranking.csv").unlink()
+    (tmp_path / results.TABLES_DIR / "ranking.csv").unlink()
     line = one_line_error(run_stage(tmp_path))
     assert "reports/tables/ranking.csv: not found" in line
     assert previous.read_text() == "{}"
@@ -350,8 +356,8 @@ def test_missing_table_is_one_line_error_and_previous_figures_stay(tmp_path):
      "models/diabetes/weights.pt: not a readable weights file"),
     (lambda root: torch.save({"members": [0, 1]}, root / weights_path("diabetes")),
      "models/diabetes/weights.pt: expected {'members'"),
-    (lambda root: pd.read_csv(root / figures.TABLES_DIR / "selected.csv").drop(columns="config").to_csv(
-        root / figures.TABLES_DIR / "selected.csv", index=False),
+    (lambda root: pd.read_csv(root / results.TABLES_DIR / "selected.csv").drop(columns="config").to_csv(
+        root / results.TABLES_DIR / "selected.csv", index=False),
      "reports/tables/selected.csv: missing columns ['config']"),
     (lambda root: pd.read_csv(root / runs_path("diabetes")).assign(status="crashed").to_csv(
         root / runs_path("diabetes"), index=False),
@@ -387,15 +393,15 @@ def test_mean_ci_is_the_student_t_interval():
 
 
 def test_captions_name_lines_drawn_on_top_of_each_other(in_study):
-    evidence = figures.load_evidence("diabetes", figures.read_tables())
-    drawn = figures.accuracy(evidence)
+    evidence = plot_evidence.load_evidence("diabetes", plot_evidence.read_tables())
+    drawn = catalog.accuracy(evidence)
     assert "L2 (sgd) and weight decay (sgd)" not in drawn.caption
     plotting.plt.close(drawn.figure)
     runs = evidence.runs
     l2, decay = (runs[runs["config"].str.startswith(f"sgd/{f}/")].sort_values(["strength", "seed"]).index
                  for f in ("l2", "weight_decay"))
     runs.loc[decay, "test_acc"] = runs.loc[l2, "test_acc"].to_numpy()  # SGD: L2 and weight decay, one update
-    drawn = figures.accuracy(evidence)
+    drawn = catalog.accuracy(evidence)
     assert "Lines on top of each other: L2 (sgd) and weight decay (sgd)." in drawn.caption
     plotting.plt.close(drawn.figure)
 

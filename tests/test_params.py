@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines import params
+from pipelines.core import params
 
 CASES = [
     # (dotted key, bad value, words the one-line message must contain)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import results
+from pipelines.core import results
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "datasets"
@@ -104,6 +104,19 @@ def test_repro_writes_every_output_and_a_second_run_reruns_nothing(repo: Path) -
     assert _ran(dvc(repo, "repro")) == []
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics) == {"fashion_mnist", "diabetes"}
+
+
+def test_editing_an_unused_profile_overlay_reruns_nothing(repo: Path) -> None:
+    """The smoke profile runs; the paper overlay is outside every stage's hash."""
+    _edit_params(repo, "fashion_mnist: {epochs: 30,", "fashion_mnist: {epochs: 31,")
+    try:
+        assert _ran(dvc(repo, "repro")) == []
+        _edit_params(repo, "fashion_mnist: {epochs: 2,", "fashion_mnist: {epochs: 3,")  # the profile in use
+        assert "train@fashion_mnist" in dvc(repo, "status")
+    finally:
+        _edit_params(repo, "fashion_mnist: {epochs: 31,", "fashion_mnist: {epochs: 30,")
+        _edit_params(repo, "fashion_mnist: {epochs: 3,", "fashion_mnist: {epochs: 2,")
+    assert "up to date" in dvc(repo, "status").lower()
 
 
 def test_an_analysis_param_reruns_only_what_follows(repo: Path) -> None:

@@ -11,13 +11,16 @@ import pandas as pd
 import pytest
 import torch
 
-from pipelines import fetch, params, prepare
-from pipelines.datasets import (
+from pipelines import fetch, prepare
+from pipelines.data import preparation
+from pipelines.data import sources as raw_sources
+from pipelines.core import params
+from pipelines.data.datasets import (
     PIMA_COLUMNS, PIMA_FEATURES, PIMA_ZERO_MEANS_MISSING, RAW_FILES, load_prepared, prepared_paths,
     read_idx, read_pima, split_diabetes, split_fashion, stratified_take,
 )
-from pipelines.errors import DataError, ParamsError
-from pipelines.params import DATASETS
+from pipelines.core.errors import DataError, ParamsError
+from pipelines.core.params import DATASETS
 
 PIMA = RAW_FILES["diabetes"][0]
 
@@ -151,7 +154,7 @@ def test_imputation_and_scaling_use_training_rows_only(tmp_path: Path) -> None:
                                                                           table.loc[held_out, "Glucose"] + 500)
     table.to_csv(tmp_path / PIMA.name, header=False, index=False)
 
-    arrays, details = prepare.prepare_diabetes(tmp_path, settings)
+    arrays, details = preparation.prepare_diabetes(tmp_path, settings)
 
     train = table.loc[parts["train"]]
     for column in PIMA_ZERO_MEANS_MISSING:
@@ -173,12 +176,12 @@ def test_imputation_and_scaling_use_training_rows_only(tmp_path: Path) -> None:
 def test_too_large_training_subset_is_a_params_error() -> None:
     settings = params.FashionData(val_size=5000, train_subset=55_001, seed=0)
     with pytest.raises(ParamsError, match="data.fashion_mnist.train_subset .*found 55001; expected at most 55000"):
-        prepare.check_fashion_settings(settings)
+        preparation.check_fashion_settings(settings)
 
 
 def test_prepare_before_fetch_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="source.json: not found; run `python -m pipelines.fetch diabetes` first"):
-        prepare.prepare("diabetes", params.load().data, raw_root=tmp_path / "raw", out_root=tmp_path / "out")
+        preparation.prepare("diabetes", params.load().data, raw_root=tmp_path / "raw", out_root=tmp_path / "out")
 
 
 def test_load_prepared_before_prepare_says_what_to_run(tmp_path: Path) -> None:
@@ -188,7 +191,7 @@ def test_load_prepared_before_prepare_says_what_to_run(tmp_path: Path) -> None:
 
 def test_bad_raw_data_fails_in_one_line_and_keeps_earlier_outputs(workdir: Path, shared_mirror: Path, capsys,
                                                                   monkeypatch) -> None:
-    monkeypatch.setenv(fetch.MIRROR_ENV, str(shared_mirror))
+    monkeypatch.setenv(raw_sources.MIRROR_ENV, str(shared_mirror))
     fetch.main(["diabetes"])
     prepare.main(["diabetes"])
     outputs = prepared_paths("diabetes", workdir / "data/prepared")
@@ -212,7 +215,7 @@ def test_bad_raw_data_fails_in_one_line_and_keeps_earlier_outputs(workdir: Path,
 @pytest.mark.slow
 def test_fetch_and_prepare_the_real_datasets(workdir: Path, set_param, shared_mirror: Path, run_stage,
                                              monkeypatch) -> None:
-    monkeypatch.setenv(fetch.MIRROR_ENV, str(shared_mirror))
+    monkeypatch.setenv(raw_sources.MIRROR_ENV, str(shared_mirror))
     set_param("data.fashion_mnist.train_subset", None)  # all 55,000 after validation
     for stage, dataset in [("fetch", d) for d in DATASETS] + [("prepare", d) for d in DATASETS]:
         done = run_stage(stage, dataset, workdir)

@@ -11,8 +11,9 @@ import numpy
 import pytest
 import yaml
 
-from pipelines import params, provenance
-from pipelines.errors import DataError
+from pipelines.core import params
+from pipelines.core import provenance
+from pipelines.core.errors import DataError
 
 def lock(outs_md5: str = "a" * 32, report_md5: str = "b" * 32) -> dict:
     """A dvc.lock as dvc repro writes it: foreach stages named stage@item, and the report stage."""

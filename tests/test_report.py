@@ -21,7 +21,10 @@ import pytest
 import yaml
 
 import synthetic
-from pipelines import analyze, datasets, figures, report, results
+from pipelines import report
+from pipelines.reporting import inputs, numbers, render
+from pipelines.data import datasets
+from pipelines.core import results
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -70,7 +73,7 @@ def _analysis(runs: pd.DataFrame, dataset: str, rng: np.random.Generator) -> tup
                               friedman_p=3.2e-6)
     best = selected.loc[selected["val_acc_mean"].idxmax()]
     baseline = selected.loc[(selected["family"] == "none") & (selected["optimizer"] == best["optimizer"])].iloc[0]
-    tables: dict[str, list[dict]] = {name: [] for name in report.TABLE_COLUMNS}
+    tables: dict[str, list[dict]] = {name: [] for name in inputs.TABLE_COLUMNS}
     tables["selected"] = selected.to_dict("records")
     tables["ranking"] = ranking.to_dict("records")
     metrics = {"members": len(runs), "diverged": 0, "baseline_test_acc": float(baseline["test_acc_mean"]),
@@ -114,7 +117,7 @@ def write_handmade_analysis(root: Path) -> None:
     """metrics.json, the tables and figures with captions, as analyze and figures would write them."""
     rng = np.random.default_rng(0)
     metrics: dict = {}
-    tables: dict[str, list[dict]] = {name: [] for name in report.TABLE_COLUMNS}
+    tables: dict[str, list[dict]] = {name: [] for name in inputs.TABLE_COLUMNS}
     for dataset in DATASETS:
         runs = results.read_runs(results.runs_path(dataset, root / results.RESULTS_DIR))
         metrics[dataset], dataset_tables = _analysis(runs, dataset, rng)
@@ -123,7 +126,7 @@ def write_handmade_analysis(root: Path) -> None:
         _figures(root / results.FIGURES_DIR / dataset, dataset)
     (root / results.TABLES_DIR).mkdir(parents=True)
     for name, rows in tables.items():
-        pd.DataFrame(rows, columns=report.TABLE_COLUMNS[name]).to_csv(root / results.TABLES_DIR / f"{name}.csv",
+        pd.DataFrame(rows, columns=inputs.TABLE_COLUMNS[name]).to_csv(root / results.TABLES_DIR / f"{name}.csv",
                                                                       index=False)
     (root / results.METRICS_FILE).write_text(json.dumps(metrics))
 
@@ -183,21 +186,21 @@ def close(shown: str, value: float) -> bool:
 # --- content ------------------------------------------------------------------------------------
 
 def test_number_writes_small_values_in_scientific_notation() -> None:
-    assert report.number(3.2e-6) == "3.20e-06"
-    assert report.number(0.04567) == "0.0457"
-    assert report.number(0.8523) == "0.852"
-    assert report.number(1234.56) == "1235"
-    assert report.number(np.int64(10)) == "10"
-    assert report.number(float("nan")) == "n/a"
-    assert report.number(np.bool_(True)) == "yes"
+    assert numbers.number(3.2e-6) == "3.20e-06"
+    assert numbers.number(0.04567) == "0.0457"
+    assert numbers.number(0.8523) == "0.852"
+    assert numbers.number(1234.56) == "1235"
+    assert numbers.number(np.int64(10)) == "10"
+    assert numbers.number(float("nan")) == "n/a"
+    assert numbers.number(np.bool_(True)) == "yes"
 
 
 def test_abstract_numbers_equal_metrics_json(rendered: Path) -> None:
-    text = (rendered / report.REPORT_MD).read_text()
+    text = (rendered / render.REPORT_MD).read_text()
     metrics = json.loads((rendered / results.METRICS_FILE).read_text())
     abstract = section(text, "Abstract")
     for dataset, m in metrics.items():
-        name = report.DISPLAY_NAMES[dataset]
+        name = inputs.DISPLAY_NAMES[dataset]
         match = re.search(rf"\*\*{re.escape(name)}\*\*: (\S+) networks trained, (\S+) diverged;\s+the best family "
                           r"on validation, `(\w+)`, reaches a mean test accuracy of\s+(\S+), against (\S+) for the "
                           r"unregularized\s+baseline of the same optimizer\.\n", abstract)
@@ -216,10 +219,10 @@ def test_abstract_numbers_equal_metrics_json(rendered: Path) -> None:
 
 
 def test_selected_table_numbers_equal_the_csv(rendered: Path) -> None:
-    text = (rendered / report.REPORT_MD).read_text()
+    text = (rendered / render.REPORT_MD).read_text()
     selected = pd.read_csv(rendered / results.TABLES_DIR / "selected.csv")
     for dataset, rows in selected.groupby("dataset"):
-        name = report.DISPLAY_NAMES[dataset]
+        name = inputs.DISPLAY_NAMES[dataset]
         table = re.search(rf"\*\*{re.escape(name)}\*\* — selected configurations:\n\n(.*?)\n\n", text, flags=re.S)
         assert table, f"no selected table for {name}"
         cells = re.findall(r"^\| (\w+) \| (\w+) \| (\S+) \| \S+ \| (\S+) \| (\S+) \| \[(\S+), (\S+)\]",
@@ -232,16 +235,16 @@ def test_selected_table_numbers_equal_the_csv(rendered: Path) -> None:
 
 
 def test_every_hypothesis_has_a_section_with_its_verdict_rule_and_evidence(rendered: Path) -> None:
-    text = (rendered / report.REPORT_MD).read_text()
+    text = (rendered / render.REPORT_MD).read_text()
     verdicts = pd.read_csv(rendered / results.TABLES_DIR / "verdicts.csv")
     for row in verdicts.itertuples():
         body = section(text, f"{row.hypothesis}: {row.title}")
-        part = body.split(f"### {row.hypothesis} on {report.DISPLAY_NAMES[row.dataset]}\n")[1].split("\n### ")[0]
+        part = body.split(f"### {row.hypothesis} on {inputs.DISPLAY_NAMES[row.dataset]}\n")[1].split("\n### ")[0]
         assert f"**Verdict: {row.verdict}.**\n\n*Rule.* {row.rule}\n\n*Evidence.* {row.evidence}\n" in part
 
 
 def test_conventions_are_copied_from_params_yaml(rendered: Path) -> None:
-    text = (rendered / report.REPORT_MD).read_text()
+    text = (rendered / render.REPORT_MD).read_text()
     params_text = (rendered / "params.yaml").read_text()
     block = re.search(r"### Strength conventions\n.*?```text\n(.*?)```", text, flags=re.S).group(1)
     lines = block.strip("\n").splitlines()
@@ -251,7 +254,7 @@ def test_conventions_are_copied_from_params_yaml(rendered: Path) -> None:
 
 def test_figures_appear_under_their_hypotheses_and_the_rest_under_figures(handmade: Path) -> None:
     report.main()
-    text = (handmade / report.REPORT_MD).read_text()
+    text = (handmade / render.REPORT_MD).read_text()
     assert "figures/diabetes/01_sparsity.png" in section(text, "H1: claim number 1")
     assert "See also figure 01 (Pima Indians diabetes), *The sparsity of diabetes*, under H1." in section(
         text, "H2: claim number 2")
@@ -261,7 +264,7 @@ def test_figures_appear_under_their_hypotheses_and_the_rest_under_figures(handma
 
 def test_limitations_list_the_configurations_with_diverged_networks(handmade: Path) -> None:
     report.main()
-    limitations = section((handmade / report.REPORT_MD).read_text(), "Limitations")
+    limitations = section((handmade / render.REPORT_MD).read_text(), "Limitations")
     assert limitations.count("| adam/l1/l1=0.01 | 4 | 2 |") == len(DATASETS)
     assert "adam/l2/l2=0.01" not in limitations
 
@@ -274,20 +277,20 @@ def test_provenance_lists_the_dvc_lock_outputs_of_upstream_stages(handmade: Path
                                         "report": stage("reports/report.md", "2" * 32)}}
     (handmade / "dvc.lock").write_text(yaml.safe_dump(lock))
     report.main()
-    provenance = section((handmade / report.REPORT_MD).read_text(), "Provenance")
+    provenance = section((handmade / render.REPORT_MD).read_text(), "Provenance")
     assert f"| train@diabetes | `models/diabetes` | `{'1' * 32}.dir` |" in provenance
     assert "2" * 32 not in provenance and "not run through dvc" not in provenance
 
 
 def test_report_md_links_figures_that_exist(rendered: Path) -> None:
-    text = (rendered / report.REPORT_MD).read_text()
+    text = (rendered / render.REPORT_MD).read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert sorted(links) == sorted(p.relative_to(rendered / "reports").as_posix()
                                    for p in (rendered / results.FIGURES_DIR).glob("*/*.png"))
 
 
 def test_html_is_self_contained(rendered: Path) -> None:
-    html = (rendered / report.REPORT_HTML).read_text()
+    html = (rendered / render.REPORT_HTML).read_text()
     sources = re.findall(r'<img[^>]* src="([^"]+)"', html)
     assert len(sources) == len(list((rendered / results.FIGURES_DIR).glob("*/*.png"))) > 0
     assert all(s.startswith("data:image/png;base64,") for s in sources)
@@ -298,14 +301,14 @@ def test_html_is_self_contained(rendered: Path) -> None:
 
 def test_the_same_inputs_give_the_same_report_and_a_changed_param_a_new_id(handmade: Path) -> None:
     report.main()
-    first = {p: (handmade / p).read_bytes() for p in (report.REPORT_MD, report.REPORT_HTML)}
+    first = {p: (handmade / p).read_bytes() for p in (render.REPORT_MD, render.REPORT_HTML)}
     report.main()
     assert {p: (handmade / p).read_bytes() for p in first} == first
     params_file = handmade / "params.yaml"
     params_file.write_text(params_file.read_text().replace("\n  alpha: 0.05", "\n  alpha: 0.01", 1))
     report.main()
     ids = [re.search(r"report id `(\w+)`", text.decode()).group(1)
-           for text in (first[report.REPORT_MD], (handmade / report.REPORT_MD).read_bytes())]
+           for text in (first[render.REPORT_MD], (handmade / render.REPORT_MD).read_bytes())]
     assert ids[0] != ids[1]
 
 
@@ -313,7 +316,7 @@ def test_the_same_inputs_give_the_same_report_and_a_changed_param_a_new_id(handm
 
 def test_a_missing_input_fails_in_one_line_and_keeps_the_old_report(handmade: Path) -> None:
     report.main()
-    before = {p: (handmade / p).read_bytes() for p in (report.REPORT_MD, report.REPORT_HTML)}
+    before = {p: (handmade / p).read_bytes() for p in (render.REPORT_MD, render.REPORT_HTML)}
     (handmade / results.TABLES_DIR / "trends.csv").unlink()
     failed = run_stage("report", handmade)
     assert failed.returncode == 1
@@ -346,7 +349,7 @@ def test_a_malformed_input_is_named_in_one_line(handmade: Path, capsys: pytest.C
     assert exit_code_of_main() == 1
     stderr = capsys.readouterr().err
     assert stderr.startswith(f"error: {message}") and stderr.strip().count("\n") == 0
-    assert not (handmade / report.REPORT_MD).exists()
+    assert not (handmade / render.REPORT_MD).exists()
 
 
 def test_params_without_the_conventions_block_are_named(handmade: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -366,7 +369,7 @@ def exit_code_of_main() -> int | str | None:
 # --- citation -----------------------------------------------------------------------------------
 
 def test_rendered_citation_cff_validates(rendered: Path, tmp_path: Path) -> None:
-    text = (rendered / report.REPORT_MD).read_text()
+    text = (rendered / render.REPORT_MD).read_text()
     cff = re.search(r"```yaml\n(.*?)```", section(text, "How to cite"), flags=re.S).group(1)
     (tmp_path / "CITATION.cff").write_text(cff)
     validate(tmp_path / "CITATION.cff")
@@ -444,7 +447,7 @@ def check_in_browser(chromium: Path, html: str, folder: Path, width: int) -> tup
 
 @pytest.mark.slow
 def test_html_loads_in_chromium_with_every_image_decoded(chain: Path, chromium: Path, tmp_path: Path) -> None:
-    html = (chain / report.REPORT_HTML).read_text()
+    html = (chain / render.REPORT_HTML).read_text()
     drawn = len(list((chain / results.FIGURES_DIR).glob("*/*.png")))
     for width in (1280, 390):
         seen, errors = check_in_browser(chromium, html, tmp_path, width)
@@ -454,7 +457,7 @@ def test_html_loads_in_chromium_with_every_image_decoded(chain: Path, chromium: 
         assert seen["pageWidth"] <= seen["viewWidth"], f"page wider than a {width}px window: {seen}"
     for name, size in (("wide", "1280,2000"), ("phone", "390,2000")):
         shot = tmp_path / f"screenshot-{name}.png"
-        browse(chromium, chain / report.REPORT_HTML, tmp_path / "profile", f"--window-size={size}",
+        browse(chromium, chain / render.REPORT_HTML, tmp_path / "profile", f"--window-size={size}",
                f"--screenshot={shot}")
         assert shot.stat().st_size > 10_000
 

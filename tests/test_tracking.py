@@ -21,9 +21,9 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from pipelines import tracking
-from pipelines.errors import RegbenchError
-from pipelines.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
+from pipelines.training import tracking
+from pipelines.core.errors import RegbenchError
+from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
 
 TAGS = {"git_commit": "0123abc", "git_dirty": "false", "params_hash": "feed", "profile": "smoke",
         "device": "cpu", "torch": "2.14.1", "cuda": "none", "dvc_stage": "train@diabetes"}
@@ -139,8 +139,8 @@ def test_the_trainer_logs_each_chunk_as_it_evaluates_while_later_chunks_wait(uri
     import torch
     from test_trainer import THRESHOLDS, make_config, make_splits
 
-    from pipelines import grid
-    from pipelines.trainer import train_grid
+    from pipelines.training import grid
+    from pipelines.training.trainer import train_grid
 
     config = make_config(epochs=2, eval_every=1)
     members = grid.expand(config)

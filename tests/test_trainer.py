@@ -8,11 +8,11 @@ import dataclasses
 import pytest
 import torch
 
-from pipelines import grid
-from pipelines.params import DatasetTrain
-from pipelines.reference import train_reference
-from pipelines.datasets import Prepared
-from pipelines.trainer import train_grid
+from pipelines.training import grid
+from pipelines.core.params import DatasetTrain
+from pipelines.training.reference import train_reference
+from pipelines.data.datasets import Prepared
+from pipelines.training.trainer import train_grid
 
 THRESHOLDS = [1e-3, 1e-2]
 
@@ -134,7 +134,7 @@ def test_proximal_l1_gives_exact_zeros_and_subgradient_l1_does_not():
 
 
 def test_dropout_is_inactive_in_evaluation(batched):
-    from pipelines.reference import MLP, evaluate
+    from pipelines.training.reference import MLP, evaluate
     config, members, data, result = batched
     member = next(m for m in members if m.family == "dropout")
     model = MLP([6, *config.hidden, 3], config.activation, member.dropout)

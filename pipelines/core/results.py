@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.errors import DataError
+from pipelines.core.errors import DataError
 
 RESULTS_DIR = Path("reports/results")
 MODELS_DIR = Path("models")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.errors import ParamsError
+from pipelines.core.errors import ParamsError
 
 PARAMS_FILE = Path("params.yaml")
 DATASETS = ("fashion_mnist", "diabetes")

@@ -26,8 +26,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from scipy import stats
 
-from pipelines import files
-from pipelines.results import FAMILIES
+from pipelines.core import files
+from pipelines.core.results import FAMILIES
 
 FAMILY_LABELS = {
     "none": "none (baseline)", "l1": "L1", "prox_l1": "proximal L1", "l2": "L2", "l2_norm": "L2 norm",

@@ -12,11 +12,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipelines import networks, regularizers
-from pipelines.datasets import SPLITS, Prepared
-from pipelines.evaluation import loss_and_accuracy, split_measures, weight_measures
-from pipelines.grid import Member
-from pipelines.params import DatasetTrain
+from pipelines.training import networks
+from pipelines.training import regularizers
+from pipelines.data.datasets import SPLITS, Prepared
+from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
+from pipelines.training.grid import Member
+from pipelines.core.params import DatasetTrain
 
 
 class MLP(nn.Module):

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import DataError
-from pipelines.params import DATASETS
+from pipelines.core.errors import DataError
+from pipelines.core.params import DATASETS
 
 if TYPE_CHECKING:
     import torch

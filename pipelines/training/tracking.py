@@ -36,8 +36,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from tqdm import tqdm
 
-from pipelines.errors import RegbenchError
-from pipelines.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
+from pipelines.core.errors import RegbenchError
+from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
 
 EXPERIMENT_PREFIX = "regbench-"
 FINAL_PREFIX = "final_"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipelines.params import DatasetTrain, Families, Optimizer
+from pipelines.core.params import DatasetTrain, Families, Optimizer
 
 # The headline strength of each family, for plots and trend tests (dropout: the mean p).
 HEADLINE = {"l1": "l1", "prox_l1": "prox_l1", "l2": "l2", "l2_norm": "l2_norm", "elastic": "l1",

@@ -24,12 +24,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pipelines import networks, regularizers
-from pipelines.datasets import SPLITS, Prepared
-from pipelines.errors import ParamsError
-from pipelines.evaluation import loss_and_accuracy, split_measures, weight_measures
-from pipelines.grid import Member
-from pipelines.params import DatasetTrain
+from pipelines.training import networks
+from pipelines.training import regularizers
+from pipelines.data.datasets import SPLITS, Prepared
+from pipelines.core.errors import ParamsError
+from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
+from pipelines.training.grid import Member
+from pipelines.core.params import DatasetTrain
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from pipelines.errors import DataError
-from pipelines.params import Params
+from pipelines.core.errors import DataError
+from pipelines.core.params import Params
 
 LOCK_FILE = Path("dvc.lock")
 REPORT_STAGE = "report"

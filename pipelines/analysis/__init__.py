@@ -1,0 +1,1 @@
+"""The analysis: paired statistical inference and the hypotheses tested with it."""

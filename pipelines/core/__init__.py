@@ -1,0 +1,1 @@
+"""What every stage shares: params, errors, atomic files, the results contract, provenance."""

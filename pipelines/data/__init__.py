@@ -1,0 +1,1 @@
+"""The datasets: where the raw files come from, how they are checked, parsed and split."""

@@ -1,0 +1,150 @@
+"""Preparation of one dataset: parse and validate the raw files, split them with a fixed seed, impute
+and standardize with statistics of the training split only, write tensors and metadata."""
+
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.datasets import FashionMNIST
+
+from pipelines.core import files
+from pipelines.core import params
+from pipelines.data.datasets import (
+    FASHION_TRAIN_IMAGES, PIMA_FEATURES, PIMA_ZERO_MEANS_MISSING, PREPARED_DIR, RAW_DIR, RAW_FILES,
+    SOURCE_RECORD, SPLITS, prepared_paths, read_idx, read_pima, split_diabetes, split_fashion,
+)
+from pipelines.core.errors import DataError, ParamsError
+
+Arrays = dict[str, np.ndarray]
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "fashion_mnist": tuple(FashionMNIST.classes),
+    "diabetes": ("tested_negative", "tested_positive"),  # the words of the UCI description
+}
+
+
+def check_fashion_settings(settings: params.FashionData) -> None:
+    """The subset must fit in what validation leaves; the schema cannot see both keys at once."""
+    room = FASHION_TRAIN_IMAGES - settings.val_size
+    if settings.train_subset is not None and settings.train_subset > room:
+        raise ParamsError(f"{params.PARAMS_FILE}: data.fashion_mnist.train_subset (after the profile's overrides): "
+                          f"found {settings.train_subset}; expected at most {room} (the {FASHION_TRAIN_IMAGES} "
+                          f"training images minus val_size {settings.val_size}) or null")
+
+
+def source_hashes(raw_dir: Path, dataset: str) -> dict[str, str]:
+    """The sha256 of each raw file, as fetch recorded it in source.json."""
+    path = raw_dir / SOURCE_RECORD
+    try:
+        record = json.loads(path.read_text())
+        return {file.name: record["files"][file.name]["sha256"] for file in RAW_FILES[dataset]}
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found; run `python -m pipelines.fetch {dataset}` first") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise DataError(f"{path}: not the record fetch writes (a sha256 for each raw file); "
+                        f"run `python -m pipelines.fetch {dataset}` again") from None
+
+
+def prepare_fashion(raw_dir: Path, settings: params.FashionData) -> tuple[Arrays, dict[str, Any]]:
+    """Split, flatten, scale to [0, 1] and standardize with one mean and std of the training split."""
+    idx = {file.name: read_idx(raw_dir / file.name, file.shape) for file in RAW_FILES["fashion_mnist"]}
+    n_classes = len(CLASS_NAMES["fashion_mnist"])
+    for name in ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+        if idx[name].max() >= n_classes:
+            raise DataError(f"{raw_dir / name}: found label {idx[name].max()}; expected 0 to {n_classes - 1}")
+    train_images, train_labels = idx["train-images-idx3-ubyte"], idx["train-labels-idx1-ubyte"]
+    parts = split_fashion(train_labels, settings.val_size, settings.train_subset, settings.seed)
+    images = {"train": train_images[parts["train"]], "val": train_images[parts["val"]],
+              "test": idx["t10k-images-idx3-ubyte"]}
+    labels = {"train": train_labels[parts["train"]], "val": train_labels[parts["val"]],
+              "test": idx["t10k-labels-idx1-ubyte"]}
+    # From a histogram of the 256 grey levels: exact, and no float copy of the training images.
+    counts = np.bincount(images["train"].ravel(), minlength=256)
+    levels = np.arange(256) / 255
+    mean = float(counts @ levels / counts.sum())
+    std = float(np.sqrt(counts @ (levels - mean) ** 2 / counts.sum()))
+    arrays = {}
+    for split in SPLITS:
+        x = images[split].reshape(len(images[split]), -1) / np.float32(255)
+        x -= np.float32(mean)  # in place: the full training split is 172 MB of float32
+        x /= np.float32(std)
+        arrays[f"x_{split}"] = x
+        arrays[f"y_{split}"] = labels[split].astype(np.int64)
+    pixels = [f"pixel_{row}_{col}" for row in range(28) for col in range(28)]
+    return arrays, {"feature_names": pixels, "normalization": {"mean": mean, "std": std}, "imputation": None}
+
+
+def prepare_diabetes(raw_dir: Path, settings: params.DiabetesData) -> tuple[Arrays, dict[str, Any]]:
+    """Split (stratified), fill the zeros that mean "missing" and standardize every feature, all
+    with statistics of the training split."""
+    (file,) = RAW_FILES["diabetes"]
+    path = raw_dir / file.name
+    frame = read_pima(path, rows=file.shape[0])
+    labels = frame["Outcome"].to_numpy(np.int64)
+    parts = split_diabetes(labels, settings.val_fraction, settings.test_fraction, settings.seed)
+    missing = list(PIMA_ZERO_MEANS_MISSING)
+    features = frame[list(PIMA_FEATURES)].copy()
+    features[missing] = features[missing].replace(0.0, np.nan)
+    fill = features.iloc[parts["train"]][missing].agg(settings.impute)  # ignores the missing values
+    if fill.isna().any():
+        raise DataError(f"{path}: column {fill.index[fill.isna()][0]} is missing (0) in every training row; "
+                        "expected values to impute from")
+    filled = features.fillna(fill)
+    train = filled.iloc[parts["train"]]
+    mean, std = train.mean(), train.std(ddof=0)
+    if (std == 0).any():
+        raise DataError(f"{path}: column {std.index[std == 0][0]} is constant on the training split; "
+                        "expected variation to standardize")
+    standardized = ((filled - mean) / std).to_numpy(np.float32)
+    arrays = {}
+    for split in SPLITS:
+        arrays[f"x_{split}"] = np.ascontiguousarray(standardized[parts[split]])
+        arrays[f"y_{split}"] = labels[parts[split]]
+    imputation = {
+        "method": settings.impute,
+        "statistic_of": "train",
+        "values": fill.to_dict(),
+        "imputed_counts": {split: {c: int(n) for c, n in features.iloc[parts[split]][missing].isna().sum().items()}
+                           for split in SPLITS},
+    }
+    normalization = {"mean": mean.to_dict(), "std": std.to_dict(), "std_ddof": 0}
+    return arrays, {"feature_names": list(PIMA_FEATURES), "normalization": normalization, "imputation": imputation}
+
+
+PREPARERS = {"fashion_mnist": prepare_fashion, "diabetes": prepare_diabetes}
+
+
+def prepare(dataset: str, data: params.DataParams, raw_root: Path = RAW_DIR,
+            out_root: Path = PREPARED_DIR) -> tuple[Path, Path]:
+    """Prepare `dataset` from raw_root/<dataset>/ and write its tensors and metadata to out_root."""
+    settings = getattr(data, dataset)
+    if dataset == "fashion_mnist":
+        check_fashion_settings(settings)
+    raw_dir = raw_root / dataset
+    hashes = source_hashes(raw_dir, dataset)
+    arrays, details = PREPARERS[dataset](raw_dir, settings)
+    class_names = CLASS_NAMES[dataset]
+    metadata = {
+        "dataset": dataset,
+        "class_names": list(class_names),
+        "split_sizes": {split: len(arrays[f"y_{split}"]) for split in SPLITS},
+        "class_balance": {
+            split: dict(zip(class_names, np.bincount(arrays[f"y_{split}"], minlength=len(class_names)).tolist(),
+                            strict=True))
+            for split in SPLITS
+        },
+        "settings": settings.model_dump(),
+        "source_sha256": hashes,
+        **details,
+    }
+    tensors_path, metadata_path = prepared_paths(dataset, out_root)
+    with files.atomic_path(tensors_path) as staged:
+        # torch.save names its archive after the file; staged has the target's name, so two runs
+        # write the same bytes.
+        torch.save({name: torch.from_numpy(array) for name, array in arrays.items()}, staged)
+    files.write_json(metadata_path, metadata)
+    return tensors_path, metadata_path

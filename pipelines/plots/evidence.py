@@ -1,0 +1,188 @@
+"""What the figures of one dataset are drawn from: runs, curves, final weights and the analyze
+stage's tables, read and checked."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipelines.plots import style as plotting
+from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
+from pipelines.core.errors import DataError
+from pipelines.plots.style import family_label
+from pipelines.core.results import (FAMILIES, read_table, GROUP_OF, TABLES_DIR, MODELS_DIR, RESULTS_DIR, curves_path, read_curves, read_runs, runs_path,
+                               weights_path)
+
+TABLE_COLUMNS = {
+    "comparisons": ["dataset", "hypothesis", "metric", "a", "b", "family_a", "family_b", "optimizer", "n",
+                    "mean_diff", "ci_low", "ci_high", "ci_method", "bh_p"],
+    "ranking": ["dataset", "optimizer", "family", "config", "mean_rank", "friedman_p", "n_seeds"],
+    "selected": ["dataset", "optimizer", "family", "config", "strength", "n_seeds", "n_diverged"],
+}
+
+
+@dataclass
+class Weights:
+    """The final weight matrices of every member (biases are not needed by any figure)."""
+
+    row: dict[int, int]  # member id -> row of the stacked tensors
+    layers: list[np.ndarray]  # (members, out, in) per layer
+
+
+@dataclass
+class Evidence:
+    """Everything the figures of one dataset are drawn from."""
+
+    dataset: str
+    runs: pd.DataFrame  # the main grid with drawing labels; diverged rows kept so captions can count them
+    curves: pd.DataFrame
+    weights: Weights
+    selected_configs: list[str]  # each family's selected configuration and each baseline
+    selected: pd.DataFrame  # one row per finished member of those configurations, in drawing order
+    comparisons: pd.DataFrame  # H4 test-accuracy rows of this dataset
+    ranking: pd.DataFrame
+    feature_names: list[str]  # empty unless the input is the 8 features of the Pima table
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == "ok"]
+
+    def diverged(self, families: set[str] | None = None) -> str:
+        """The caption sentence on diverged members: of the given families, else of the selected configs."""
+        runs = self.runs
+        chosen = runs["family"].isin(families) if families else runs["config"].isin(self.selected_configs)
+        return plotting.diverged_phrase(runs[chosen])
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+def datasets(root: Path = RESULTS_DIR) -> list[str]:
+    """The datasets that have a results table, in name order."""
+    found = sorted(path.parent.name for path in root.glob("*/runs.csv"))
+    if not found:
+        raise DataError(f"{root}: no <dataset>/runs.csv found; run the train stage first (dvc repro)")
+    return found
+
+
+def read_tables(directory: Path = TABLES_DIR) -> dict[str, pd.DataFrame]:
+    """The analyze stage's tables that the figures use, checked for the columns they need."""
+    return {name: read_table(directory / f"{name}.csv", required, "analyze") for name, required in TABLE_COLUMNS.items()}
+
+
+def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
+    """Read and check one dataset's results, weights and table rows."""
+    runs = _drawable_runs(read_runs(runs_path(dataset)), runs_path(dataset))
+    weights = _read_weights(weights_path(dataset, MODELS_DIR))
+    comparisons = _rows_of(tables["comparisons"], dataset, "comparisons")
+    comparisons = comparisons[(comparisons["hypothesis"] == "H4") & (comparisons["metric"] == "test_acc")]
+    if comparisons.empty:
+        raise DataError(f"{TABLES_DIR / 'comparisons.csv'}: no H4 test_acc rows for dataset {dataset!r}; "
+                        "expected one per regularizer family")
+    configs = _selected_configs(runs, _rows_of(tables["selected"], dataset, "selected"))
+    return Evidence(
+        dataset=dataset, runs=runs, curves=read_curves(curves_path(dataset)), weights=weights,
+        selected_configs=configs, selected=_selected_members(runs, configs, weights, weights_path(dataset)),
+        comparisons=comparisons, ranking=_rows_of(tables["ranking"], dataset, "ranking"),
+        feature_names=_feature_names(dataset, weights.layers[0].shape[2]),
+    )
+
+
+def _drawable_runs(runs: pd.DataFrame, path: Path) -> pd.DataFrame:
+    unknown = sorted(set(runs["family"]) - set(FAMILIES))
+    if unknown:
+        raise DataError(f"{path}: family {unknown}; expected one of {list(FAMILIES)}")
+    statuses = sorted(set(runs["status"]) - {"ok", "diverged"})
+    if statuses:
+        raise DataError(f"{path}: status {statuses}; expected 'ok' or 'diverged'")
+    baseline_bias = runs.loc[runs["family"] == "none", "penalize_bias"]
+    if not baseline_bias.empty:
+        runs = runs[runs["penalize_bias"] == baseline_bias.mode()[0]]
+    return runs.assign(
+        family_label=runs["family"].map(family_label),
+        group=runs["optimizer"].map(lambda o: GROUP_OF.get(o, o)),  # the analyze stage's optimizer groups
+        variant=_variant(runs),
+        config_label=[config_label(c, o, f) for c, o, f in zip(runs["config"], runs["optimizer"], runs["family"])],
+    )
+
+
+def _variant(runs: pd.DataFrame) -> pd.Series:
+    """The line style of a row: its optimizer, plus whatever tells two configs of a family at one strength apart."""
+    variant = runs["optimizer"].astype(str)
+    activity = runs["family"] == "activity"
+    variant = variant.where(~activity, variant + np.where(runs["act_l1"] > 0, ", activity L1", ", activity L2"))
+    layers = runs["dropout_layers"].astype(str)
+    uneven = (runs["family"] == "dropout") & layers.str.split(";").map(lambda ps: len(set(ps)) > 1)
+    return variant.where(~uneven, variant + ", p per layer " + layers)
+
+
+def config_label(config: str, optimizer: str, family: str) -> str:
+    settings = [part for part in config.split("/")[2:] if part != "bias"]
+    return f"{optimizer} · {family_label(family)}" + (f"\n{settings[0].replace(',', ', ')}" if settings else "")
+
+
+def _rows_of(table: pd.DataFrame, dataset: str, name: str) -> pd.DataFrame:
+    rows = table[table["dataset"] == dataset]
+    if rows.empty:
+        raise DataError(f"{TABLES_DIR / name}.csv: no rows for dataset {dataset!r}; run the analyze stage first")
+    return rows
+
+
+def _read_weights(path: Path) -> Weights:
+    try:
+        stored = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found; run the train stage first (dvc repro)") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        raise DataError(f"{path}: not a readable weights file ({error})".replace("\n", " ")) from None
+    try:
+        members = [int(m) for m in stored["members"]]
+        layers = [layer["weight"].numpy() for layer in stored["layers"]]
+    except (TypeError, KeyError, AttributeError):
+        raise DataError(f"{path}: expected {{'members': [...], 'layers': [{{'weight': (M, out, in)}}, ...]}}") from None
+    shapes = [w.shape for w in layers]
+    if not layers or any(len(s) != 3 or s[0] != len(members) for s in shapes):
+        raise DataError(f"{path}: weight shapes {shapes}; expected (M, out, in) with M = {len(members)} members")
+    return Weights(row={m: i for i, m in enumerate(members)}, layers=layers)
+
+
+def _selected_configs(runs: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """Each family's selected configuration (selected.csv) and each baseline."""
+    unknown = sorted(set(table["config"]) - set(runs["config"]))
+    if unknown:
+        raise DataError(f"{TABLES_DIR / 'selected.csv'}: configs {unknown} are not in the main grid of "
+                        f"{runs_path(runs['dataset'].iloc[0])}; expected the analyze stage's selection")
+    return sorted(set(table["config"]) | set(runs.loc[runs["family"] == "none", "config"]))
+
+
+def _selected_members(runs: pd.DataFrame, configs: list[str], weights: Weights, path: Path) -> pd.DataFrame:
+    members = runs[runs["config"].isin(configs) & (runs["status"] == "ok")]
+    missing = sorted(set(members["member"]) - set(weights.row))
+    if missing:
+        raise DataError(f"{path}: members {missing[:10]} are in runs.csv but have no weights; "
+                        "expected every member of the grid")
+    order = members["family"].map(FAMILIES.index)
+    return members.assign(_order=order).sort_values(["group", "_order", "optimizer", "seed"]).drop(columns="_order")
+
+
+def _feature_names(dataset: str, inputs: int) -> list[str]:
+    """Names of the input features of a tabular dataset (8 inputs: the Pima table)."""
+    if inputs != len(PIMA_FEATURES):
+        return []
+    path = prepared_paths(dataset)[1]
+    if not path.exists():
+        return list(PIMA_FEATURES)
+    try:
+        names = json.loads(path.read_text()).get("feature_names", list(PIMA_FEATURES))
+    except (json.JSONDecodeError, AttributeError):
+        raise DataError(f"{path}: not a JSON object; expected the prepare stage's metadata") from None
+    if not (isinstance(names, list) and len(names) == inputs and all(isinstance(n, str) for n in names)):
+        raise DataError(f"{path}: feature_names is {names!r}; expected {inputs} strings, one per input")
+    return names
+
+

@@ -1,0 +1,1 @@
+"""The citable report: its context, Markdown and HTML rendering, citation metadata."""

@@ -13,7 +13,7 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help setup repro test test-fast ui bench lock clean
+.PHONY: help setup repro test test-fast lint ui bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,11 @@ repro: $(STAMP) ## run the whole study: dvc repro (profile from params.yaml)
 
 test: $(STAMP) ## run every test (PYTEST_ARGS="-m 'not slow'" skips the end-to-end ones)
 	$(RUN) python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (lint, import order, formatting) and mypy over pipelines, benchmarks and tests
+	$(BIN)/ruff check pipelines benchmarks tests
+	$(BIN)/ruff format --check pipelines benchmarks tests
+	$(BIN)/mypy
 
 test-fast: $(STAMP) ## the tests without the slow end-to-end ones
 	$(RUN) python -m pytest -m "not slow" $(PYTEST_ARGS)

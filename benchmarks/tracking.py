@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from pipelines.training import tracking
 from pipelines.core.results import METRIC_COLUMNS, sparsity_columns
 from tests.synthetic import GRID, make_results
@@ -38,6 +40,11 @@ def timed(phase: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def log_all(grid: tracking.GridRun, per_epoch: list[pd.DataFrame]) -> None:
+    for frame in per_epoch:
+        grid.log_evaluation(frame)
+
+
 def run(members: int, epochs: int, uri: str, flush_seconds: float) -> None:
     runs, curves, _ = make_results(seeds=math.ceil(members / len(GRID)), epochs=epochs)
     final = runs.head(members)
@@ -51,7 +58,7 @@ def run(members: int, epochs: int, uri: str, flush_seconds: float) -> None:
     with contextlib.ExitStack() as stack:  # the `with GridRun(...)` of the train stage, phase by phase
         phases = {
             "open runs": timed(lambda: stack.enter_context(grid)),
-            f"log {epochs} epochs": timed(lambda: [grid.log_evaluation(f) for f in per_epoch]),
+            f"log {epochs} epochs": timed(lambda: log_all(grid, per_epoch)),
             "finish": timed(lambda: grid.finish(final)),
         }
     total = tuple(map(sum, zip(*phases.values())))

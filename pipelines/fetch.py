@@ -20,8 +20,8 @@ from pipelines.data.sources import default_sources, fetch
 @stage
 def main(argv: Sequence[str] | None = None) -> None:
     dataset = params.dataset_argument("fetch", argv, __doc__.splitlines()[0])
-    settings = params.load()
-    target = fetch(dataset, default_sources(settings.data.mirror))
+    study = params.load()
+    target = fetch(dataset, default_sources(study.data.mirror))
     print(f"fetch {dataset}: wrote {target}/")
 
 

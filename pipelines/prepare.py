@@ -19,8 +19,8 @@ from pipelines.data.preparation import prepare
 @stage
 def main(argv: Sequence[str] | None = None) -> None:
     dataset = params.dataset_argument("prepare", argv, __doc__.splitlines()[0])
-    settings = params.load()
-    tensors_path, metadata_path = prepare(dataset, settings.data)
+    study = params.load()
+    tensors_path, metadata_path = prepare(dataset, study.data)
     print(f"prepare {dataset}: wrote {tensors_path} and {metadata_path}")
 
 

@@ -1,4 +1,4 @@
-"""The results contract between train and the stages after it (see DESIGN.md).
+"""The results contract between train and the stages after it (README.md, "Layout", describes the pipeline around it).
 
 train writes, per dataset:
   reports/results/<dataset>/runs.csv    one row per grid member (RUN_COLUMNS + sparsity columns)

@@ -146,8 +146,8 @@ def stratified_take(labels: np.ndarray, count: int, rng: np.random.Generator) ->
     quota = count * sizes / len(labels)
     per_class = np.floor(quota).astype(np.int64)
     per_class[np.argsort(per_class - quota, kind="stable")[: count - per_class.sum()]] += 1
-    taken = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, per_class, strict=True)]
-    taken = np.sort(np.concatenate(taken))
+    per_class_taken = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, per_class, strict=True)]
+    taken = np.sort(np.concatenate(per_class_taken))
     return taken, np.setdiff1d(np.arange(len(labels)), taken)
 
 

@@ -5,6 +5,7 @@ and standardize with statistics of the training split only, write tensors and me
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def prepare_diabetes(raw_dir: Path, settings: params.DiabetesData) -> tuple[Arra
     return arrays, {"feature_names": list(PIMA_FEATURES), "normalization": normalization, "imputation": imputation}
 
 
-PREPARERS = {"fashion_mnist": prepare_fashion, "diabetes": prepare_diabetes}
+PREPARERS: dict[str, Callable[[Path, Any], tuple[Arrays, dict[str, Any]]]] = {"fashion_mnist": prepare_fashion, "diabetes": prepare_diabetes}
 
 
 def prepare(dataset: str, data: params.DataParams, raw_root: Path = RAW_DIR,

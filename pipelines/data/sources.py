@@ -31,7 +31,9 @@ class Unavailable(Exception):
 
 
 class Source(Protocol):
-    label: str
+    @property
+    def label(self) -> str:
+        """How errors and source.json name this source."""
 
     def where(self, file: RawFile) -> str | None:
         """The file's path or URL at this source; None when it does not serve that file."""

@@ -2,7 +2,7 @@
 
     python -m pipelines.train <dataset>
 
-Reads data/prepared/<dataset>.*; writes the results contract (pipelines/results.py):
+Reads data/prepared/<dataset>.*; writes the results contract (pipelines/core/results.py):
 reports/results/<dataset>/{runs,curves}.csv + summary.json and models/<dataset>/weights.pt.
 """
 

@@ -1,4 +1,4 @@
-"""Small synthetic results tables that follow the results contract (pipelines/results.py).
+"""Small synthetic results tables that follow the results contract (pipelines/core/results.py).
 
 Analysis, figures and report are developed and tested against these: `effect` scales every
 regularization effect (0 = the null hypothesis everywhere), `noise` the seed-to-seed spread.

@@ -1,7 +1,7 @@
 """The grid: a dataset's training params expanded into members, one per (configuration, seed).
 
 Members are ordered by optimizer group, then configuration, then seed. Members that share a seed
-share initial weights, mini-batch order and dropout noise (see pipelines/networks.py).
+share initial weights, mini-batch order and dropout noise (see pipelines/training/networks.py).
 """
 
 from __future__ import annotations

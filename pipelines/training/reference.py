@@ -2,8 +2,8 @@
 
 It is kept to prove the batched trainer right (tests compare them member by member) and to measure
 it (benchmarks/trainer.py). It shares with it only what defines the experiment: the seed's random
-streams and initial weights (pipelines/networks.py), the penalties (pipelines/regularizers.py) and
-what is measured (pipelines/evaluation.py).
+streams and initial weights (pipelines/training/networks.py), the penalties (pipelines/training/regularizers.py) and
+what is measured (pipelines/training/evaluation.py).
 """
 
 from __future__ import annotations

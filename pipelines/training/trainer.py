@@ -5,7 +5,7 @@ products; per-member hyperparameters are tensors. Members that share a seed shar
 so the first layer of all of a seed's members is a single wide matrix product, and they share their
 dropout noise. The optimizer arithmetic is torch.optim's own SGD and Adam (AdamW's decoupled decay
 applied around it); tests check every family and optimizer against the one-network-at-a-time
-reference in pipelines/reference.py.
+reference in pipelines/training/reference.py.
 """
 
 from __future__ import annotations

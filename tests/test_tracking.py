@@ -21,9 +21,9 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from pipelines.training import tracking
 from pipelines.core.errors import RegbenchError
 from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
+from pipelines.training import tracking
 
 TAGS = {"git_commit": "0123abc", "git_dirty": "false", "params_hash": "feed", "profile": "smoke",
         "device": "cpu", "torch": "2.14.1", "cuda": "none", "dvc_stage": "train@diabetes"}
@@ -137,10 +137,11 @@ def test_metrics_reach_the_store_during_training_when_flush_is_due(uri):
 
 def test_the_trainer_logs_each_chunk_as_it_evaluates_while_later_chunks_wait(uri):
     import torch
-    from test_trainer import THRESHOLDS, make_config, make_splits
 
     from pipelines.training import grid
     from pipelines.training.trainer import train_grid
+
+    from test_trainer import THRESHOLDS, make_config, make_splits
 
     config = make_config(epochs=2, eval_every=1)
     members = grid.expand(config)
@@ -182,10 +183,9 @@ def test_long_trainings_are_logged_in_batches_of_at_most_1000_metrics(uri):
 @pytest.mark.parametrize(("error", "status"), [(RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")])
 def test_an_exception_inside_the_block_ends_every_run_and_propagates(uri, error, status):
     final, curves = small_grid(members=3)
-    with pytest.raises(type(error)):
-        with tracking.GridRun("diabetes", final, TAGS, uri) as grid:
-            grid.log_evaluation(epoch_rows(curves, 1))
-            raise error
+    with pytest.raises(type(error)), tracking.GridRun("diabetes", final, TAGS, uri) as grid:
+        grid.log_evaluation(epoch_rows(curves, 1))
+        raise error
     client = MlflowClient(uri)
     runs = all_runs(client, grid.experiment_id)
     assert len(runs) == len(final) + 1
@@ -247,6 +247,25 @@ def test_check_store_rejects_a_file_that_is_not_a_sqlite_database(tmp_path):
     with pytest.raises(RegbenchError, match="is not a SQLite database"):
         tracking.check_store(f"sqlite:///{database}")
     assert database.read_text() == "not a database"
+
+
+def test_check_store_rejects_a_store_with_a_damaged_page_before_training(uri):
+    track(uri, *small_grid())
+    database = Path(uri.removeprefix("sqlite:///"))
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        root = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'metrics'").fetchone()[0]
+    with database.open("r+b") as handle:  # what a failing disk or a torn copy leaves: one page of garbage
+        handle.seek((root - 1) * page_size)
+        handle.write(bytes(range(256)) * (page_size // 256))
+    started = time.monotonic()
+    with pytest.raises(RegbenchError) as error:
+        tracking.check_store(uri)
+    assert time.monotonic() - started < 10
+    message = str(error.value)
+    assert message.startswith(f"MLflow tracking store {uri}: {database} is damaged (SQLite quick_check: ")
+    assert "\n" not in message and "restore it from a backup" in message
 
 
 def free_port() -> int:

@@ -92,10 +92,26 @@ def _check_sqlite(uri: str) -> None:
     # MLflow retries for minutes on a file it cannot open as a database: say so at once.
     if header and header != b"SQLite format 3\x00":
         raise RegbenchError(f"MLflow tracking store {uri}: {database} is not a SQLite database; {fix}")
+    if header:
+        _check_integrity(uri, database)
     try:
         _client(uri)
     except (MlflowException, sqlite3.Error) as error:
         raise RegbenchError(f"MLflow tracking store {uri}: {_one_line(str(error))}") from None
+
+
+def _check_integrity(uri: str, database: Path) -> None:
+    """A damaged page would otherwise pass every check here and stop training at its first metric write."""
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=CHECK_TIMEOUT_S)) as connection:
+            found = [row[0] for row in connection.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as error:
+        found = [str(error)]
+    if found != ["ok"]:
+        raise RegbenchError(
+            f"MLflow tracking store {uri}: {database} is damaged (SQLite quick_check: {_one_line('; '.join(found))}); "
+            "restore it from a backup, or move it aside to start a new store"
+        )
 
 
 def _check_server(uri: str) -> None:
@@ -105,7 +121,8 @@ def _check_server(uri: str) -> None:
     headers = {"Authorization": f"Bearer {creds.token}"} if creds.token else {}
     auth = (creds.username, creds.password) if creds.username and creds.password else None
     verify = False if creds.ignore_tls_verification else (creds.server_cert_path or True)
-    start = "start the server (mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI to use ./mlflow.db"
+    start = ("start the server (mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI to use "
+             "./mlflow.db")
     try:
         response = requests.get(url, params={"max_results": 1}, headers=headers, auth=auth, verify=verify,
                                 timeout=CHECK_TIMEOUT_S)
@@ -152,7 +169,8 @@ def _client(uri: str) -> MlflowClient:
             _write_ahead_log(database)
             return MlflowClient(uri)
     except Timeout:
-        raise RegbenchError(f"MLflow tracking store {uri}: {lock.lock_file} held by another process for 120 s") from None
+        raise RegbenchError(
+            f"MLflow tracking store {uri}: {lock.lock_file} held by another process for 120 s") from None
 
 
 def _write_ahead_log(database: Path) -> None:

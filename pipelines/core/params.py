@@ -36,6 +36,7 @@ class FashionData(Schema):
     val_size: Annotated[int, Field(ge=1, le=59_000)]
     train_subset: Annotated[int, Field(ge=10)] | None
     seed: Annotated[int, Field(ge=0)]
+    allow_modified: bool = False
 
 
 class DiabetesData(Schema):
@@ -43,6 +44,7 @@ class DiabetesData(Schema):
     test_fraction: Annotated[float, Field(gt=0, lt=1)]
     impute: Literal["median", "mean"]
     seed: Annotated[int, Field(ge=0)]
+    allow_modified: bool = False
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> DiabetesData:

@@ -7,6 +7,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -415,3 +416,88 @@ def test_the_train_stage_logs_a_tiny_grid_to_a_real_server(mlflow_server, tmp_pa
     history = requests.get(f"{mlflow_server}/api/2.0/mlflow/metrics/get-history",
                            params={"run_id": runs_csv["run_id"].iloc[0], "metric_key": "val_acc"}, timeout=30).json()
     assert sorted(m["step"] for m in history["metrics"]) == [3]  # diabetes evaluates every 5 epochs and at the end
+
+
+# --- a stage stopped from outside ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def prepared_diabetes(tmp_path_factory: pytest.TempPathFactory, shared_mirror: Path) -> Path:
+    """A working directory with the smoke profile, diabetes fetched and prepared, and a long training."""
+    root = tmp_path_factory.mktemp("stopped")
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "params.yaml").read_text().replace("\nprofile: standard", "\nprofile: smoke")
+    # Long enough to be stopped while it trains.
+    text = text.replace("diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 5000, seeds: [0, 1]}")
+    (root / "params.yaml").write_text(text)
+    for stage in ("fetch", "prepare"):
+        done = subprocess.run([sys.executable, "-m", f"pipelines.{stage}", "diabetes"], cwd=root,
+                              env=stage_env(shared_mirror), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return root
+
+
+def stage_env(shared_mirror: Path) -> dict[str, str]:
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                        "REGBENCH_DATA_MIRROR": str(shared_mirror)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def train_until_running(root: Path, shared_mirror: Path) -> tuple[subprocess.Popen, list]:
+    """Start the train stage; return it and its runs once all of them are RUNNING in ./mlflow.db."""
+    process = subprocess.Popen([sys.executable, "-m", "pipelines.train", "diabetes"], cwd=root,
+                               env=stage_env(shared_mirror) | {"PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    announced = re.match(r"train diabetes: (\d+) members", process.stdout.readline())
+    assert announced, process.communicate()
+    expected = int(announced.group(1)) + 1  # and the parent
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment_id = client.get_experiment_by_name("regbench-diabetes").experiment_id \
+        if (root / "mlflow.db").exists() else None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        experiment_id = experiment_id or getattr(client.get_experiment_by_name("regbench-diabetes"),
+                                                 "experiment_id", None)
+        runs = client.search_runs([experiment_id], f"tags.{tracking.PID_TAG} = '{process.pid}'",
+                                  max_results=10_000) if experiment_id else []
+        if len(runs) == expected:
+            return process, runs
+        time.sleep(0.5)
+    process.kill()
+    pytest.fail("the train stage did not start its MLflow runs within 300 s")
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_runs_killed_in_one_line(prepared_diabetes: Path, shared_mirror: Path) -> None:
+    process, runs = train_until_running(prepared_diabetes, shared_mirror)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr and "error: interrupted (Ctrl-C or SIGTERM)" in stderr
+    client = MlflowClient(f"sqlite:///{prepared_diabetes / 'mlflow.db'}")
+    assert {client.get_run(run.info.run_id).info.status for run in runs} == {"KILLED"}
+
+
+@pytest.mark.slow
+def test_runs_of_a_sigkilled_stage_are_ended_killed_by_the_next_one(prepared_diabetes: Path,
+                                                                     shared_mirror: Path) -> None:
+    process, runs = train_until_running(prepared_diabetes, shared_mirror)
+    assert {run.data.tags[tracking.HOST_TAG] for run in runs} == {socket.gethostname()}
+    process.kill()  # SIGKILL: what the out-of-memory killer sends; nothing in the stage runs
+    process.communicate(timeout=60)
+    client = MlflowClient(f"sqlite:///{prepared_diabetes / 'mlflow.db'}")
+    assert {client.get_run(run.info.run_id).info.status for run in runs} == {"RUNNING"}
+
+    params_file = prepared_diabetes / "params.yaml"
+    params_file.write_text(params_file.read_text().replace("epochs: 5000", "epochs: 3"))
+    done = subprocess.run([sys.executable, "-m", "pipelines.train", "diabetes"], cwd=prepared_diabetes,
+                          env=stage_env(shared_mirror), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"that process {process.pid} left RUNNING" in done.stderr
+    for run in runs:
+        ended = client.get_run(run.info.run_id)
+        assert ended.info.status == "KILLED"
+        assert ended.data.tags["failure_reason"].startswith(f"the training process (pid {process.pid} on ")
+    summary = json.loads((prepared_diabetes / "reports/results/diabetes/summary.json").read_text())
+    assert client.get_run(summary["parent_run_id"]).info.status == "FINISHED"

@@ -272,6 +272,24 @@ def test_diverged_members_are_left_out_and_counted_in_captions(tmp_path, monkeyp
     plotting.plt.close(drawn.figure)
 
 
+def test_captions_count_members_that_diverged_outside_the_configurations_drawn(tmp_path, monkeypatch):
+    write_study(tmp_path / "clean", datasets=("diabetes",))
+    selected = set(pd.read_csv(tmp_path / "clean" / results.TABLES_DIR / "selected.csv")["config"])
+    runs = pd.read_csv(tmp_path / "clean" / runs_path("diabetes"))
+    lost = sorted(set(runs.loc[runs["family"] == "l1", "config"]) - selected)[0]  # one not selected
+    write_study(tmp_path / "partly", diverge={lost: SEEDS}, datasets=("diabetes",))
+    monkeypatch.chdir(tmp_path / "partly")
+    plotting.use_theme()
+    ev = plot_evidence.load_evidence("diabetes", plot_evidence.read_tables())
+    curves = catalog.learning_curves(ev)  # draws the selected configurations only
+    assert f"none of those drawn diverged; {SEEDS} members of configurations not drawn here diverged" in curves.caption
+    assert "(none diverged)" not in curves.caption
+    accuracy = catalog.accuracy(ev)  # draws every strength of every family
+    assert f"{SEEDS} in all ({lost}: {SEEDS})." in accuracy.caption
+    for drawn in (curves, accuracy):
+        plotting.plt.close(drawn.figure)
+
+
 def family_line(ax: Axes, label: str) -> Line2D:
     """The one line a panel draws in a family's colour."""
     colour = plotting.FAMILY_COLORS[label]

@@ -194,14 +194,20 @@ def seeds_phrase(counts: pd.Series) -> str:
     return f"{low}–{high} seeds per point"
 
 
-def diverged_phrase(runs: pd.DataFrame) -> str:
-    """A caption sentence saying that diverged members are excluded, with counts per configuration."""
-    diverged = runs.loc[runs["status"] == "diverged", "config"]
+def diverged_phrase(drawn: pd.DataFrame, grid: pd.DataFrame) -> str:
+    """A caption sentence saying that diverged members are excluded: counted per configuration among the
+    `drawn` configurations, and how many more of the whole `grid` diverged, so that a caption never
+    says "none diverged" of a grid where some did."""
+    diverged = drawn.loc[drawn["status"] == "diverged", "config"]
+    elsewhere = int((grid["status"] == "diverged").sum()) - len(diverged)
+    more = f"{elsewhere} member{'s' if elsewhere != 1 else ''} of configurations not drawn here diverged"
     if diverged.empty:
-        return "Diverged members are excluded (none diverged)."
+        return f"Diverged members are excluded (none of those drawn diverged; {more})." if elsewhere \
+            else "Diverged members are excluded (none diverged)."
     counts = diverged.value_counts().sort_index()
     listed = "; ".join(f"{config}: {n}" for config, n in counts.items())
-    return f"Diverged members are excluded from every statistic: {len(diverged)} in all ({listed})."
+    return (f"Diverged members are excluded from every statistic: {len(diverged)} in all ({listed})"
+            + (f"; {more} too." if elsewhere else "."))
 
 
 def save(drawn: Drawn, directory: Path, dpi: int) -> None:

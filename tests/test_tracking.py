@@ -71,7 +71,8 @@ def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def uri(tmp_path: Path, migrated_store: Path) -> str:
     """A store of this test's own, copied from the migrated template (through SQLite: its log too)."""
     copy = tmp_path / "mlflow.db"
-    with contextlib.closing(sqlite3.connect(migrated_store)) as source, contextlib.closing(sqlite3.connect(copy)) as target:
+    with contextlib.closing(sqlite3.connect(migrated_store)) as source, \
+            contextlib.closing(sqlite3.connect(copy)) as target:
         source.backup(target)
     return f"sqlite:///{copy}"
 
@@ -206,9 +207,9 @@ def test_a_deleted_experiment_is_reported_with_what_to_do(uri):
     client = MlflowClient(uri)
     client.delete_experiment(client.create_experiment("regbench-diabetes"))
     final, _ = small_grid(members=2)
-    with pytest.raises(RegbenchError, match=r"regbench-diabetes is deleted; restore it"):
-        with tracking.GridRun("diabetes", final, TAGS, uri):
-            pass
+    with pytest.raises(RegbenchError, match=r"regbench-diabetes is deleted; restore it"), \
+            tracking.GridRun("diabetes", final, TAGS, uri):
+        pass
 
 
 def test_logging_goes_on_while_a_reader_holds_the_store_open(uri):
@@ -501,3 +502,19 @@ def test_runs_of_a_sigkilled_stage_are_ended_killed_by_the_next_one(prepared_dia
         assert ended.data.tags["failure_reason"].startswith(f"the training process (pid {process.pid} on ")
     summary = json.loads((prepared_diabetes / "reports/results/diabetes/summary.json").read_text())
     assert client.get_run(summary["parent_run_id"]).info.status == "FINISHED"
+
+
+def test_make_ui_lists_each_experiments_runs_page(uri, capsys):
+    from pipelines.training import browse
+
+    grid = track(uri, *small_grid(members=2))
+    browse.main([uri, "http://127.0.0.1:5001"])
+    address = f"http://127.0.0.1:5001/#/experiments/{grid.experiment_id}/runs"
+    assert f"regbench-diabetes: {address}" in capsys.readouterr().out
+
+
+def test_make_ui_on_a_store_without_runs_says_so(tmp_path, capsys):
+    from pipelines.training import browse
+
+    browse.main([f"sqlite:///{tmp_path / 'mlflow.db'}", "http://127.0.0.1:5000"])
+    assert "no regbench runs in" in capsys.readouterr().out

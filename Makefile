@@ -12,8 +12,9 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+REF ?= HEAD
 
-.PHONY: help setup repro test test-fast ui bench lock clean
+.PHONY: help setup repro test test-fast ui bench compare lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +52,9 @@ ui: $(STAMP) ## browse the runs: MLflow UI on 127.0.0.1:5000 (PORT=... to change
 bench: $(STAMP) ## speed benchmarks: batched trainer vs the reference loop (BENCH_ARGS=...), MLflow tracking
 	$(RUN) python -m benchmarks.trainer $(BENCH_ARGS)
 	$(RUN) python -m benchmarks.tracking
+
+compare: $(STAMP) ## ./reports against the committed results (REF=HEAD): each number in seed spreads, every verdict
+	$(RUN) python -m pipelines.reporting.compare $(REF)
 
 lock: ## re-resolve requirements.lock from pyproject.toml
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

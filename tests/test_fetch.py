@@ -93,7 +93,8 @@ def test_mirror_wins_over_debian_dir_and_a_broken_file_falls_through(tmp_path: P
     (mirror / broken.mirror_path).write_bytes(gz[: len(gz) // 2])  # a truncated gzip
     monkeypatch.setenv(raw_sources.MIRROR_ENV, str(mirror))
 
-    raw = raw_sources.fetch("fashion_mnist", raw_sources.default_sources(None, debian_dir=debian), raw_root=tmp_path / "raw")
+    raw = raw_sources.fetch("fashion_mnist", raw_sources.default_sources(None, debian_dir=debian),
+                            raw_root=tmp_path / "raw")
 
     sources = {name: entry["source"] for name, entry in record(raw).items()}
     expected = {f.name: "mirror $REGBENCH_DATA_MIRROR" for f in RAW_FILES["fashion_mnist"]}

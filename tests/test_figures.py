@@ -9,26 +9,27 @@ import sys
 from pathlib import Path
 
 import matplotlib.image
-from matplotlib.axes import Axes
-from matplotlib.colors import to_rgb
-from matplotlib.lines import Line2D
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
+from matplotlib.lines import Line2D
 from scipy import stats
 
-import synthetic
 from pipelines import figures
+from pipelines.analysis import inference
+from pipelines.core import results
+from pipelines.core.errors import DataError
+from pipelines.core.results import GROUP_OF, RESULTS_DIR, runs_path, weights_path
+from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
 from pipelines.plots import catalog
 from pipelines.plots import evidence as plot_evidence
 from pipelines.plots import style as plotting
-from pipelines.core import results
-from pipelines.core.errors import DataError
-from pipelines.analysis import inference
-from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
-from pipelines.core.results import GROUP_OF, RESULTS_DIR, runs_path, weights_path
+
+import synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 DPI = 50  # the smallest dpi params allow keeps PNGs small and tests fast
@@ -293,7 +294,8 @@ def test_captions_count_members_that_diverged_outside_the_configurations_drawn(t
 def family_line(ax: Axes, label: str) -> Line2D:
     """The one line a panel draws in a family's colour."""
     colour = plotting.FAMILY_COLORS[label]
-    [line] = [line for line in ax.get_lines() if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata())]
+    [line] = [line for line in ax.get_lines()
+              if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata())]
     return line
 
 
@@ -328,7 +330,8 @@ def test_magnitude_ecdf_starts_at_the_fraction_of_zero_weights(drawn, study):
     line = family_line(drawn["diabetes"]["02_weight_magnitudes"].figure.get_axes()[0], "proximal L1")
     assert line.get_xdata()[0] == pytest.approx(np.log10(catalog.MAGNITUDE_FLOOR))
     assert line.get_ydata()[0] == pytest.approx(np.mean(zeros))
-    assert f"proximal L1 {config.split('/')[2]}: {np.mean(zeros):.1%}" in drawn["diabetes"]["02_weight_magnitudes"].caption
+    caption = drawn["diabetes"]["02_weight_magnitudes"].caption
+    assert f"proximal L1 {config.split('/')[2]}: {np.mean(zeros):.1%}" in caption
 
 
 def test_feature_names_come_from_the_prepared_metadata(in_study):

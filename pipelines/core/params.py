@@ -232,13 +232,18 @@ def _key_path(raw: Any, loc: tuple[int | str, ...], names_a_key: bool) -> list[s
     """
     node, parts = raw, []
     for position, part in enumerate(loc):
-        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) \
-                and 0 <= part < len(node):
+        if _indexes(node, part):
             parts.append(str(part))
             node = node[part]
         elif names_a_key and position == len(loc) - 1:
             parts.append(str(part))
     return parts
+
+
+def _indexes(node: Any, part: int | str) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
 def _overlay(path: Path, base: dict[str, Any], overrides: Any, where: str) -> None:

@@ -127,7 +127,8 @@ def learning_curves(ev: Evidence) -> Drawn:
     for ax in axes:
         if ax.xaxis.get_tick_params()["labelbottom"]:
             ax.set_xlabel("epoch")
-        if ax.get_subplotspec().is_first_col():
+        spec = ax.get_subplotspec()
+        if spec is not None and spec.is_first_col():
             ax.set_ylabel("loss (nats)")
     plotting.legend(figure, {"split": plotting.style_entries(styles)})
     return Drawn("06_learning_curves", figure, "Learning curves at the selected strengths", (
@@ -205,7 +206,9 @@ def input_features(ev: Evidence) -> Drawn | None:
     per_config = magnitude.groupby(ev.selected["config_label"].str.replace("\n", "  ").to_numpy(), sort=False)
     figure, ax = plt.subplots(figsize=(plotting.WIDTH, 1.2 + 0.34 * per_config.ngroups), layout="constrained")
     plotting.heatmap_cells(ax, per_config.mean(), per_config.agg(plotting.ci_half_width), "mako_r")
-    ax.collections[0].colorbar.set_label("mean |w| over hidden units")
+    colorbar = ax.collections[0].colorbar
+    if colorbar is not None:  # heatmap_cells draws one
+        colorbar.set_label("mean |w| over hidden units")
     ax.set(xlabel="input feature", ylabel="")
     ax.tick_params(axis="x", labelrotation=30)
     plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
@@ -289,7 +292,8 @@ def _magnitude_ecdfs(ev: Evidence) -> tuple[pd.DataFrame, dict[str, list[float]]
     floor = math.log10(MAGNITUDE_FLOOR)
     edges = np.linspace(floor, max(math.ceil(math.log10(max(top, MAGNITUDE_FLOOR)) * 10) / 10, floor + 1),
                         MAGNITUDE_POINTS)
-    frames, at_floor = [], {}
+    frames: list[pd.DataFrame] = []
+    at_floor: dict[str, list[float]] = {}
     for member, row in zip(ev.selected.itertuples(), rows):
         magnitude = np.abs(np.concatenate([layer[row].ravel() for layer in ev.weights.layers]))
         low = int((magnitude <= MAGNITUDE_FLOOR).sum())

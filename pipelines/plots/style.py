@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,7 @@ BAND_ENTRY = {"mean (dotted) and 95% CI": Patch(facecolor=BASELINE_COLOR, alpha=
 INTERVAL = "95% Student-t confidence interval of the mean across seeds"
 WIDTH = 7.4  # inches: a full text width, so every figure is drawn at the size it is printed
 # Line styles for the second grouping of a line plot (the optimizer): solid first, then sparser dashes.
-_DASHES = ["", (4, 1.5), (1, 1), (5, 1, 1, 1), (2, 2), (6, 2, 2, 2)]
+_DASHES: list[str | tuple[float, ...]] = ["", (4, 1.5), (1, 1), (5, 1, 1, 1), (2, 2), (6, 2, 2, 2)]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "p", "h"]
 
 _LEGEND_SPACING = 0.4  # between legend rows, in font sizes
@@ -76,12 +76,12 @@ def family_label(family: str) -> str:
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float]:
     """The interval the figures draw: a 95% Student-t confidence interval of the mean (NaN below 2 values)."""
-    values = np.asarray(values, dtype=float)
-    n = len(values)
+    array = np.asarray(values, dtype=float)
+    n = len(array)
     if n < 2:
         return math.nan, math.nan
-    mean = values.mean()
-    half = _t_quantile(n - 1) * values.std(ddof=1) / math.sqrt(n)
+    mean = array.mean()
+    half = _t_quantile(n - 1) * array.std(ddof=1) / math.sqrt(n)
     return mean - half, mean + half
 
 
@@ -132,10 +132,11 @@ def family_lines(ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles
                  legend=False, ax=ax)
 
 
-def legend(figure: Figure, sections: dict[str, dict[str, Artist]]) -> None:
+def legend(figure: Figure, sections: Mapping[str, Mapping[str, Artist]]) -> None:
     """One legend for the whole figure, right of the panels, a heading per section; the figure grows
     taller if the legend would not fit beside the panels."""
-    handles, labels = [], []
+    handles: list[Artist] = []
+    labels: list[str] = []
     for heading, entries in sections.items():
         if not entries:
             continue
@@ -167,13 +168,13 @@ def style_entries(styles: Styles) -> dict[str, Artist]:
 
 def baseline_band(ax: Axes, values: Sequence[float]) -> None:
     """Draw the baseline's mean (dotted) and its 95% CI across seeds (band) across the whole axes."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
+    array = np.asarray(values, dtype=float)
+    if len(array) == 0:
         return
-    low, high = mean_ci(values)
+    low, high = mean_ci(array.tolist())
     if not math.isnan(low):
         ax.axhspan(low, high, color=BASELINE_COLOR, alpha=0.35, lw=0, zorder=0)
-    ax.axhline(values.mean(), color=BASELINE_COLOR, ls=":", lw=1.2, zorder=0)
+    ax.axhline(array.mean(), color=BASELINE_COLOR, ls=":", lw=1.2, zorder=0)
 
 
 def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str) -> None:

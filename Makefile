@@ -12,13 +12,16 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+REF ?= HEAD
 
-.PHONY: help setup repro test test-fast lint ui bench lock clean
+.PHONY: help setup repro test test-fast lint ui bench compare lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): $(LOCK)
+# Order-only: the lock must exist, but its modification time says nothing (a checkout or a touch
+# changes it); its content is in the stamp's name.
+$(STAMP): | $(LOCK)
 	@echo "setting up $(VENV) from $(LOCK) (first run only; torch is large)"
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
@@ -47,12 +50,16 @@ test-fast: $(STAMP) ## the tests without the slow end-to-end ones
 ui: $(STAMP) ## browse the runs: MLflow UI on 127.0.0.1:5000 (PORT=... to change)
 	@uri=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}; \
 	case "$$uri" in http*) echo "runs are on the tracking server: open $$uri in a browser"; exit 0;; esac; \
-	echo "MLflow UI for $$uri at http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"; \
+	echo "MLflow UI for $$uri at http://127.0.0.1:$(PORT)  (Ctrl-C to stop); each experiment's runs:"; \
+	$(BIN)/python -m pipelines.training.browse "$$uri" "http://127.0.0.1:$(PORT)"; \
 	$(BIN)/mlflow ui --backend-store-uri "$$uri" --host 127.0.0.1 --port $(PORT) --workers 1
 
 bench: $(STAMP) ## speed benchmarks: batched trainer vs the reference loop (BENCH_ARGS=...), MLflow tracking
 	$(RUN) python -m benchmarks.trainer $(BENCH_ARGS)
 	$(RUN) python -m benchmarks.tracking
+
+compare: $(STAMP) ## ./reports against the committed results (REF=HEAD): each number in seed spreads, every verdict
+	$(RUN) python -m pipelines.reporting.compare $(REF)
 
 lock: ## re-resolve requirements.lock from pyproject.toml
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

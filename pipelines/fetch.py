@@ -4,8 +4,9 @@
 
 Sources are tried in order for every file, first verified copy wins: a local mirror
 ($REGBENCH_DATA_MIRROR, else params data.mirror), Debian's dataset-fashion-mnist directory, the
-official download. data/raw/<dataset>/source.json records the source and hash of each file; it
-holds no timestamp, so fetching the same files again gives the same output for DVC.
+official download. data/raw/<dataset>/source.json records the sha256 of each file: no source, path
+or timestamp, so the same files fetched again, from any source, give the same output for DVC. Which
+source and location served each file is in data/raw/<dataset>.origin.json, which DVC does not hash.
 """
 
 from __future__ import annotations

@@ -15,14 +15,11 @@ import signal
 import pandas as pd
 import torch
 
-from pipelines.training import grid
-from pipelines.core import params
-from pipelines.core import provenance
-from pipelines.core import results
-from pipelines.training import tracking
-from pipelines.data.datasets import load_prepared
+from pipelines.core import params, provenance, results
 from pipelines.core.errors import stage
 from pipelines.core.files import atomic_path
+from pipelines.data.datasets import load_prepared
+from pipelines.training import grid, tracking
 from pipelines.training.trainer import GridResult, choose_device, train_grid
 
 
@@ -43,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{len(config.seeds)} seeds), {config.epochs} epochs on {_device_name(device)}")
 
     # DVC and schedulers stop a stage with SIGTERM: raise it like Ctrl-C so that the MLflow runs
-    # are ended KILLED instead of left RUNNING.
+    # are ended KILLED instead of left RUNNING (SIGKILL cannot be caught: see tracking's host and pid tags).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with _grid_run(dataset, identity, settings, device, uri) as run:
         result = train_grid(members, data, config, settings.train.sparsity_thresholds, device,

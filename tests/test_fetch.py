@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from pipelines import fetch
-from pipelines.data import sources as raw_sources
-from pipelines.data.datasets import RAW_FILES, SOURCE_RECORD
 from pipelines.core.errors import DataError
+from pipelines.data import sources as raw_sources
+from pipelines.data.datasets import RAW_FILES, SOURCE_RECORD, origin_path
 
 PIMA = RAW_FILES["diabetes"][0]
 
@@ -51,7 +51,8 @@ def pima_mirror(root: Path, shared_mirror: Path, corrupt: bool = False) -> Path:
 
 
 def record(raw_dir: Path) -> dict:
-    return json.loads((raw_dir / SOURCE_RECORD).read_text())["files"]
+    """Which source and location served each file of raw_dir, as fetch recorded it."""
+    return json.loads(origin_path(raw_dir.name, raw_dir.parent).read_text())["files"]
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -92,7 +93,8 @@ def test_mirror_wins_over_debian_dir_and_a_broken_file_falls_through(tmp_path: P
     (mirror / broken.mirror_path).write_bytes(gz[: len(gz) // 2])  # a truncated gzip
     monkeypatch.setenv(raw_sources.MIRROR_ENV, str(mirror))
 
-    raw = raw_sources.fetch("fashion_mnist", raw_sources.default_sources(None, debian_dir=debian), raw_root=tmp_path / "raw")
+    raw = raw_sources.fetch("fashion_mnist", raw_sources.default_sources(None, debian_dir=debian),
+                            raw_root=tmp_path / "raw")
 
     sources = {name: entry["source"] for name, entry in record(raw).items()}
     expected = {f.name: "mirror $REGBENCH_DATA_MIRROR" for f in RAW_FILES["fashion_mnist"]}
@@ -112,8 +114,22 @@ def test_mismatching_mirror_falls_through_to_download(tmp_path: Path, shared_mir
 
     raw = raw_sources.fetch("diabetes", sources, raw_root=tmp_path / "raw")
 
-    assert record(raw)[PIMA.name] == {"source": "download", "location": f"{base}/pima.csv", "sha256": PIMA.sha256}
+    assert record(raw)[PIMA.name] == {"source": "download", "location": f"{base}/pima.csv"}
     assert (raw / PIMA.name).read_bytes() == (shared_mirror / PIMA.mirror_path).read_bytes()
+
+
+def test_the_same_bytes_from_another_mirror_give_the_same_raw_output(tmp_path: Path, shared_mirror: Path) -> None:
+    """What DVC hashes (data/raw/<dataset>/) depends on the bytes only, never on where they came from."""
+    outputs = []
+    for name in ("one", "another"):
+        mirror = pima_mirror(tmp_path / name / "mirror", shared_mirror)
+        raw = raw_sources.fetch("diabetes", [raw_sources.Directory(f"mirror {name}", mirror)],
+                                raw_root=tmp_path / name / "raw")
+        assert record(raw)[PIMA.name] == {"source": f"mirror {name}", "location": str(mirror / PIMA.mirror_path)}
+        outputs.append(snapshot(raw))
+    assert outputs[0] == outputs[1]
+    hashed = {"dataset": "diabetes", "files": {PIMA.name: {"sha256": PIMA.sha256}}}
+    assert json.loads(outputs[0][SOURCE_RECORD]) == hashed
 
 
 def test_all_sources_failing_lists_each_and_leaves_raw_untouched(tmp_path: Path, shared_mirror: Path,

@@ -9,26 +9,27 @@ import sys
 from pathlib import Path
 
 import matplotlib.image
-from matplotlib.axes import Axes
-from matplotlib.colors import to_rgb
-from matplotlib.lines import Line2D
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
+from matplotlib.lines import Line2D
 from scipy import stats
 
-import synthetic
 from pipelines import figures
+from pipelines.analysis import inference
+from pipelines.core import results
+from pipelines.core.errors import DataError
+from pipelines.core.results import GROUP_OF, RESULTS_DIR, runs_path, weights_path
+from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
 from pipelines.plots import catalog
 from pipelines.plots import evidence as plot_evidence
 from pipelines.plots import style as plotting
-from pipelines.core import results
-from pipelines.core.errors import DataError
-from pipelines.analysis import inference
-from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
-from pipelines.core.results import GROUP_OF, RESULTS_DIR, runs_path, weights_path
+
+import synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 DPI = 50  # the smallest dpi params allow keeps PNGs small and tests fast
@@ -272,10 +273,29 @@ def test_diverged_members_are_left_out_and_counted_in_captions(tmp_path, monkeyp
     plotting.plt.close(drawn.figure)
 
 
+def test_captions_count_members_that_diverged_outside_the_configurations_drawn(tmp_path, monkeypatch):
+    write_study(tmp_path / "clean", datasets=("diabetes",))
+    selected = set(pd.read_csv(tmp_path / "clean" / results.TABLES_DIR / "selected.csv")["config"])
+    runs = pd.read_csv(tmp_path / "clean" / runs_path("diabetes"))
+    lost = sorted(set(runs.loc[runs["family"] == "l1", "config"]) - selected)[0]  # one not selected
+    write_study(tmp_path / "partly", diverge={lost: SEEDS}, datasets=("diabetes",))
+    monkeypatch.chdir(tmp_path / "partly")
+    plotting.use_theme()
+    ev = plot_evidence.load_evidence("diabetes", plot_evidence.read_tables())
+    curves = catalog.learning_curves(ev)  # draws the selected configurations only
+    assert f"none of those drawn diverged; {SEEDS} members of configurations not drawn here diverged" in curves.caption
+    assert "(none diverged)" not in curves.caption
+    accuracy = catalog.accuracy(ev)  # draws every strength of every family
+    assert f"{SEEDS} in all ({lost}: {SEEDS})." in accuracy.caption
+    for drawn in (curves, accuracy):
+        plotting.plt.close(drawn.figure)
+
+
 def family_line(ax: Axes, label: str) -> Line2D:
     """The one line a panel draws in a family's colour."""
     colour = plotting.FAMILY_COLORS[label]
-    [line] = [line for line in ax.get_lines() if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata())]
+    [line] = [line for line in ax.get_lines()
+              if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata())]
     return line
 
 
@@ -310,7 +330,8 @@ def test_magnitude_ecdf_starts_at_the_fraction_of_zero_weights(drawn, study):
     line = family_line(drawn["diabetes"]["02_weight_magnitudes"].figure.get_axes()[0], "proximal L1")
     assert line.get_xdata()[0] == pytest.approx(np.log10(catalog.MAGNITUDE_FLOOR))
     assert line.get_ydata()[0] == pytest.approx(np.mean(zeros))
-    assert f"proximal L1 {config.split('/')[2]}: {np.mean(zeros):.1%}" in drawn["diabetes"]["02_weight_magnitudes"].caption
+    caption = drawn["diabetes"]["02_weight_magnitudes"].caption
+    assert f"proximal L1 {config.split('/')[2]}: {np.mean(zeros):.1%}" in caption
 
 
 def test_feature_names_come_from_the_prepared_metadata(in_study):

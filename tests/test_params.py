@@ -11,8 +11,10 @@ CASES = [
     # (dotted key, bad value, words the one-line message must contain)
     ("train.diabetes.epoch", 5, ["train.diabetes.epoch", "unknown key"]),
     ("train.diabetes.epochs", "ten", ["train.diabetes.epochs", "'ten'", "integer"]),
-    ("train.diabetes.optimizers.adam.families.l1", [1e-3, -0.5], ["families.l1.1", "-0.5", "greater than or equal to 0"]),
-    ("train.diabetes.optimizers.adam.families.dropout", [0.2, 1.0], ["families.dropout.1", "1.0", "less than 1"]),
+    ("train.diabetes.optimizers.adam.families.l1", [1e-3, -0.5],
+     ["families.l1.1", "-0.5", "greater than or equal to 0"]),
+    ("train.diabetes.optimizers.adam.families.dropout", [0.2, 0.3, 1.0],
+     ["train.diabetes.optimizers.adam.families.dropout.2: found 1.0;", "less than 1"]),
     ("train.diabetes.optimizers", {}, ["train.diabetes.optimizers", "the grid is empty"]),
     ("train.fashion_mnist.seeds", [0, 1, 1, 2], ["train.fashion_mnist.seeds", "[0, 1, 1, 2]", "repeated: [1]"]),
     ("train.diabetes.seeds", [], ["train.diabetes.seeds", "at least 1"]),
@@ -32,6 +34,16 @@ def test_a_bad_value_stops_a_stage_with_one_line_naming_the_key(key, value, word
     for word in words:
         assert word in lines[0], lines[0]
     assert sorted(p.name for p in workdir.iterdir()) == ["params.yaml"]  # nothing read or written
+    assert "constrained" not in lines[0] and "function-" not in lines[0]  # pydantic's own labels
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(workdir, capsys):
+    (workdir / "params.yaml").write_text("profile: smoke\ndata:\n  mirror: [unclosed\n")
+    with pytest.raises(params.ParamsError) as error:
+        params.load()
+    message = str(error.value)
+    assert message.startswith("params.yaml: not valid YAML: ") and "\n" not in message
+    assert '"params.yaml", line 3' in message and "<unicode string>" not in message
 
 
 def test_the_repository_params_are_valid_in_every_profile(workdir, set_param):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -144,3 +145,38 @@ def test_an_interrupted_training_stage_completes_on_the_next_run(repo: Path) -> 
     assert "up to date" in dvc(repo, "status").lower()
     runs = results.read_runs(repo / "reports/results/diabetes/runs.csv")  # whole: every member, every column
     assert sorted(runs["member"]) == list(range(len(runs))) and runs["status"].notna().all()
+
+
+def _snapshot(repo: Path, *paths: str) -> dict[str, bytes]:
+    """Every file under the given outputs, with its bytes."""
+    files = {}
+    for path in paths:
+        root = repo / path
+        for file in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
+            files[str(file.relative_to(repo))] = file.read_bytes()
+    return files
+
+
+def test_a_stage_failing_under_dvc_repro_leaves_its_previous_outputs(repo: Path) -> None:
+    dvc(repo, "repro")  # whatever ran before, a complete set of outputs
+    cached = ("reports/results/diabetes", "models/diabetes")
+    committed = ("reports/tables", "reports/metrics.json", "reports/figures", "reports/report.md",
+                 "reports/report.html")
+    before = _snapshot(repo, *cached, *committed)
+    assert before
+
+    # A params mistake in a cached stage: train@diabetes fails when it validates params.yaml.
+    _edit_params(repo, "diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 0, seeds: [0, 1, 2]}")
+    failed = dvc(repo, "repro", check=False)
+    assert "train.diabetes.epochs" in failed and "failed to reproduce" in failed.lower(), failed
+    assert _snapshot(repo, *cached, *committed) == before
+    _edit_params(repo, "diabetes: {epochs: 0, seeds: [0, 1, 2]}", "diabetes: {epochs: 20, seeds: [0, 1, 2]}")
+
+    # A params mistake in an uncached stage whose outputs are committed to git.
+    alpha = re.search(r"\n  alpha: [0-9.]+", (repo / "params.yaml").read_text()).group(0)
+    _edit_params(repo, alpha, "\n  alpha: 1.5")
+    failed = dvc(repo, "repro", check=False)
+    assert "analyze.alpha" in failed and "failed to reproduce" in failed.lower(), failed
+    assert _snapshot(repo, *cached, *committed) == before
+    _edit_params(repo, "\n  alpha: 1.5", alpha)
+    assert "up to date" in dvc(repo, "status").lower()  # the lock and the outputs still agree

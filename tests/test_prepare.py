@@ -12,15 +12,24 @@ import pytest
 import torch
 
 from pipelines import fetch, prepare
-from pipelines.data import preparation
-from pipelines.data import sources as raw_sources
 from pipelines.core import params
-from pipelines.data.datasets import (
-    PIMA_COLUMNS, PIMA_FEATURES, PIMA_ZERO_MEANS_MISSING, RAW_FILES, load_prepared, prepared_paths,
-    read_idx, read_pima, split_diabetes, split_fashion, stratified_take,
-)
 from pipelines.core.errors import DataError, ParamsError
 from pipelines.core.params import DATASETS
+from pipelines.data import preparation
+from pipelines.data import sources as raw_sources
+from pipelines.data.datasets import (
+    PIMA_COLUMNS,
+    PIMA_FEATURES,
+    PIMA_ZERO_MEANS_MISSING,
+    RAW_FILES,
+    load_prepared,
+    prepared_paths,
+    read_idx,
+    read_pima,
+    split_diabetes,
+    split_fashion,
+    stratified_take,
+)
 
 PIMA = RAW_FILES["diabetes"][0]
 
@@ -104,9 +113,13 @@ def test_pima_parser_reads_both_variants(tmp_path: Path) -> None:
     (lambda t: t.assign(Extra=1), "10 columns; expected 9"),
     (lambda t: t.iloc[:-1], "767 data rows; expected 768"),
     (lambda t: t.astype({"BMI": object}).assign(BMI=lambda f: f["BMI"].where(f.index != 2, "abc")),
-     "data row 3, column BMI: found 'abc'; expected a number"),
+     "data row 3, column BMI: found 'abc'; expected a finite number"),
     (lambda t: t.assign(Outcome=lambda f: f["Outcome"].where(f.index != 4, 2)),
      "data row 5, column Outcome: found '2'; expected 0 or 1"),
+    (lambda t: t.astype({"BMI": object}).assign(BMI=lambda f: f["BMI"].where(f.index != 6, "inf")),
+     "data row 7, column BMI: found 'inf'; expected a finite number"),
+    (lambda t: t.astype({"Glucose": object}).assign(Glucose=lambda f: f["Glucose"].where(f.index != 0, "1e400")),
+     "data row 1, column Glucose: found '1e400'; expected a finite number"),
 ])
 def test_pima_parser_refuses_bad_tables(tmp_path: Path, edit, expected: str) -> None:
     path = tmp_path / "pima.csv"
@@ -180,7 +193,7 @@ def test_too_large_training_subset_is_a_params_error() -> None:
 
 
 def test_prepare_before_fetch_says_what_to_run(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="source.json: not found; run `python -m pipelines.fetch diabetes` first"):
+    with pytest.raises(DataError, match="raw/diabetes: not found; run `python -m pipelines.fetch diabetes` first"):
         preparation.prepare("diabetes", params.load().data, raw_root=tmp_path / "raw", out_root=tmp_path / "out")
 
 
@@ -210,6 +223,49 @@ def test_bad_raw_data_fails_in_one_line_and_keeps_earlier_outputs(workdir: Path,
     assert capsys.readouterr().err == expected
     assert [path.read_bytes() for path in outputs] == before
     assert sorted(p.name for p in (workdir / "data/prepared").iterdir()) == sorted(p.name for p in outputs)
+
+
+def edit_glucose(raw: Path) -> None:
+    """A valid-looking edit: the first row's Glucose becomes 999."""
+    lines = raw.read_text().splitlines()
+    cells = lines[0].split(",")
+    lines[0] = ",".join([cells[0], "999", *cells[2:]])
+    raw.write_text("\n".join(lines) + "\n")
+
+
+def test_edited_raw_data_is_refused_naming_both_hashes_and_keeps_earlier_outputs(
+        workdir: Path, shared_mirror: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv(raw_sources.MIRROR_ENV, str(shared_mirror))
+    fetch.main(["diabetes"])
+    prepare.main(["diabetes"])
+    outputs = prepared_paths("diabetes", workdir / "data/prepared")
+    before = [path.read_bytes() for path in outputs]
+    raw = workdir / "data/raw/diabetes" / PIMA.name
+    edit_glucose(raw)
+    found = hashlib.sha256(raw.read_bytes()).hexdigest()
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as caught:
+        prepare.main(["diabetes"])
+
+    assert caught.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {raw.relative_to(workdir)}: sha256 {found}; expected the pinned {PIMA.sha256} ")
+    assert "data.diabetes.allow_modified: true" in error and error.count("\n") == 1
+    assert [path.read_bytes() for path in outputs] == before
+
+
+def test_edited_raw_data_with_the_override_records_the_hash_it_read(workdir: Path, shared_mirror: Path, set_param,
+                                                                    monkeypatch) -> None:
+    monkeypatch.setenv(raw_sources.MIRROR_ENV, str(shared_mirror))
+    fetch.main(["diabetes"])
+    raw = workdir / "data/raw/diabetes" / PIMA.name
+    edit_glucose(raw)
+    set_param("data.diabetes.allow_modified", True)
+    prepare.main(["diabetes"])
+    metadata = load_prepared("diabetes", workdir / "data/prepared").metadata
+    assert metadata["source_sha256"] == {PIMA.name: hashlib.sha256(raw.read_bytes()).hexdigest()} != PIMA.sha256
+    assert metadata["source_modified"] == [PIMA.name]
 
 
 @pytest.mark.slow

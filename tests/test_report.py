@@ -6,12 +6,15 @@ results, then the real analyze and figures stages, then the report (slow).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import os
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib
@@ -20,14 +23,15 @@ import pandas as pd
 import pytest
 import yaml
 
-import synthetic
 from pipelines import report
-from pipelines.reporting import inputs, numbers, render
-from pipelines.data import datasets
 from pipelines.core import results
+from pipelines.data import datasets
+from pipelines.reporting import inputs, numbers, render
+
+import synthetic
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"fashion_mnist": {"inputs": 784, "classes": 10}, "diabetes": {}}
@@ -437,7 +441,10 @@ def browse(chromium: Path, page: Path, profile: Path, *args: str) -> subprocess.
 def check_in_browser(chromium: Path, html: str, folder: Path, width: int) -> tuple[dict, list[str]]:
     """(what the probe saw, console errors) for `html` in a window `width` pixels wide."""
     page = folder / f"probe-{width}.html"
-    page.write_text(html.replace("</body>", PROBE + "</body>"))
+    # The report's Content-Security-Policy forbids scripts: it is told to allow this one, by its hash.
+    probe_hash = base64.b64encode(hashlib.sha256(PROBE.split(">", 1)[1].rsplit("<", 1)[0].encode()).digest())
+    allowed = html.replace("default-src 'none';", f"default-src 'none'; script-src 'sha256-{probe_hash.decode()}';")
+    page.write_text(allowed.replace("</body>", PROBE + "</body>"))
     done = browse(chromium, page, folder / "profile", f"--window-size={width},2000", "--dump-dom")
     check = re.search(r'<pre id="check">(.*?)</pre>', done.stdout, flags=re.S)
     assert check, f"the page did not finish loading in Chromium: {done.stderr[-1000:]}"
@@ -469,3 +476,101 @@ def test_the_browser_check_sees_a_broken_image_and_a_script_error(tmp_path: Path
     seen, errors = check_in_browser(chromium, broken, tmp_path, 800)
     assert seen["images"] == [0]
     assert any("boom" in line for line in errors), errors
+
+
+# --- hostile values -----------------------------------------------------------------------------
+
+# Each would run, link or format if it reached the page as markup; each sets a marker on <body> if it runs.
+HOSTILE = [
+    '<script>document.body.setAttribute("data-pwned", "script")</script>',
+    '<img src=x onerror="document.body.setAttribute(\'data-pwned\', \'img\')">',
+    "[click me](javascript:document.body.setAttribute('data-pwned','link'))",
+    '"><svg onload="document.body.setAttribute(\'data-pwned\',\'svg\')">',
+    "<javascript:alert(1)> **bold** _it_ `code` | pipe ```",
+]
+
+
+def _hostile(index: int) -> str:
+    return HOSTILE[index % len(HOSTILE)]
+
+
+def write_hostile_values(root: Path) -> list[str]:
+    """Hostile strings in every field a user controls: params, results, run names, captions. Returns them."""
+    # Edited as text: the comments heading params.yaml are part of the report.
+    params_file = root / "params.yaml"
+    report_block = yaml.safe_dump({"report": {"title": _hostile(0), "authors": [_hostile(1), _hostile(2)],
+                                              "version": _hostile(3)}}, width=1000)
+    params_file.write_text(re.sub(r"(?m)^report:\n(  .*\n)+", lambda _: report_block, params_file.read_text()))
+    summary = root / results.summary_path("diabetes")
+    summary.write_text(json.dumps(json.loads(summary.read_text()) | {
+        "device_name": _hostile(4), "experiment_name": _hostile(0), "parent_run_id": _hostile(1)}))
+    prepared = root / datasets.prepared_paths("diabetes")[1]
+    prepared.write_text(json.dumps(json.loads(prepared.read_text()) | {
+        "class_names": [_hostile(2), "b"], "source_sha256": {_hostile(3): _hostile(4)}}))
+    captions = root / results.FIGURES_DIR / "diabetes" / "captions.json"
+    shown = json.loads(captions.read_text())
+    shown["02_gap"] |= {"title": _hostile(0), "caption": _hostile(2)}
+    captions.write_text(json.dumps(shown))
+    verdicts = pd.read_csv(root / results.TABLES_DIR / "verdicts.csv")
+    verdicts.loc[0, ["title", "rule", "evidence"]] = [_hostile(1), _hostile(3), _hostile(4)]
+    verdicts.to_csv(root / results.TABLES_DIR / "verdicts.csv", index=False)
+    exclusions = pd.read_csv(root / results.TABLES_DIR / "exclusions.csv")
+    exclusions["config"] = _hostile(0)
+    exclusions.to_csv(root / results.TABLES_DIR / "exclusions.csv", index=False)
+    return HOSTILE
+
+
+def visible_text(page: str) -> str:
+    """The text a reader sees in `page` (tags dropped, entities decoded), whitespace collapsed."""
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+            self.hidden = 0
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            self.hidden += tag in ("script", "style", "title")
+
+        def handle_endtag(self, tag: str) -> None:
+            self.hidden -= tag in ("script", "style", "title")
+
+        def handle_data(self, data: str) -> None:
+            if not self.hidden:
+                self.parts.append(data)
+
+    parser = Text()
+    parser.feed(page)
+    return " ".join("".join(parser.parts).split())
+
+
+def test_hostile_values_show_literally_in_report_md_and_html(handmade: Path) -> None:
+    hostile = write_hostile_values(handmade)
+    report.main()
+    html = (handmade / render.REPORT_HTML).read_text()
+    body = html.split("<main>")[1]
+    assert not re.search(r"<(script|svg|img[^>]*onerror)", body, flags=re.I)
+    assert not re.search(r"""href=["']?\s*javascript:""", html, flags=re.I)
+    assert 'http-equiv="Content-Security-Policy"' in html
+    seen = visible_text(body)
+    for value in hostile:
+        assert " ".join(value.split()) in seen, f"not shown literally: {value}"
+
+
+@pytest.mark.slow
+def test_hostile_values_run_nothing_in_chromium(handmade: Path, chromium: Path, tmp_path: Path) -> None:
+    hostile = write_hostile_values(handmade)
+    report.main()
+    html = (handmade / render.REPORT_HTML).read_text()
+    # Escaping alone must hold: the page is also loaded without its Content-Security-Policy.
+    without_csp = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
+    for name, page_html in (("as written", html), ("without CSP", without_csp)):
+        page = tmp_path / f"{name.replace(' ', '-')}.html"
+        page.write_text(page_html)
+        done = browse(chromium, page, tmp_path / "profile", "--window-size=1280,2000", "--dump-dom")
+        assert "</main>" in done.stdout, f"{name}: the page did not load: {done.stderr[-1000:]}"
+        assert not re.search(r"<[^>]*\sdata-pwned=", done.stdout), f"{name}: a hostile value ran"
+        assert not re.search(r"""href=["']?\s*javascript:""", done.stdout, flags=re.I), name
+        seen = visible_text(done.stdout.split("<main>")[1])
+        for value in hostile:
+            assert " ".join(value.split()) in seen, f"{name}: not shown literally: {value}"

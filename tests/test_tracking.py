@@ -7,6 +7,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -21,9 +22,9 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from pipelines.training import tracking
 from pipelines.core.errors import RegbenchError
 from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
+from pipelines.training import tracking
 
 TAGS = {"git_commit": "0123abc", "git_dirty": "false", "params_hash": "feed", "profile": "smoke",
         "device": "cpu", "torch": "2.14.1", "cuda": "none", "dvc_stage": "train@diabetes"}
@@ -70,7 +71,8 @@ def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def uri(tmp_path: Path, migrated_store: Path) -> str:
     """A store of this test's own, copied from the migrated template (through SQLite: its log too)."""
     copy = tmp_path / "mlflow.db"
-    with contextlib.closing(sqlite3.connect(migrated_store)) as source, contextlib.closing(sqlite3.connect(copy)) as target:
+    with contextlib.closing(sqlite3.connect(migrated_store)) as source, \
+            contextlib.closing(sqlite3.connect(copy)) as target:
         source.backup(target)
     return f"sqlite:///{copy}"
 
@@ -137,10 +139,11 @@ def test_metrics_reach_the_store_during_training_when_flush_is_due(uri):
 
 def test_the_trainer_logs_each_chunk_as_it_evaluates_while_later_chunks_wait(uri):
     import torch
-    from test_trainer import THRESHOLDS, make_config, make_splits
 
     from pipelines.training import grid
     from pipelines.training.trainer import train_grid
+
+    from test_trainer import THRESHOLDS, make_config, make_splits
 
     config = make_config(epochs=2, eval_every=1)
     members = grid.expand(config)
@@ -182,10 +185,9 @@ def test_long_trainings_are_logged_in_batches_of_at_most_1000_metrics(uri):
 @pytest.mark.parametrize(("error", "status"), [(RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")])
 def test_an_exception_inside_the_block_ends_every_run_and_propagates(uri, error, status):
     final, curves = small_grid(members=3)
-    with pytest.raises(type(error)):
-        with tracking.GridRun("diabetes", final, TAGS, uri) as grid:
-            grid.log_evaluation(epoch_rows(curves, 1))
-            raise error
+    with pytest.raises(type(error)), tracking.GridRun("diabetes", final, TAGS, uri) as grid:
+        grid.log_evaluation(epoch_rows(curves, 1))
+        raise error
     client = MlflowClient(uri)
     runs = all_runs(client, grid.experiment_id)
     assert len(runs) == len(final) + 1
@@ -205,9 +207,9 @@ def test_a_deleted_experiment_is_reported_with_what_to_do(uri):
     client = MlflowClient(uri)
     client.delete_experiment(client.create_experiment("regbench-diabetes"))
     final, _ = small_grid(members=2)
-    with pytest.raises(RegbenchError, match=r"regbench-diabetes is deleted; restore it"):
-        with tracking.GridRun("diabetes", final, TAGS, uri):
-            pass
+    with pytest.raises(RegbenchError, match=r"regbench-diabetes is deleted; restore it"), \
+            tracking.GridRun("diabetes", final, TAGS, uri):
+        pass
 
 
 def test_logging_goes_on_while_a_reader_holds_the_store_open(uri):
@@ -247,6 +249,25 @@ def test_check_store_rejects_a_file_that_is_not_a_sqlite_database(tmp_path):
     with pytest.raises(RegbenchError, match="is not a SQLite database"):
         tracking.check_store(f"sqlite:///{database}")
     assert database.read_text() == "not a database"
+
+
+def test_check_store_rejects_a_store_with_a_damaged_page_before_training(uri):
+    track(uri, *small_grid())
+    database = Path(uri.removeprefix("sqlite:///"))
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        root = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'metrics'").fetchone()[0]
+    with database.open("r+b") as handle:  # what a failing disk or a torn copy leaves: one page of garbage
+        handle.seek((root - 1) * page_size)
+        handle.write(bytes(range(256)) * (page_size // 256))
+    started = time.monotonic()
+    with pytest.raises(RegbenchError) as error:
+        tracking.check_store(uri)
+    assert time.monotonic() - started < 10
+    message = str(error.value)
+    assert message.startswith(f"MLflow tracking store {uri}: {database} is damaged (SQLite quick_check: ")
+    assert "\n" not in message and "restore it from a backup" in message
 
 
 def free_port() -> int:
@@ -396,3 +417,104 @@ def test_the_train_stage_logs_a_tiny_grid_to_a_real_server(mlflow_server, tmp_pa
     history = requests.get(f"{mlflow_server}/api/2.0/mlflow/metrics/get-history",
                            params={"run_id": runs_csv["run_id"].iloc[0], "metric_key": "val_acc"}, timeout=30).json()
     assert sorted(m["step"] for m in history["metrics"]) == [3]  # diabetes evaluates every 5 epochs and at the end
+
+
+# --- a stage stopped from outside ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def prepared_diabetes(tmp_path_factory: pytest.TempPathFactory, shared_mirror: Path) -> Path:
+    """A working directory with the smoke profile, diabetes fetched and prepared, and a long training."""
+    root = tmp_path_factory.mktemp("stopped")
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "params.yaml").read_text().replace("\nprofile: standard", "\nprofile: smoke")
+    # Long enough to be stopped while it trains.
+    text = text.replace("diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 5000, seeds: [0, 1]}")
+    (root / "params.yaml").write_text(text)
+    for stage in ("fetch", "prepare"):
+        done = subprocess.run([sys.executable, "-m", f"pipelines.{stage}", "diabetes"], cwd=root,
+                              env=stage_env(shared_mirror), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return root
+
+
+def stage_env(shared_mirror: Path) -> dict[str, str]:
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                        "REGBENCH_DATA_MIRROR": str(shared_mirror)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def train_until_running(root: Path, shared_mirror: Path) -> tuple[subprocess.Popen, list]:
+    """Start the train stage; return it and its runs once all of them are RUNNING in ./mlflow.db."""
+    process = subprocess.Popen([sys.executable, "-m", "pipelines.train", "diabetes"], cwd=root,
+                               env=stage_env(shared_mirror) | {"PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    announced = re.match(r"train diabetes: (\d+) members", process.stdout.readline())
+    assert announced, process.communicate()
+    expected = int(announced.group(1)) + 1  # and the parent
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment_id = client.get_experiment_by_name("regbench-diabetes").experiment_id \
+        if (root / "mlflow.db").exists() else None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        experiment_id = experiment_id or getattr(client.get_experiment_by_name("regbench-diabetes"),
+                                                 "experiment_id", None)
+        runs = client.search_runs([experiment_id], f"tags.{tracking.PID_TAG} = '{process.pid}'",
+                                  max_results=10_000) if experiment_id else []
+        if len(runs) == expected:
+            return process, runs
+        time.sleep(0.5)
+    process.kill()
+    pytest.fail("the train stage did not start its MLflow runs within 300 s")
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_runs_killed_in_one_line(prepared_diabetes: Path, shared_mirror: Path) -> None:
+    process, runs = train_until_running(prepared_diabetes, shared_mirror)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr and "error: interrupted (Ctrl-C or SIGTERM)" in stderr
+    client = MlflowClient(f"sqlite:///{prepared_diabetes / 'mlflow.db'}")
+    assert {client.get_run(run.info.run_id).info.status for run in runs} == {"KILLED"}
+
+
+@pytest.mark.slow
+def test_runs_of_a_sigkilled_stage_are_ended_killed_by_the_next_one(prepared_diabetes: Path,
+                                                                     shared_mirror: Path) -> None:
+    process, runs = train_until_running(prepared_diabetes, shared_mirror)
+    assert {run.data.tags[tracking.HOST_TAG] for run in runs} == {socket.gethostname()}
+    process.kill()  # SIGKILL: what the out-of-memory killer sends; nothing in the stage runs
+    process.communicate(timeout=60)
+    client = MlflowClient(f"sqlite:///{prepared_diabetes / 'mlflow.db'}")
+    assert {client.get_run(run.info.run_id).info.status for run in runs} == {"RUNNING"}
+
+    params_file = prepared_diabetes / "params.yaml"
+    params_file.write_text(params_file.read_text().replace("epochs: 5000", "epochs: 3"))
+    done = subprocess.run([sys.executable, "-m", "pipelines.train", "diabetes"], cwd=prepared_diabetes,
+                          env=stage_env(shared_mirror), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"that process {process.pid} left RUNNING" in done.stderr
+    for run in runs:
+        ended = client.get_run(run.info.run_id)
+        assert ended.info.status == "KILLED"
+        assert ended.data.tags["failure_reason"].startswith(f"the training process (pid {process.pid} on ")
+    summary = json.loads((prepared_diabetes / "reports/results/diabetes/summary.json").read_text())
+    assert client.get_run(summary["parent_run_id"]).info.status == "FINISHED"
+
+
+def test_make_ui_lists_each_experiments_runs_page(uri, capsys):
+    from pipelines.training import browse
+
+    grid = track(uri, *small_grid(members=2))
+    browse.main([uri, "http://127.0.0.1:5001"])
+    address = f"http://127.0.0.1:5001/#/experiments/{grid.experiment_id}/runs"
+    assert f"regbench-diabetes: {address}" in capsys.readouterr().out
+
+
+def test_make_ui_on_a_store_without_runs_says_so(tmp_path, capsys):
+    from pipelines.training import browse
+
+    browse.main([f"sqlite:///{tmp_path / 'mlflow.db'}", "http://127.0.0.1:5000"])
+    assert "no regbench runs in" in capsys.readouterr().out

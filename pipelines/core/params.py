@@ -36,6 +36,7 @@ class FashionData(Schema):
     val_size: Annotated[int, Field(ge=1, le=59_000)]
     train_subset: Annotated[int, Field(ge=10)] | None
     seed: Annotated[int, Field(ge=0)]
+    allow_modified: bool = False
 
 
 class DiabetesData(Schema):
@@ -43,6 +44,7 @@ class DiabetesData(Schema):
     test_fraction: Annotated[float, Field(gt=0, lt=1)]
     impute: Literal["median", "mean"]
     seed: Annotated[int, Field(ge=0)]
+    allow_modified: bool = False
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> DiabetesData:
@@ -189,7 +191,8 @@ def load(path: Path | str = PARAMS_FILE) -> Params:
     """Read, apply the chosen profile, validate. Any problem raises ParamsError naming the key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        with path.open() as stream:  # a stream, not a string: YAML's messages then name the file
+            raw = yaml.safe_load(stream)
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found; run from the repository root") from None
     except yaml.YAMLError as error:
@@ -218,7 +221,29 @@ def _validate(path: Path, raw: dict[str, Any], name: object) -> Params:
         return Params.model_validate(merged)
     except ValidationError as error:
         within = f" (with profile {name})" if name != raw.get("profile") else ""
-        raise ParamsError(_first_problem(path, error) + within) from None
+        raise ParamsError(_first_problem(path, merged, error) + within) from None
+
+
+def _key_path(raw: Any, loc: tuple[int | str, ...], names_a_key: bool) -> list[str]:
+    """The params key path of pydantic's error location: the parts that index the file's own tree.
+
+    pydantic puts its own labels between them (the branch of a union, "constrained-float",
+    "list[...]", "function-after[...]"); only a missing or unknown key, the last part, is not in the tree.
+    """
+    node, parts = raw, []
+    for position, part in enumerate(loc):
+        if _indexes(node, part):
+            parts.append(str(part))
+            node = node[part]
+        elif names_a_key and position == len(loc) - 1:
+            parts.append(str(part))
+    return parts
+
+
+def _indexes(node: Any, part: int | str) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
 def _overlay(path: Path, base: dict[str, Any], overrides: Any, where: str) -> None:
@@ -233,9 +258,9 @@ def _overlay(path: Path, base: dict[str, Any], overrides: Any, where: str) -> No
             base[key] = value
 
 
-def _first_problem(path: Path, error: ValidationError) -> str:
+def _first_problem(path: Path, raw: dict[str, Any], error: ValidationError) -> str:
     problem = error.errors()[0]
-    key = ".".join(str(part) for part in problem["loc"] if not str(part).startswith(("function-", "list[")))
+    key = ".".join(_key_path(raw, problem["loc"], problem["type"] in ("extra_forbidden", "missing")))
     if problem["type"] == "extra_forbidden":
         return f"{path}: {key}: unknown key"
     if problem["type"] == "missing":

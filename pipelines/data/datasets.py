@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 
 RAW_DIR = Path("data/raw")
 PREPARED_DIR = Path("data/prepared")
-SOURCE_RECORD = "source.json"  # written by fetch beside the raw files: source and hash of each
+SOURCE_RECORD = "source.json"  # written by fetch beside the raw files: the sha256 of each
+
+
+def origin_path(dataset: str, raw_root: Path = RAW_DIR) -> Path:
+    """Where fetch records which source and location served each file: beside data/raw/<dataset>/, not
+    in it, so that where the bytes came from never changes the hash DVC takes of them."""
+    return raw_root / f"{dataset}.origin.json"
 DEBIAN_DIR = Path("/usr/share/datasets")  # where Debian's dataset-fashion-mnist puts fashion-mnist/
 
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -125,10 +131,11 @@ def read_pima(path: Path, rows: int) -> pd.DataFrame:
     table.columns = list(PIMA_COLUMNS)
     values = table.apply(pd.to_numeric, errors="coerce")
     for column in PIMA_COLUMNS:
-        bad = values.index[values[column].isna()]
+        # "inf" and "1e400" parse, as infinity: one such cell makes its column's mean and std non-finite.
+        bad = values.index[~np.isfinite(values[column])]
         if len(bad):
             raise DataError(f"{path}: data row {bad[0] + 1}, column {column}: found {table.at[bad[0], column]!r}; "
-                            "expected a number")
+                            "expected a finite number")
     wrong = values.index[~values["Outcome"].isin([0, 1])]
     if len(wrong):
         raise DataError(f"{path}: data row {wrong[0] + 1}, column Outcome: found {table.at[wrong[0], 'Outcome']!r}; "
@@ -146,8 +153,8 @@ def stratified_take(labels: np.ndarray, count: int, rng: np.random.Generator) ->
     quota = count * sizes / len(labels)
     per_class = np.floor(quota).astype(np.int64)
     per_class[np.argsort(per_class - quota, kind="stable")[: count - per_class.sum()]] += 1
-    per_class_taken = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, per_class, strict=True)]
-    taken = np.sort(np.concatenate(per_class_taken))
+    per_label = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, per_class, strict=True)]
+    taken = np.sort(np.concatenate(per_label))
     return taken, np.setdiff1d(np.arange(len(labels)), taken)
 
 

@@ -4,7 +4,7 @@ and standardize with statistics of the training split only, write tensors and me
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,13 +13,22 @@ import numpy as np
 import torch
 from torchvision.datasets import FashionMNIST
 
-from pipelines.core import files
-from pipelines.core import params
-from pipelines.data.datasets import (
-    FASHION_TRAIN_IMAGES, PIMA_FEATURES, PIMA_ZERO_MEANS_MISSING, PREPARED_DIR, RAW_DIR, RAW_FILES,
-    SOURCE_RECORD, SPLITS, prepared_paths, read_idx, read_pima, split_diabetes, split_fashion,
-)
+from pipelines.core import files, params
 from pipelines.core.errors import DataError, ParamsError
+from pipelines.data.datasets import (
+    FASHION_TRAIN_IMAGES,
+    PIMA_FEATURES,
+    PIMA_ZERO_MEANS_MISSING,
+    PREPARED_DIR,
+    RAW_DIR,
+    RAW_FILES,
+    SPLITS,
+    prepared_paths,
+    read_idx,
+    read_pima,
+    split_diabetes,
+    split_fashion,
+)
 
 Arrays = dict[str, np.ndarray]
 CLASS_NAMES: dict[str, tuple[str, ...]] = {
@@ -37,17 +46,16 @@ def check_fashion_settings(settings: params.FashionData) -> None:
                           f"training images minus val_size {settings.val_size}) or null")
 
 
-def source_hashes(raw_dir: Path, dataset: str) -> dict[str, str]:
-    """The sha256 of each raw file, as fetch recorded it in source.json."""
-    path = raw_dir / SOURCE_RECORD
-    try:
-        record = json.loads(path.read_text())
-        return {file.name: record["files"][file.name]["sha256"] for file in RAW_FILES[dataset]}
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found; run `python -m pipelines.fetch {dataset}` first") from None
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise DataError(f"{path}: not the record fetch writes (a sha256 for each raw file); "
-                        f"run `python -m pipelines.fetch {dataset}` again") from None
+def source_hashes(raw_dir: Path, dataset: str, allow_modified: bool) -> dict[str, str]:
+    """The sha256 of each raw file as prepare reads it, refused when it is not the pinned one (the file
+    changed after fetch verified it) unless data.<dataset>.allow_modified says the change is deliberate."""
+    found = {file.name: hashlib.sha256((raw_dir / file.name).read_bytes()).hexdigest() for file in RAW_FILES[dataset]}
+    for file in RAW_FILES[dataset]:
+        if found[file.name] != file.sha256 and not allow_modified:
+            raise DataError(f"{raw_dir / file.name}: sha256 {found[file.name]}; expected the pinned {file.sha256} "
+                            f"(the file changed after fetch verified it); fetch it again (`python -m pipelines.fetch "
+                            f"{dataset}`), or set data.{dataset}.allow_modified: true to prepare edited data")
+    return found
 
 
 def prepare_fashion(raw_dir: Path, settings: params.FashionData) -> tuple[Arrays, dict[str, Any]]:
@@ -116,7 +124,8 @@ def prepare_diabetes(raw_dir: Path, settings: params.DiabetesData) -> tuple[Arra
     return arrays, {"feature_names": list(PIMA_FEATURES), "normalization": normalization, "imputation": imputation}
 
 
-PREPARERS: dict[str, Callable[[Path, Any], tuple[Arrays, dict[str, Any]]]] = {"fashion_mnist": prepare_fashion, "diabetes": prepare_diabetes}
+PREPARERS: dict[str, Callable[[Path, Any], tuple[Arrays, dict[str, Any]]]] = {
+    "fashion_mnist": prepare_fashion, "diabetes": prepare_diabetes}
 
 
 def prepare(dataset: str, data: params.DataParams, raw_root: Path = RAW_DIR,
@@ -126,8 +135,11 @@ def prepare(dataset: str, data: params.DataParams, raw_root: Path = RAW_DIR,
     if dataset == "fashion_mnist":
         check_fashion_settings(settings)
     raw_dir = raw_root / dataset
-    hashes = source_hashes(raw_dir, dataset)
+    if not raw_dir.is_dir():
+        raise DataError(f"{raw_dir}: not found; run `python -m pipelines.fetch {dataset}` first")
+    # Parsed first: a broken cell named by its row and column says more than a changed hash.
     arrays, details = PREPARERS[dataset](raw_dir, settings)
+    hashes = source_hashes(raw_dir, dataset, settings.allow_modified)
     class_names = CLASS_NAMES[dataset]
     metadata = {
         "dataset": dataset,
@@ -139,7 +151,9 @@ def prepare(dataset: str, data: params.DataParams, raw_root: Path = RAW_DIR,
             for split in SPLITS
         },
         "settings": settings.model_dump(),
+        # Of the bytes prepared here; the pinned hash where they are the files fetch verified.
         "source_sha256": hashes,
+        "source_modified": [file.name for file in RAW_FILES[dataset] if hashes[file.name] != file.sha256],
         **details,
     }
     tensors_path, metadata_path = prepared_paths(dataset, out_root)

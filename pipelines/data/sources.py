@@ -16,10 +16,9 @@ from typing import Protocol
 import requests
 from tqdm import tqdm
 
-from pipelines.core import files
-from pipelines.core import params
-from pipelines.data.datasets import DEBIAN_DIR, RAW_DIR, RAW_FILES, SOURCE_RECORD, RawFile
+from pipelines.core import files, params
 from pipelines.core.errors import DataError
+from pipelines.data.datasets import DEBIAN_DIR, RAW_DIR, RAW_FILES, SOURCE_RECORD, RawFile, origin_path
 
 MIRROR_ENV = "REGBENCH_DATA_MIRROR"
 TIMEOUT_S = 30.0  # per connection attempt and per read, not for the whole download
@@ -33,7 +32,7 @@ class Unavailable(Exception):
 class Source(Protocol):
     @property
     def label(self) -> str:
-        """How errors and source.json name this source."""
+        """How error messages and the origin record name this source."""
 
     def where(self, file: RawFile) -> str | None:
         """The file's path or URL at this source; None when it does not serve that file."""
@@ -122,7 +121,7 @@ def verified(file: RawFile, content: bytes) -> bytes:
 
 
 def first_verified(file: RawFile, sources: Sequence[Source]) -> tuple[bytes, dict[str, str]]:
-    """The stored bytes of `file` from the first source with a verified copy, and its record."""
+    """The stored bytes of `file` from the first source with a verified copy, and where they came from."""
     failures = []
     for source in sources:
         location = source.where(file)
@@ -133,22 +132,26 @@ def first_verified(file: RawFile, sources: Sequence[Source]) -> tuple[bytes, dic
         except Unavailable as reason:
             failures.append(f"{source.label} ({location}): {reason}")
             continue
-        return content, {"source": source.label, "location": location, "sha256": file.sha256}
+        return content, {"source": source.label, "location": location}
     tried = "; ".join(failures) if failures else "none serves it"
     raise DataError(f"{file.name}: no verified copy from any source; tried {tried}. "
                     f"Set ${MIRROR_ENV} or data.mirror to a directory laid out like the shared mirror")
 
 
 def fetch(dataset: str, sources: Sequence[Source], raw_root: Path = RAW_DIR) -> Path:
-    """Write the verified raw files of `dataset` and source.json to raw_root/<dataset>/, all or nothing."""
-    contents, record = {}, {}
+    """Write the verified raw files of `dataset` and source.json (their sha256) to raw_root/<dataset>/, all
+    or nothing; which source served each file goes to origin_path(dataset), outside what DVC hashes."""
+    contents, origins = {}, {}
     # Everything is gathered before anything is written, so a failure leaves raw_root untouched.
     for file in RAW_FILES[dataset]:
-        contents[file.name], record[file.name] = first_verified(file, sources)
+        contents[file.name], origins[file.name] = first_verified(file, sources)
     target = raw_root / dataset
     with files.atomic_path(target) as staged:
         staged.mkdir()
         for name, content in contents.items():
             (staged / name).write_bytes(content)  # the whole directory appears at once
-        files.write_json(staged / SOURCE_RECORD, {"dataset": dataset, "files": record})
+        # The bytes alone decide what is here: the same files from another mirror hash the same.
+        hashes = {file.name: {"sha256": file.sha256} for file in RAW_FILES[dataset]}
+        files.write_json(staged / SOURCE_RECORD, {"dataset": dataset, "files": hashes})
+    files.write_json(origin_path(dataset, raw_root), {"dataset": dataset, "files": origins})
     return target

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from pipelines.core.results import FAMILIES, sparsity_columns
 from pipelines.plots import style as plotting
-from pipelines.plots.style import FAMILY_COLORS, INTERVAL, Drawn, family_label
-from pipelines.core.results import (FAMILIES, sparsity_columns)
 from pipelines.plots.evidence import Evidence, config_label
+from pipelines.plots.style import FAMILY_COLORS, INTERVAL, Drawn, family_label
 
 # The hypotheses (of the analyze stage) each figure is evidence for; the report places it by them.
 HYPOTHESES = {
@@ -57,7 +57,7 @@ def sparsity(ev: Evidence) -> Drawn:
         "threshold, and the fraction that is exactly zero, versus the strength λ of each family "
         f"(log scale; line style: optimizer). Lines: mean over {_seeds(lines)}; shaded: {INTERVAL}. "
         "Dropout has no λ (figure 05); elastic net varies two strengths (figure 07)."
-        f"{_overlapping(lines, list(measures), 'group')} {ev.diverged(set(lines['family']))}"))
+        f"{_overlapping(lines, list(measures), 'group')} {ev.diverged(_families(ev.runs) - {'dropout'})}"))
 
 
 def weight_magnitudes(ev: Evidence) -> Drawn:
@@ -150,7 +150,7 @@ def elastic_net(ev: Evidence) -> Drawn | None:
     groups = sorted(set(elastic["group"]))
     figure, axes = plotting.panels(len(groups) * len(measures), columns=3, height=2.4, sharey=False)
     for ax, (group, (column, scale, label, cmap)) in zip(axes, [(g, m) for g in groups for m in measures]):
-        cells = elastic[elastic["group"] == group].assign(value=lambda f: f[column] * scale)
+        cells = elastic[elastic["group"] == group].assign(value=elastic[column] * scale)
         cells = cells.groupby(["l2", "l1"])["value"]
         plotting.heatmap_cells(ax, cells.mean().unstack("l1"), cells.agg(plotting.ci_half_width).unstack("l1"), cmap)
         ax.invert_yaxis()  # λ2 grows upwards, like a plot's y axis
@@ -207,8 +207,8 @@ def input_features(ev: Evidence) -> Drawn | None:
     figure, ax = plt.subplots(figsize=(plotting.WIDTH, 1.2 + 0.34 * per_config.ngroups), layout="constrained")
     plotting.heatmap_cells(ax, per_config.mean(), per_config.agg(plotting.ci_half_width), "mako_r")
     colorbar = ax.collections[0].colorbar
-    assert colorbar is not None, "heatmap_cells draws a colour bar"
-    colorbar.set_label("mean |w| over hidden units")
+    if colorbar is not None:  # heatmap_cells draws one
+        colorbar.set_label("mean |w| over hidden units")
     ax.set(xlabel="input feature", ylabel="")
     ax.tick_params(axis="x", labelrotation=30)
     plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
@@ -273,6 +273,12 @@ def _lines(ok: pd.DataFrame) -> pd.DataFrame:
     return ok[~ok["family"].isin(NO_LINES) & (ok["strength"] > 0)]
 
 
+def _families(runs: pd.DataFrame) -> set[str]:
+    """The families that _lines draws, from every member: a family none of whose members finished is
+    drawn by no line, and its members still count as diverged in the caption."""
+    return set(runs.loc[~runs["family"].isin(NO_LINES), "family"])
+
+
 def _threshold(column: str) -> float:
     """The threshold t of a frac_below_<t> column (see pipelines.results.sparsity_column)."""
     return float(column.removeprefix("frac_below_"))
@@ -333,7 +339,7 @@ def _versus_strength(ev: Evidence, column: str, scale: float, ylabel: str, name:
         f"layers). Lines: mean over {_seeds(lines)}; shaded: {INTERVAL}. Grey band: the group's "
         f"unregularized baseline, its mean (dotted) and 95% CI over {_seeds(baselines)}. Elastic net "
         f"varies two strengths and is shown in figure 07.{_overlapping(lines, ['value'], 'panel')} "
-        f"{ev.diverged(set(lines['family']) | {'none'})}"))
+        f"{ev.diverged(_families(ev.runs) | {'none'})}"))
 
 
 def _overlapping(lines: pd.DataFrame, values: list[str], panel: str) -> str:

@@ -12,12 +12,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipelines.plots import style as plotting
-from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
 from pipelines.core.errors import DataError
+from pipelines.core.results import (
+    FAMILIES,
+    GROUP_OF,
+    MODELS_DIR,
+    RESULTS_DIR,
+    TABLES_DIR,
+    curves_path,
+    read_curves,
+    read_runs,
+    read_table,
+    runs_path,
+    weights_path,
+)
+from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
+from pipelines.plots import style as plotting
 from pipelines.plots.style import family_label
-from pipelines.core.results import (FAMILIES, read_table, GROUP_OF, TABLES_DIR, MODELS_DIR, RESULTS_DIR, curves_path, read_curves, read_runs, runs_path,
-                               weights_path)
 
 TABLE_COLUMNS = {
     "comparisons": ["dataset", "hypothesis", "metric", "a", "b", "family_a", "family_b", "optimizer", "n",
@@ -54,10 +65,11 @@ class Evidence:
         return self.runs[self.runs["status"] == "ok"]
 
     def diverged(self, families: set[str] | None = None) -> str:
-        """The caption sentence on diverged members: of the given families, else of the selected configs."""
+        """The caption sentence on diverged members: of the given families (every member, finished or
+        not), else of the selected configs and baselines; and how many more of the grid diverged."""
         runs = self.runs
-        chosen = runs["family"].isin(families) if families else runs["config"].isin(self.selected_configs)
-        return plotting.diverged_phrase(runs[chosen])
+        chosen = runs["family"].isin(families) if families is not None else runs["config"].isin(self.selected_configs)
+        return plotting.diverged_phrase(runs[chosen], runs)
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -72,7 +84,8 @@ def datasets(root: Path = RESULTS_DIR) -> list[str]:
 
 def read_tables(directory: Path = TABLES_DIR) -> dict[str, pd.DataFrame]:
     """The analyze stage's tables that the figures use, checked for the columns they need."""
-    return {name: read_table(directory / f"{name}.csv", required, "analyze") for name, required in TABLE_COLUMNS.items()}
+    return {name: read_table(directory / f"{name}.csv", required, "analyze")
+            for name, required in TABLE_COLUMNS.items()}
 
 
 def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +41,7 @@ _PALETTE_INDEX = {"l1": 0, "prox_l1": 9, "l2": 1, "l2_norm": 5, "weight_decay": 
 _COLORBLIND = sns.color_palette("colorblind", 10)
 FAMILY_COLORS = {FAMILY_LABELS[f]: _COLORBLIND[_PALETTE_INDEX[f]] for f in FAMILIES}
 BASELINE_COLOR = FAMILY_COLORS[FAMILY_LABELS["none"]]
-BAND_ENTRY: dict[str, Artist] = {"mean (dotted) and 95% CI": Patch(facecolor=BASELINE_COLOR, alpha=0.35, edgecolor=BASELINE_COLOR)}
+BAND_ENTRY = {"mean (dotted) and 95% CI": Patch(facecolor=BASELINE_COLOR, alpha=0.35, edgecolor=BASELINE_COLOR)}
 
 INTERVAL = "95% Student-t confidence interval of the mean across seeds"
 WIDTH = 7.4  # inches: a full text width, so every figure is drawn at the size it is printed
@@ -116,10 +116,10 @@ def panels(count: int, *, columns: int | None = None, height: float = 2.2, share
 def line_styles(levels: Iterable[str], markers: bool = True) -> Styles:
     """Dashes and markers for the levels of a style grouping, in a fixed order; the lists cycle with
     lengths 6 and 10, so (dashes, marker) pairs repeat only after 30 levels."""
-    names = list(levels)
-    dashes = itertools.islice(itertools.cycle(_DASHES), len(names))
-    marks = itertools.islice(itertools.cycle(_MARKERS), len(names))
-    return {level: (dash, mark if markers else "") for level, dash, mark in zip(names, dashes, marks)}
+    levels = list(levels)
+    dashes = itertools.islice(itertools.cycle(_DASHES), len(levels))
+    marks = itertools.islice(itertools.cycle(_MARKERS), len(levels))
+    return {level: (dash, mark if markers else "") for level, dash, mark in zip(levels, dashes, marks)}
 
 
 def family_lines(ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles) -> None:
@@ -132,7 +132,7 @@ def family_lines(ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles
                  legend=False, ax=ax)
 
 
-def legend(figure: Figure, sections: dict[str, dict[str, Artist]]) -> None:
+def legend(figure: Figure, sections: Mapping[str, Mapping[str, Artist]]) -> None:
     """One legend for the whole figure, right of the panels, a heading per section; the figure grows
     taller if the legend would not fit beside the panels."""
     handles: list[Artist] = []
@@ -171,7 +171,7 @@ def baseline_band(ax: Axes, values: Sequence[float]) -> None:
     array = np.asarray(values, dtype=float)
     if len(array) == 0:
         return
-    low, high = mean_ci(list(array))
+    low, high = mean_ci(array.tolist())
     if not math.isnan(low):
         ax.axhspan(low, high, color=BASELINE_COLOR, alpha=0.35, lw=0, zorder=0)
     ax.axhline(array.mean(), color=BASELINE_COLOR, ls=":", lw=1.2, zorder=0)
@@ -195,14 +195,20 @@ def seeds_phrase(counts: pd.Series) -> str:
     return f"{low}–{high} seeds per point"
 
 
-def diverged_phrase(runs: pd.DataFrame) -> str:
-    """A caption sentence saying that diverged members are excluded, with counts per configuration."""
-    diverged = runs.loc[runs["status"] == "diverged", "config"]
+def diverged_phrase(drawn: pd.DataFrame, grid: pd.DataFrame) -> str:
+    """A caption sentence saying that diverged members are excluded: counted per configuration among the
+    `drawn` configurations, and how many more of the whole `grid` diverged, so that a caption never
+    says "none diverged" of a grid where some did."""
+    diverged = drawn.loc[drawn["status"] == "diverged", "config"]
+    elsewhere = int((grid["status"] == "diverged").sum()) - len(diverged)
+    more = f"{elsewhere} member{'s' if elsewhere != 1 else ''} of configurations not drawn here diverged"
     if diverged.empty:
-        return "Diverged members are excluded (none diverged)."
+        return f"Diverged members are excluded (none of those drawn diverged; {more})." if elsewhere \
+            else "Diverged members are excluded (none diverged)."
     counts = diverged.value_counts().sort_index()
     listed = "; ".join(f"{config}: {n}" for config, n in counts.items())
-    return f"Diverged members are excluded from every statistic: {len(diverged)} in all ({listed})."
+    return (f"Diverged members are excluded from every statistic: {len(diverged)} in all ({listed})"
+            + (f"; {more} too." if elsewhere else "."))
 
 
 def save(drawn: Drawn, directory: Path, dpi: int) -> None:

@@ -9,11 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import params
-from pipelines.core import provenance
-
+from pipelines.core import params, provenance
 from pipelines.reporting.inputs import DISPLAY_NAMES, SHOWN, Inputs, dataset_names
 from pipelines.reporting.numbers import markdown_table, number
+
 
 def build_context(config: params.Params, inputs: Inputs, origin: provenance.Provenance,
                   today: datetime.date) -> dict[str, Any]:
@@ -38,10 +37,10 @@ def build_context(config: params.Params, inputs: Inputs, origin: provenance.Prov
 
 
 def _display(frame: pd.DataFrame) -> pd.DataFrame:
-    """Join each low/high interval pair into one '[low, high]' column and rewrite ';'-lists of numbers."""
+    """Join each low/high interval pair into one (low, high) column and rewrite ';'-lists of numbers."""
     for low in [c for c in frame.columns if c.endswith("ci_low")]:
         high, joined = low.replace("ci_low", "ci_high"), low.removesuffix("_low")
-        frame = frame.assign(**{joined: [f"[{number(a)}, {number(b)}]" for a, b in zip(frame[low], frame[high])]})
+        frame = frame.assign(**{joined: list(zip(frame[low], frame[high]))})
     for column in ("levels", "level_means"):
         if column in frame.columns:
             frame = frame.assign(**{column: [_listed(v) for v in frame[column]]})

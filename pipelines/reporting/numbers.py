@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.reporting.markup import Markdown, text
 
 
 def number(value: Any) -> str:
@@ -28,14 +29,22 @@ def number(value: Any) -> str:
     return str(value)
 
 
-def markdown_table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
-    """A Markdown table of `columns` ({column: header}), every cell written by `number`; "" for no rows."""
+def markdown_table(frame: pd.DataFrame, columns: dict[str, str]) -> Markdown:
+    """A Markdown table of `columns` ({column: header}), every cell written by `number` and shown literally;
+    "" for no rows."""
     if frame.empty:
-        return ""
+        return Markdown("")
     lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
     for row in frame.to_dict("records"):
-        cells = (number(row[c]).replace("|", "\\|").replace("\n", " ") for c in columns)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
+    return Markdown("\n".join(lines))
 
 
+
+
+def _cell(value: Any) -> Markdown:
+    """A table cell; a (low, high) pair is an interval, '[low, high]', whose brackets are no Markdown link."""
+    if isinstance(value, tuple):
+        low, high = value
+        return Markdown(f"[{number(low)}, {number(high)}]")
+    return text(number(value))

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import markdown
 import yaml
 from PIL import Image
 
-
+from pipelines.reporting import markup
 from pipelines.reporting.inputs import Figure
 from pipelines.reporting.numbers import number
 
@@ -22,20 +22,24 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
 def render(context: dict[str, Any]) -> tuple[str, str]:
-    """(Markdown, HTML) of the report: one content template, the HTML with its figures embedded."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
-                             autoescape=jinja2.select_autoescape(["html.j2"]),
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters["num"] = number
-    env.filters["yaml"] = lambda value: yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
-    content = env.get_template("report.md.j2")
-    text = content.render(context, figure_src=lambda f: f.path.relative_to(REPORT_MD.parent).as_posix())
-    embedded = content.render(context, figure_src=_data_uri)
-    # The contents list the sections only: per-dataset subsections would double its length on a phone.
-    converter = markdown.Markdown(extensions=["tables", "toc", "fenced_code"],
-                                  extension_configs={"toc": {"toc_depth": "2-2"}})
-    body = converter.convert(embedded)
-    html = env.get_template("report.html.j2").render(context, body=body, toc=converter.toc)
+    """(Markdown, HTML) of the report: one content template, the HTML with its figures embedded.
+
+    Every value the Markdown template prints is escaped for Markdown unless it already is Markdown
+    (see markup); the HTML template escapes for HTML.
+    """
+    options: dict[str, Any] = {"loader": jinja2.FileSystemLoader(TEMPLATES_DIR), "undefined": jinja2.StrictUndefined,
+                               "trim_blocks": True, "lstrip_blocks": True, "keep_trailing_newline": True}
+    content_env = jinja2.Environment(autoescape=False, finalize=markup.finalize, **options)
+    content_env.filters.update({
+        "num": number, "code": markup.code_span, "code_block": markup.code_block,
+        "yaml": lambda value: yaml.safe_dump(value, sort_keys=False, allow_unicode=True),
+        # Only for a macro's output, which is Markdown built from values the template already escaped.
+        "markdown": markup.Markdown})
+    content = content_env.get_template("report.md.j2")
+    text = content.render(context, figure_src=_relative_address)
+    body, toc = markup.to_html(content.render(context, figure_src=_data_uri))
+    page_env = jinja2.Environment(autoescape=True, **options)
+    html = page_env.get_template("report.html.j2").render(context, body=body, toc=toc)
     return text, html
 
 
@@ -45,11 +49,15 @@ def render(context: dict[str, Any]) -> tuple[str, str]:
 _EMBED_COLOURS = 64
 
 
-def _data_uri(figure: Figure) -> str:
+def _relative_address(figure: Figure) -> markup.Markdown:
+    return markup.Markdown(urllib.parse.quote(figure.path.relative_to(REPORT_MD.parent).as_posix()))
+
+
+def _data_uri(figure: Figure) -> markup.Markdown:
     with Image.open(figure.path) as image:
         buffer = io.BytesIO()
         image.convert("RGB").quantize(colors=_EMBED_COLOURS, method=Image.Quantize.MEDIANCUT).save(
             buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return markup.Markdown("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"))
 
 

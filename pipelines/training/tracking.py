@@ -9,7 +9,10 @@ Where runs go: MLFLOW_TRACKING_URI if set (a SQLite file or an MLflow server), e
              the same names prefixed "final_" once, at the last epoch: the values in runs.csv
   artifact   weight_stats.json: the final weight norms and sparsity
   status     FINISHED, or FAILED with tag failure_reason when the member diverged;
-             KILLED (Ctrl-C) or FAILED (any other error) when the stage stops early
+             KILLED (Ctrl-C, SIGTERM) or FAILED (any other error) when the stage stops early
+  tags       host and pid of the training process (on the parent too): a stage killed outright
+             (SIGKILL, out of memory) cannot end its runs, so the next stage of that dataset on the
+             same host ends those whose process is gone KILLED, with a failure_reason
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import sqlite3
 import tempfile
 import time
@@ -29,7 +33,7 @@ import pandas as pd
 import requests
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, Run
 from mlflow.exceptions import MlflowException
 from mlflow.utils.credentials import get_default_host_creds
 from sqlalchemy.engine import make_url
@@ -46,6 +50,7 @@ WEIGHT_COLUMNS = ["weight_l1", "weight_l2", "exact_zeros", "hoyer"]
 MAX_METRICS_PER_CALL = 1000  # MLflow's limit for one log_batch call
 CHECK_TIMEOUT_S = 5.0
 STATUS_OF = {"ok": "FINISHED", "diverged": "FAILED"}
+HOST_TAG, PID_TAG = "host", "pid"
 
 _log = logging.getLogger(__name__)
 
@@ -92,10 +97,26 @@ def _check_sqlite(uri: str) -> None:
     # MLflow retries for minutes on a file it cannot open as a database: say so at once.
     if header and header != b"SQLite format 3\x00":
         raise RegbenchError(f"MLflow tracking store {uri}: {database} is not a SQLite database; {fix}")
+    if header:
+        _check_integrity(uri, database)
     try:
         _client(uri)
     except (MlflowException, sqlite3.Error) as error:
         raise RegbenchError(f"MLflow tracking store {uri}: {_one_line(str(error))}") from None
+
+
+def _check_integrity(uri: str, database: Path) -> None:
+    """A damaged page would otherwise pass every check here and stop training at its first metric write."""
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=CHECK_TIMEOUT_S)) as connection:
+            found = [row[0] for row in connection.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as error:
+        found = [str(error)]
+    if found != ["ok"]:
+        raise RegbenchError(
+            f"MLflow tracking store {uri}: {database} is damaged (SQLite quick_check: {_one_line('; '.join(found))}); "
+            "restore it from a backup, or move it aside to start a new store"
+        )
 
 
 def _check_server(uri: str) -> None:
@@ -105,7 +126,8 @@ def _check_server(uri: str) -> None:
     headers = {"Authorization": f"Bearer {creds.token}"} if creds.token else {}
     auth = (creds.username, creds.password) if creds.username and creds.password else None
     verify = False if creds.ignore_tls_verification else (creds.server_cert_path or True)
-    start = "start the server (mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI to use ./mlflow.db"
+    start = ("start the server (mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI to use "
+             "./mlflow.db")
     try:
         response = requests.get(url, params={"max_results": 1}, headers=headers, auth=auth, verify=verify,
                                 timeout=CHECK_TIMEOUT_S)
@@ -152,7 +174,8 @@ def _client(uri: str) -> MlflowClient:
             _write_ahead_log(database)
             return MlflowClient(uri)
     except Timeout:
-        raise RegbenchError(f"MLflow tracking store {uri}: {lock.lock_file} held by another process for 120 s") from None
+        raise RegbenchError(
+            f"MLflow tracking store {uri}: {lock.lock_file} held by another process for 120 s") from None
 
 
 def _write_ahead_log(database: Path) -> None:
@@ -178,6 +201,16 @@ def _quiet_mlflow() -> None:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0 sends nothing: it only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def _json_safe(record: dict[str, float]) -> dict[str, float | None]:
@@ -216,6 +249,7 @@ class GridRun:
     def __enter__(self) -> GridRun:
         self.client = _client(self.uri)
         self.experiment_id = self._experiment()
+        self._end_orphaned_runs()
         try:
             self._start_runs()
         except BaseException as error:
@@ -234,6 +268,7 @@ class GridRun:
                 if error.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
                 experiment = self.client.get_experiment_by_name(self.experiment_name)
+                assert experiment is not None  # creating it failed because it exists
         if experiment.lifecycle_stage == "deleted":
             raise RegbenchError(
                 f"MLflow tracking store {self.uri}: experiment {self.experiment_name} is deleted; restore it "
@@ -249,8 +284,40 @@ class GridRun:
         root = _sqlite_path(self.uri).resolve().parent / "mlartifacts"
         return (root / self.experiment_name).as_uri()
 
+    def _end_orphaned_runs(self) -> None:
+        """End KILLED the runs that a stage on this host left RUNNING when it was killed outright: no other
+        process will, and the UI would show them training forever. A run whose process still exists
+        (another stage training now) is left alone."""
+        host = socket.gethostname()
+        query = f"attributes.status = 'RUNNING' and tags.{HOST_TAG} = '{host}'"
+        ended: dict[str, int] = {}
+        for run in self._search(query):
+            pid = run.data.tags.get(PID_TAG, "")
+            if not pid.isdigit() or _process_exists(int(pid)):
+                continue
+            self.client.set_tag(run.info.run_id, "failure_reason",
+                                f"the training process (pid {pid} on {host}) ended without ending this run: "
+                                "killed outright (SIGKILL, out of memory) or crashed")
+            self.client.set_terminated(run.info.run_id, "KILLED")
+            ended[pid] = ended.get(pid, 0) + 1
+        for pid, count in ended.items():
+            _log.warning("mlflow: ended %d runs of %s KILLED that process %s left RUNNING (it no longer exists)",
+                         count, self.experiment_name, pid)
+
+    def _search(self, query: str) -> list[Run]:
+        found: list[Run] = []
+        page_token = None
+        while True:
+            page = self.client.search_runs([self.experiment_id], query, max_results=1000, page_token=page_token)
+            found += page
+            page_token = page.token
+            if not page_token:
+                return found
+
     def _start_runs(self) -> None:
-        parent = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}", tags=self.tags)
+        owner = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+        parent = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}",
+                                        tags=self.tags | owner)
         self.parent_run_id = parent.info.run_id
         self._open.add(self.parent_run_id)
         identities = self.members[IDENTITY_COLUMNS].astype(str).to_dict("records")
@@ -258,7 +325,7 @@ class GridRun:
             child = self.client.create_run(
                 self.experiment_id,
                 run_name=f"{identity['config']} seed={identity['seed']}",
-                tags={"mlflow.parentRunId": self.parent_run_id},
+                tags={"mlflow.parentRunId": self.parent_run_id, **owner},
             )
             run_id = child.info.run_id
             self.run_ids.append(run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -73,6 +74,15 @@ def test_batched_members_equal_the_reference(batched):
             torch.testing.assert_close(weight[member.member], layer.weight.detach(), rtol=1e-5, atol=1e-6,
                                        msg=f"{member.config} seed {member.seed}: weights")
             torch.testing.assert_close(bias[member.member], layer.bias.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_accuracies_are_float64_counts_over_n(batched):
+    _, _, data, result = batched
+    for split in ("train", "val", "test"):
+        n = len(getattr(data, f"y_{split}"))
+        accuracy = result.curves[f"{split}_acc"].to_numpy()
+        assert accuracy.dtype == np.float64
+        np.testing.assert_array_equal(accuracy, np.round(accuracy * n) / n)
 
 
 def test_changing_one_member_leaves_the_others_bit_identical(batched):

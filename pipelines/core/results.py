@@ -10,6 +10,10 @@ train writes, per dataset:
                                           "bias": (M, out)}, ...]} in torch's nn.Linear layout
 analyze, figures and report read only these, through the loaders below.
 
+Accuracies (*_acc, and gap_acc from them) are float64 k/n of integer counts of correct examples,
+so equal counts give equal numbers (k = round(acc·n) recovers the count); losses and weight
+measures are float32 values.
+
 Members that share `seed` share initial weights, mini-batch order and dropout noise, so rows of
 two configurations are paired by seed. `config` names a configuration without its seed.
 """

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.training import grid
+from pipelines.training import grid, regularizers
 from pipelines.core.params import DatasetTrain
 from pipelines.training.reference import train_reference
 from pipelines.data.datasets import Prepared
@@ -141,6 +141,35 @@ def test_proximal_l1_gives_exact_zeros_and_subgradient_l1_does_not():
     result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), progress=False)
     assert (_final(result, members, "adam/prox_l1/prox_l1=0.5")["exact_zeros"] > 0.1).all()
     assert (_final(result, members, "adam/l1/l1=0.5")["exact_zeros"] == 0).all()
+
+
+def test_adam_threshold_is_lr_lambda_over_adams_own_denominator():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(4, 3))
+    optimizer = torch.optim.Adam([w], lr=0.01, betas=(0.9, 0.99), eps=1e-8)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (w ** 3).sum().backward()
+        optimizer.step()
+    state = optimizer.state[w]
+    v_hat = state["exp_avg_sq"].double() / (1 - 0.99 ** 3)
+    expected = 0.01 * 0.5 / (v_hat.sqrt() + 1e-8)
+    threshold = regularizers.adam_scaled_threshold(0.01 * 0.5, state["exp_avg_sq"], state["step"], 0.99, 1e-8)
+    torch.testing.assert_close(threshold.double(), expected, rtol=1e-6, atol=0)
+
+
+def test_adam_proximal_l1_makes_zeros_where_the_plain_threshold_leaves_none(monkeypatch):
+    config = make_config(epochs=4, optimizers={"adam": {"lr": 0.01, "families": {"prox_l1": [0.02]}}})
+    members = grid.expand(config)
+    data = make_splits()
+    result = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
+    proximal = [m for m in members if m.family == "prox_l1"]
+    assert (_final(result, members, proximal[0].config)["exact_zeros"] > 0.05).all()
+    # The same members with the threshold lr·λ that Adam's step sizes ignore.
+    monkeypatch.setattr(regularizers, "adam_scaled_threshold", lambda plain, *_: plain)
+    for member in proximal:
+        final, _, _ = train_reference(member, data, config, THRESHOLDS)
+        assert final["exact_zeros"] == 0
 
 
 def test_dropout_is_inactive_in_evaluation(batched):

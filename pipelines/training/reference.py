@@ -8,6 +8,8 @@ what is measured (pipelines/evaluation.py).
 
 from __future__ import annotations
 
+from typing import cast
+
 import pandas as pd
 import torch
 from torch import nn
@@ -47,8 +49,9 @@ def train_reference(member: Member, data: Prepared, config: DatasetTrain, thresh
         for layer, (weight, bias) in zip(model.layers, networks.initial_parameters(member.seed, sizes)):
             layer.weight.copy_(weight)
             layer.bias.copy_(bias)
-    weights = [layer.weight for layer in model.layers]
-    biases = [layer.bias for layer in model.layers]
+    linear = [cast(nn.Linear, layer) for layer in model.layers]
+    weights: list[torch.Tensor] = [layer.weight for layer in linear]
+    biases: list[torch.Tensor] = [layer.bias for layer in linear]
     optimizer = _optimizer(member, weights, biases)
     order_stream = networks.generator(member.seed, "order")
     noise_stream = networks.generator(member.seed, "dropout") if any(member.dropout) else None
@@ -70,14 +73,14 @@ def train_reference(member: Member, data: Prepared, config: DatasetTrain, thresh
             if member.prox_l1:
                 with torch.no_grad():
                     for p in weights + (biases if member.penalize_bias else []):
-                        regularizers.soft_threshold_(p, member.lr * member.prox_l1)
+                        regularizers.soft_threshold_(p, _proximal_threshold(member, optimizer, p))
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             curves.append({"member": member.member, "epoch": epoch} | evaluate(model, data, thresholds))
     final = {k: v for k, v in curves[-1].items() if k != "epoch"}
     return final, pd.DataFrame(curves), model
 
 
-def _optimizer(member: Member, weights: list[nn.Parameter], biases: list[nn.Parameter]) -> torch.optim.Optimizer:
+def _optimizer(member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.optim.Optimizer:
     decay = member.decoupled_wd if member.optimizer == "adamw" else member.weight_decay
     groups = [{"params": weights, "weight_decay": decay},
               {"params": biases, "weight_decay": decay if member.penalize_bias else 0.0}]
@@ -86,6 +89,15 @@ def _optimizer(member: Member, weights: list[nn.Parameter], biases: list[nn.Para
     if member.optimizer == "adam":
         return torch.optim.Adam(groups, lr=member.lr, betas=member.betas, eps=member.eps)
     return torch.optim.AdamW(groups, lr=member.lr, betas=member.betas, eps=member.eps)
+
+
+def _proximal_threshold(member: Member, optimizer: torch.optim.Optimizer, p: torch.Tensor) -> torch.Tensor | float:
+    """lr·λ under SGD; under Adam, rescaled by the step Adam has just taken (see regularizers)."""
+    plain = member.lr * member.prox_l1
+    if member.rule == "sgd":
+        return plain
+    state = optimizer.state[p]
+    return regularizers.adam_scaled_threshold(plain, state["exp_avg_sq"], state["step"], member.betas[1], member.eps)
 
 
 def _penalty(member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor],

@@ -373,8 +373,17 @@ class _Chunk:
             if strengths["prox_l1"] is not None:
                 columns, strength = strengths["prox_l1"]
                 for p in tensors:
-                    value = self._grid_view(p)
-                    regularizers.soft_threshold_(value[:, columns], lr * strength)
+                    threshold = self._threshold(p, columns, lr * strength)
+                    regularizers.soft_threshold_(self._grid_view(p)[:, columns], threshold)
+
+    def _threshold(self, p: torch.Tensor, columns: slice, plain: torch.Tensor) -> torch.Tensor:
+        """The proximal L1 threshold of the stacked parameter p's members in `columns`: lr·λ under
+        SGD, rescaled per coordinate by the step Adam has just taken under Adam (see regularizers)."""
+        if self.rule == "sgd":
+            return plain
+        m, state = self.members[0], self.optimizer.state[p]
+        v = self._grid_view(state["exp_avg_sq"])[:, columns]
+        return regularizers.adam_scaled_threshold(plain, v, state["step"], m.betas[1], m.eps)
 
     def _check_divergence(self, epoch: int) -> None:
         newly = (self.alive & ~self.finite).nonzero().view(-1).tolist()

@@ -33,13 +33,14 @@ def make_splits(n: int = 96, features: int = 6, classes: int = 3, seed: int = 0)
 def make_config(**overrides: object) -> DatasetTrain:
     base = {
         "hidden": [7, 5], "activation": "relu", "batch_size": 16, "epochs": 2, "eval_every": 1,
-        "seeds": [0, 1], "penalize_bias": False, "bias_ablation": ["l2", "weight_decay"],
+        "seeds": [0, 1], "penalize_bias": False, "bias_ablation": ["l2", "weight_decay", "sgdw"],
         "optimizers": {
             "adam": {"lr": 0.01, "families": {
                 "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "l2_norm": [1e-2], "elastic": {"l1": [1e-3], "l2": [1e-2]},
                 "weight_decay": [1e-2], "adamw": [0.1], "dropout": [0.3, [0.5, 0.1]], "activity": {"l1": [1e-3], "l2": [1e-3]}}},
             "sgd": {"lr": 0.05, "momentum": 0.9, "families": {
-                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "weight_decay": [1e-2], "dropout": [0.3]}},
+                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "weight_decay": [1e-2], "sgdw": [0.1],
+                "dropout": [0.3]}},
         },
     }
     return DatasetTrain.model_validate(base | overrides)
@@ -56,8 +57,8 @@ def batched():
 def test_every_family_and_optimizer_is_in_the_grid(batched):
     _, members, _, _ = batched
     assert {m.family for m in members} == {"none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay",
-                                           "adamw", "dropout", "activity"}
-    assert {m.optimizer for m in members} == {"sgd", "adam", "adamw"}
+                                           "adamw", "sgdw", "dropout", "activity"}
+    assert {m.optimizer for m in members} == {"sgd", "adam", "adamw", "sgdw"}
     assert any(m.penalize_bias for m in members)
 
 
@@ -133,6 +134,22 @@ def test_adam_l2_penalty_differs_from_adamw():
     l2, adamw = _final(result, members, "adam/l2/l2=0.1"), _final(result, members, "adamw/adamw/decoupled_wd=0.1")
     relative = (l2["weight_l2"].to_numpy() - adamw["weight_l2"].to_numpy()) / adamw["weight_l2"].to_numpy()
     assert (abs(relative) > 0.01).all(), relative
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgdw_equals_sgd_l2_without_momentum_and_differs_with_it(momentum):
+    # SGDW: w ← (1 − lr·λ)·w − lr·b with b the momentum buffer of the data gradients alone; SGD+L2
+    # puts λ·w into the buffer. Without momentum both are w − lr·(g + λ·w).
+    config = make_config(epochs=3, optimizers={"sgd": {"lr": 0.05, "momentum": momentum, "families": {
+        "l2": [0.1], "sgdw": [0.1]}}})
+    members = grid.expand(config)
+    result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), progress=False)
+    l2, sgdw = _final(result, members, "sgd/l2/l2=0.1"), _final(result, members, "sgdw/sgdw/decoupled_wd=0.1")
+    relative = (l2["weight_l2"].to_numpy() - sgdw["weight_l2"].to_numpy()) / sgdw["weight_l2"].to_numpy()
+    if momentum:
+        assert (abs(relative) > 0.01).all(), relative
+    else:
+        assert (abs(relative) < 1e-5).all(), relative
 
 
 def test_proximal_l1_gives_exact_zeros_and_subgradient_l1_does_not():

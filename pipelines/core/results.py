@@ -33,10 +33,12 @@ TABLES_DIR = Path("reports/tables")
 METRICS_FILE = Path("reports/metrics.json")
 FIGURES_DIR = Path("reports/figures")
 
-# AdamW is Adam with decoupled decay: its members are compared within the adam group.
-GROUP_OF = {"adamw": "adam"}
+# AdamW and SGDW are Adam and SGD with decoupled decay: their members are compared within the adam
+# and sgd groups.
+GROUP_OF = {"adamw": "adam", "sgdw": "sgd"}
 
-FAMILIES = ("none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "dropout", "activity")
+FAMILIES = ("none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "sgdw", "dropout",
+            "activity")
 
 # What identifies a member and every setting it was trained with.
 IDENTITY_COLUMNS = [

@@ -31,12 +31,13 @@ from pipelines.core.results import FAMILIES
 
 FAMILY_LABELS = {
     "none": "none (baseline)", "l1": "L1", "prox_l1": "proximal L1", "l2": "L2", "l2_norm": "L2 norm",
-    "elastic": "elastic net", "weight_decay": "weight decay", "adamw": "AdamW", "dropout": "dropout",
+    "elastic": "elastic net", "weight_decay": "weight decay", "adamw": "AdamW", "sgdw": "SGDW", "dropout": "dropout",
     "activity": "activity",
 }
 # Indices into seaborn's 10-colour "colorblind" palette. Related penalties get related hues (L1: blues,
 # L2-type: warm), the baseline gets the grey, and the hard-to-see yellow goes to the least central family.
-_PALETTE_INDEX = {"l1": 0, "prox_l1": 9, "l2": 1, "l2_norm": 5, "weight_decay": 3, "adamw": 6,
+# SGDW shares AdamW's hue: both are decoupled decay, and they belong to different optimizer groups.
+_PALETTE_INDEX = {"l1": 0, "prox_l1": 9, "l2": 1, "l2_norm": 5, "weight_decay": 3, "adamw": 6, "sgdw": 6,
                   "elastic": 4, "dropout": 2, "activity": 8, "none": 7}
 _COLORBLIND = sns.color_palette("colorblind", 10)
 FAMILY_COLORS = {FAMILY_LABELS[f]: _COLORBLIND[_PALETTE_INDEX[f]] for f in FAMILIES}

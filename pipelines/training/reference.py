@@ -69,6 +69,8 @@ def train_reference(member: Member, data: Prepared, config: DatasetTrain, thresh
             loss = loss + _penalty(member, weights, biases, hidden)
             optimizer.zero_grad()
             loss.backward()
+            if member.optimizer == "sgdw":
+                _decay_decoupled(member, weights, biases)
             optimizer.step()
             if member.prox_l1:
                 with torch.no_grad():
@@ -84,11 +86,19 @@ def _optimizer(member: Member, weights: list[torch.Tensor], biases: list[torch.T
     decay = member.decoupled_wd if member.optimizer == "adamw" else member.weight_decay
     groups = [{"params": weights, "weight_decay": decay},
               {"params": biases, "weight_decay": decay if member.penalize_bias else 0.0}]
-    if member.optimizer == "sgd":
+    if member.optimizer in ("sgd", "sgdw"):
         return torch.optim.SGD(groups, lr=member.lr, momentum=member.momentum)
     if member.optimizer == "adam":
         return torch.optim.Adam(groups, lr=member.lr, betas=member.betas, eps=member.eps)
     return torch.optim.AdamW(groups, lr=member.lr, betas=member.betas, eps=member.eps)
+
+
+@torch.no_grad()
+def _decay_decoupled(member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> None:
+    """SGDW: w ← (1 − lr·λ)·w before the SGD step, outside its momentum buffer; torch.optim.AdamW's
+    convention (decay lr·λ per step, applied to the weights before the update), under SGD."""
+    for p in weights + (biases if member.penalize_bias else []):
+        p.mul_(1 - member.lr * member.decoupled_wd)
 
 
 def _proximal_threshold(member: Member, optimizer: torch.optim.Optimizer, p: torch.Tensor) -> torch.Tensor | float:

@@ -3,8 +3,8 @@
 Parameters are stacked with a leading member dimension and multiplied with batched matrix
 products; per-member hyperparameters are tensors. Members that share a seed share their mini-batch,
 so the first layer of all of a seed's members is a single wide matrix product, and they share their
-dropout noise. The optimizer arithmetic is torch.optim's own SGD and Adam (AdamW's decoupled decay
-applied around it); tests check every family and optimizer against the one-network-at-a-time
+dropout noise. The optimizer arithmetic is torch.optim's own SGD and Adam (the decoupled decay of
+AdamW and SGDW applied before it); tests check every family and optimizer against the one-network-at-a-time
 reference in pipelines/reference.py.
 """
 
@@ -133,7 +133,8 @@ def _chunks(members: list[Member], config: DatasetTrain, data: Prepared, device:
 # The configurations of a chunk are ordered by family, so that the members using each per-member
 # term form one block of configurations (activity + dropout: the head; l1: l1 + elastic; l2
 # gradient: elastic + l2 + weight_decay) and the term touches a strided slice of the stack.
-_FAMILY_ORDER = ("activity", "dropout", "none", "prox_l1", "l1", "elastic", "l2", "weight_decay", "l2_norm", "adamw")
+_FAMILY_ORDER = ("activity", "dropout", "none", "prox_l1", "l1", "elastic", "l2", "weight_decay", "l2_norm", "adamw",
+                 "sgdw")
 
 
 def _feature_order(m: Member) -> tuple:
@@ -365,7 +366,7 @@ class _Chunk:
                         columns, strength = strengths[name]
                         direction, scale = gradient(value[:, columns], members=2)
                         grad[:, columns].addcmul_(direction, strength * scale)
-                if strengths["decoupled_wd"] is not None:  # AdamW decays the weights before its update
+                if strengths["decoupled_wd"] is not None:  # AdamW and SGDW decay the weights before the update
                     columns, strength = strengths["decoupled_wd"]
                     value[:, columns] *= 1 - lr * strength
         self.optimizer.step()

@@ -3,7 +3,7 @@
     python -m pipelines.train <dataset>
 
 Reads data/prepared/<dataset>.*; writes the results contract (pipelines/results.py):
-reports/results/<dataset>/{runs,curves}.csv + summary.json and models/<dataset>/weights.pt.
+reports/results/<dataset>/{runs,curves}.csv + summary.json and models/<dataset>/{weights,adam_state}.pt.
 """
 
 from __future__ import annotations
@@ -96,6 +96,10 @@ def _write(dataset: str, identity: pd.DataFrame, result: GridResult, run_ids: li
         out.mkdir()
         layers = [{"weight": w, "bias": b} for w, b in result.weights]
         torch.save({"members": runs["member"].tolist(), "layers": layers}, out / "weights.pt")
+        moments = result.second_moments
+        if moments is not None:
+            torch.save({"members": moments.members, "step": moments.step, "beta2": moments.beta2, "eps": moments.eps,
+                        "layers": [{"weight": w, "bias": b} for w, b in moments.layers]}, out / "adam_state.pt")
 
 
 def _device_name(device: torch.device) -> str:

@@ -19,6 +19,7 @@ import mlflow.artifacts
 import pandas as pd
 import pytest
 import requests
+import torch
 from mlflow import MlflowClient
 
 from pipelines.training import tracking
@@ -396,3 +397,9 @@ def test_the_train_stage_logs_a_tiny_grid_to_a_real_server(mlflow_server, tmp_pa
     history = requests.get(f"{mlflow_server}/api/2.0/mlflow/metrics/get-history",
                            params={"run_id": runs_csv["run_id"].iloc[0], "metric_key": "val_acc"}, timeout=30).json()
     assert sorted(m["step"] for m in history["metrics"]) == [3]  # diabetes evaluates every 5 epochs and at the end
+
+    moments = torch.load(tmp_path / "models/diabetes/adam_state.pt", weights_only=True)
+    adam = runs_csv[runs_csv["optimizer"].isin(["adam", "adamw"])]
+    assert moments["members"] == adam["member"].tolist()
+    assert moments["layers"][0]["weight"].shape[:2] == (len(adam), 64)
+    assert (moments["step"] > 0).all() and (moments["layers"][0]["weight"] >= 0).all()

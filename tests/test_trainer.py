@@ -65,7 +65,7 @@ def test_every_family_and_optimizer_is_in_the_grid(batched):
 def test_batched_members_equal_the_reference(batched):
     config, members, data, result = batched
     for member in members:
-        final, curve, model = train_reference(member, data, config, THRESHOLDS)
+        final, curve, model, _ = train_reference(member, data, config, THRESHOLDS)
         ours = result.curves[result.curves["member"] == member.member].reset_index(drop=True)
         assert len(ours) == len(curve) == config.epochs
         for column in ("train_loss", "test_loss", "val_acc", "weight_l2", "weight_l1"):
@@ -84,6 +84,23 @@ def test_accuracies_are_float64_counts_over_n(batched):
         accuracy = result.curves[f"{split}_acc"].to_numpy()
         assert accuracy.dtype == np.float64
         np.testing.assert_array_equal(accuracy, np.round(accuracy * n) / n)
+
+
+def test_adam_second_moments_equal_torch_optim_adams_state(batched):
+    config, members, data, result = batched
+    moments = result.second_moments
+    assert moments.members == [m.member for m in members if m.rule == "adam"]
+    chosen = [m for m in members if m.seed == 1 and (m.family in ("none", "adamw", "prox_l1") or m.penalize_bias)]
+    for member in [m for m in chosen if m.rule == "adam"]:
+        _, _, model, optimizer = train_reference(member, data, config, THRESHOLDS)
+        row = moments.members.index(member.member)
+        for layer, (weight, bias) in zip(model.layers, moments.layers):
+            state = optimizer.state[layer.weight]
+            assert moments.step[row] == int(state["step"]) == 2 * 6  # 2 epochs of 6 mini-batches
+            torch.testing.assert_close(weight[row], state["exp_avg_sq"], rtol=1e-4, atol=1e-12,
+                                       msg=f"{member.config}: exp_avg_sq")
+            torch.testing.assert_close(bias[row], optimizer.state[layer.bias]["exp_avg_sq"], rtol=1e-4, atol=1e-12)
+        assert (moments.beta2[row], moments.eps[row]) == (member.betas[1], member.eps)
 
 
 def test_changing_one_member_leaves_the_others_bit_identical(batched):
@@ -185,7 +202,7 @@ def test_adam_proximal_l1_makes_zeros_where_the_plain_threshold_leaves_none(monk
     # The same members with the threshold lr·λ that Adam's step sizes ignore.
     monkeypatch.setattr(regularizers, "adam_scaled_threshold", lambda plain, *_: plain)
     for member in proximal:
-        final, _, _ = train_reference(member, data, config, THRESHOLDS)
+        final, _, _, _ = train_reference(member, data, config, THRESHOLDS)
         assert final["exact_zeros"] == 0
 
 
@@ -232,7 +249,7 @@ def test_cuda_members_equal_the_cpu_reference():
     assert result.weights[0][0].device.type == "cpu"
     # CUDA's generator draws other dropout noise than the CPU's, so dropout members are left out.
     for member in [m for m in members if not any(m.dropout)][::3]:
-        _, curve, model = train_reference(member, data, config, THRESHOLDS)
+        _, curve, model, _ = train_reference(member, data, config, THRESHOLDS)
         ours = result.curves[result.curves["member"] == member.member]
         torch.testing.assert_close(torch.tensor(ours["train_loss"].to_numpy(float)),
                                    torch.tensor(curve["train_loss"].to_numpy(float)), rtol=1e-4, atol=1e-5)

@@ -8,6 +8,12 @@ train writes, per dataset:
                                           experiment_id, parent_run_id (null when tracking is off)
   models/<dataset>/weights.pt           {"members": [ids], "layers": [{"weight": (M, out, in),
                                           "bias": (M, out)}, ...]} in torch's nn.Linear layout
+  models/<dataset>/adam_state.pt        Adam's final second moments, for the A members trained with
+                                          Adam's rule (optimizer adam or adamw; absent when none):
+                                          {"members": [ids], "step": (A,) int64 steps taken,
+                                          "beta2", "eps": (A,) float64, "layers": [{"weight": (A, out, in),
+                                          "bias": (A, out)}, ...]} of torch.optim.Adam's exp_avg_sq, not
+                                          bias-corrected: v̂ = exp_avg_sq / (1 − beta2^step)
 analyze, figures and report read only these, through the loaders below.
 
 Accuracies (*_acc, and gap_acc from them) are float64 k/n of integer counts of correct examples,
@@ -83,6 +89,10 @@ def summary_path(dataset: str, root: Path = RESULTS_DIR) -> Path:
 
 def weights_path(dataset: str, root: Path = MODELS_DIR) -> Path:
     return root / dataset / "weights.pt"
+
+
+def adam_state_path(dataset: str, root: Path = MODELS_DIR) -> Path:
+    return root / dataset / "adam_state.pt"
 
 
 def read_runs(path: Path) -> pd.DataFrame:

@@ -41,8 +41,10 @@ class MLP(nn.Module):
         return self.layers[-1](x), hidden
 
 
-def train_reference(member: Member, data: Prepared, config: DatasetTrain, thresholds: list[float]) -> tuple[dict, pd.DataFrame, MLP]:
-    """Train one member; returns its final measures, its per-evaluation curve and the network."""
+def train_reference(member: Member, data: Prepared, config: DatasetTrain,
+                    thresholds: list[float]) -> tuple[dict, pd.DataFrame, MLP, torch.optim.Optimizer]:
+    """Train one member; returns its final measures, its per-evaluation curve, the network and its
+    optimizer (whose state the batched trainer's is checked against)."""
     sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
     model = MLP(sizes, config.activation, member.dropout)
     with torch.no_grad():
@@ -79,7 +81,7 @@ def train_reference(member: Member, data: Prepared, config: DatasetTrain, thresh
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             curves.append({"member": member.member, "epoch": epoch} | evaluate(model, data, thresholds))
     final = {k: v for k, v in curves[-1].items() if k != "epoch"}
-    return final, pd.DataFrame(curves), model
+    return final, pd.DataFrame(curves), model, optimizer
 
 
 def _optimizer(member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.optim.Optimizer:

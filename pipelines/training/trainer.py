@@ -34,6 +34,19 @@ from pipelines.core.params import DatasetTrain
 
 
 @dataclass
+class SecondMoments:
+    """Adam's final second-moment estimates, for the members trained with Adam's rule (adam, adamw),
+    in member order: exp_avg_sq as torch.optim.Adam keeps it, not bias-corrected, and what the
+    correction needs, v̂ = exp_avg_sq / (1 − beta2^step)."""
+
+    members: list[int]
+    step: torch.Tensor   # (A,) int64: Adam steps taken
+    beta2: torch.Tensor  # (A,) float64, as in params.yaml
+    eps: torch.Tensor    # (A,) float64
+    layers: list[tuple[torch.Tensor, torch.Tensor]]  # exp_avg_sq per layer (A, out, in), (A, out), on the CPU
+
+
+@dataclass
 class GridResult:
     """What training produced: final row and per-evaluation rows per member, and final weights."""
 
@@ -42,6 +55,7 @@ class GridResult:
     weights: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (M, out, in), (M, out), on the CPU
     seconds: float
     member_samples: int = 0
+    second_moments: SecondMoments | None = None  # None when no member was trained with Adam's rule
     diverged: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,7 +84,7 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
     chunks = list(_chunks(members, config, data, device, max_chunk_members))
     steps = sum(config.epochs * math.ceil(len(data.y_train) / config.batch_size) for _ in chunks)
     bar = tqdm(total=steps, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
-    finals, curves, weights = [], [], []
+    finals, curves, weights, moments = [], [], [], []
     with bar:
         for chunk in chunks:
             chunk_trainer = _Chunk(chunk, data, config, thresholds, device)
@@ -81,6 +95,8 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
             finals.append(chunk_trainer.final())
             curves += chunk_trainer.curves
             weights.append(chunk_trainer.stacked_weights())
+            if chunk_trainer.rule == "adam":
+                moments.append(chunk_trainer.second_moments())
     order = [m.member for chunk in chunks for m in chunk]
     final = pd.concat(finals).set_index("member").loc[[m.member for m in members]].reset_index()
     position = {member: i for i, member in enumerate(order)}
@@ -89,7 +105,23 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
                for i in range(len(config.hidden) + 1)]
     curve_frame = pd.concat(curves).sort_values(["member", "epoch"], kind="stable").reset_index(drop=True)
     return GridResult(final=final, curves=curve_frame, weights=stacked, seconds=time.perf_counter() - start,
-                      member_samples=len(members) * config.epochs * len(data.y_train))
+                      member_samples=len(members) * config.epochs * len(data.y_train),
+                      second_moments=_in_member_order(moments, members) if moments else None)
+
+
+def _in_member_order(chunks: list[SecondMoments], members: list[Member]) -> SecondMoments:
+    """The chunks' second moments as one stack, in the members' order."""
+    position = {member: i for i, member in enumerate(m for chunk in chunks for m in chunk.members)}
+    ids = [m.member for m in members if m.member in position]
+    rows = torch.tensor([position[i] for i in ids])
+
+    def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(tensors)[rows]
+
+    layers = [(stack([c.layers[i][0] for c in chunks]), stack([c.layers[i][1] for c in chunks]))
+              for i in range(len(chunks[0].layers))]
+    return SecondMoments(members=ids, step=stack([c.step for c in chunks]), beta2=stack([c.beta2 for c in chunks]),
+                         eps=stack([c.eps for c in chunks]), layers=layers)
 
 
 def _keep_freed_memory() -> None:
@@ -425,6 +457,16 @@ class _Chunk:
         frame["diverged_epoch"] = frame["diverged_epoch"].astype("Int64")
         frame["epochs_run"] = self.epochs_run
         return frame
+
+    def second_moments(self) -> SecondMoments:
+        """Adam's exp_avg_sq of every member, per layer in nn.Linear's layout, and its step count."""
+        state, first, count = self.optimizer.state, self.members[0], len(self.members)
+        layers = [(state[w]["exp_avg_sq"].cpu(), state[b]["exp_avg_sq"][..., 0].cpu())
+                  for w, b in zip(self.weights, self.biases)]
+        step = torch.full((count,), int(state[self.weights[0]]["step"]), dtype=torch.int64)
+        return SecondMoments(members=[m.member for m in self.members], step=step,
+                             beta2=torch.full((count,), first.betas[1], dtype=torch.float64),
+                             eps=torch.full((count,), first.eps, dtype=torch.float64), layers=layers)
 
     def stacked_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per layer (M, out, in) and (M, out): nn.Linear's layout, on the CPU."""

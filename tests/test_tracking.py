@@ -22,9 +22,10 @@ import requests
 import torch
 from mlflow import MlflowClient
 
-from pipelines.training import tracking
+from pipelines.core import results
 from pipelines.core.errors import RegbenchError
 from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
+from pipelines.training import tracking
 
 TAGS = {"git_commit": "0123abc", "git_dirty": "false", "params_hash": "feed", "profile": "smoke",
         "device": "cpu", "torch": "2.14.1", "cuda": "none", "dvc_stage": "train@diabetes"}
@@ -398,7 +399,7 @@ def test_the_train_stage_logs_a_tiny_grid_to_a_real_server(mlflow_server, tmp_pa
                            params={"run_id": runs_csv["run_id"].iloc[0], "metric_key": "val_acc"}, timeout=30).json()
     assert sorted(m["step"] for m in history["metrics"]) == [3]  # diabetes evaluates every 5 epochs and at the end
 
-    moments = torch.load(tmp_path / "models/diabetes/adam_state.pt", weights_only=True)
+    moments = torch.load(results.adam_state_path("diabetes", tmp_path / results.MODELS_DIR), weights_only=True)
     adam = runs_csv[runs_csv["optimizer"].isin(["adam", "adamw"])]
     assert moments["members"] == adam["member"].tolist()
     assert moments["layers"][0]["weight"].shape[:2] == (len(adam), 64)

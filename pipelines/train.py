@@ -15,7 +15,7 @@ import signal
 import pandas as pd
 import torch
 
-from pipelines.training import grid
+from pipelines.training import adam_state, grid
 from pipelines.core import params
 from pipelines.core import provenance
 from pipelines.core import results
@@ -96,10 +96,8 @@ def _write(dataset: str, identity: pd.DataFrame, result: GridResult, run_ids: li
         out.mkdir()
         layers = [{"weight": w, "bias": b} for w, b in result.weights]
         torch.save({"members": runs["member"].tolist(), "layers": layers}, out / "weights.pt")
-        moments = result.second_moments
-        if moments is not None:
-            torch.save({"members": moments.members, "step": moments.step, "beta2": moments.beta2, "eps": moments.eps,
-                        "layers": [{"weight": w, "bias": b} for w, b in moments.layers]}, out / "adam_state.pt")
+        if result.second_moments is not None:
+            adam_state.save(result.second_moments, out / "adam_state.pt")
 
 
 def _device_name(device: torch.device) -> str:

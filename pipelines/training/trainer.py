@@ -4,19 +4,19 @@ Parameters are stacked with a leading member dimension and multiplied with batch
 products; per-member hyperparameters are tensors. Members that share a seed share their mini-batch,
 so the first layer of all of a seed's members is a single wide matrix product, and they share their
 dropout noise. The optimizer arithmetic is torch.optim's own SGD and Adam (the decoupled decay of
-AdamW and SGDW applied before it); tests check every family and optimizer against the one-network-at-a-time
-reference in pipelines/reference.py.
+AdamW and SGDW applied before it); tests check every family and optimizer against the
+one-network-at-a-time reference in pipelines/reference.py.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import math
 import sys
 import time
 from collections.abc import Callable, Iterator
-import dataclasses
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -24,26 +24,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pipelines.training import networks
-from pipelines.training import regularizers
-from pipelines.data.datasets import SPLITS, Prepared
 from pipelines.core.errors import ParamsError
+from pipelines.core.params import DatasetTrain
+from pipelines.data.datasets import SPLITS, Prepared
+from pipelines.training import adam_state, networks, regularizers
 from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.training.grid import Member
-from pipelines.core.params import DatasetTrain
-
-
-@dataclass
-class SecondMoments:
-    """Adam's final second-moment estimates, for the members trained with Adam's rule (adam, adamw),
-    in member order: exp_avg_sq as torch.optim.Adam keeps it, not bias-corrected, and what the
-    correction needs, v̂ = exp_avg_sq / (1 − beta2^step)."""
-
-    members: list[int]
-    step: torch.Tensor   # (A,) int64: Adam steps taken
-    beta2: torch.Tensor  # (A,) float64, as in params.yaml
-    eps: torch.Tensor    # (A,) float64
-    layers: list[tuple[torch.Tensor, torch.Tensor]]  # exp_avg_sq per layer (A, out, in), (A, out), on the CPU
 
 
 @dataclass
@@ -55,7 +41,7 @@ class GridResult:
     weights: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (M, out, in), (M, out), on the CPU
     seconds: float
     member_samples: int = 0
-    second_moments: SecondMoments | None = None  # None when no member was trained with Adam's rule
+    second_moments: adam_state.SecondMoments | None = None  # None when no member was trained with Adam's rule
     diverged: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -96,7 +82,7 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
             curves += chunk_trainer.curves
             weights.append(chunk_trainer.stacked_weights())
             if chunk_trainer.rule == "adam":
-                moments.append(chunk_trainer.second_moments())
+                moments.append(adam_state.of_optimizer(chunk_trainer.optimizer, chunk_trainer.parameters, chunk))
     order = [m.member for chunk in chunks for m in chunk]
     final = pd.concat(finals).set_index("member").loc[[m.member for m in members]].reset_index()
     position = {member: i for i, member in enumerate(order)}
@@ -106,22 +92,7 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
     curve_frame = pd.concat(curves).sort_values(["member", "epoch"], kind="stable").reset_index(drop=True)
     return GridResult(final=final, curves=curve_frame, weights=stacked, seconds=time.perf_counter() - start,
                       member_samples=len(members) * config.epochs * len(data.y_train),
-                      second_moments=_in_member_order(moments, members) if moments else None)
-
-
-def _in_member_order(chunks: list[SecondMoments], members: list[Member]) -> SecondMoments:
-    """The chunks' second moments as one stack, in the members' order."""
-    position = {member: i for i, member in enumerate(m for chunk in chunks for m in chunk.members)}
-    ids = [m.member for m in members if m.member in position]
-    rows = torch.tensor([position[i] for i in ids])
-
-    def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat(tensors)[rows]
-
-    layers = [(stack([c.layers[i][0] for c in chunks]), stack([c.layers[i][1] for c in chunks]))
-              for i in range(len(chunks[0].layers))]
-    return SecondMoments(members=ids, step=stack([c.step for c in chunks]), beta2=stack([c.beta2 for c in chunks]),
-                         eps=stack([c.eps for c in chunks]), layers=layers)
+                      second_moments=adam_state.in_member_order(moments, members) if moments else None)
 
 
 def _keep_freed_memory() -> None:
@@ -406,17 +377,13 @@ class _Chunk:
             if strengths["prox_l1"] is not None:
                 columns, strength = strengths["prox_l1"]
                 for p in tensors:
-                    threshold = self._threshold(p, columns, lr * strength)
-                    regularizers.soft_threshold_(self._grid_view(p)[:, columns], threshold)
+                    regularizers.soft_threshold_(self._grid_view(p)[:, columns], self._threshold(p, columns, strength))
 
-    def _threshold(self, p: torch.Tensor, columns: slice, plain: torch.Tensor) -> torch.Tensor:
-        """The proximal L1 threshold of the stacked parameter p's members in `columns`: lr·λ under
-        SGD, rescaled per coordinate by the step Adam has just taken under Adam (see regularizers)."""
-        if self.rule == "sgd":
-            return plain
+    def _threshold(self, p: torch.Tensor, columns: slice, strength: torch.Tensor) -> torch.Tensor:
+        """Proximal L1's threshold for p's members in `columns`: lr·λ, under Adam rescaled (regularizers)."""
         m, state = self.members[0], self.optimizer.state[p]
-        v = self._grid_view(state["exp_avg_sq"])[:, columns]
-        return regularizers.adam_scaled_threshold(plain, v, state["step"], m.betas[1], m.eps)
+        return m.lr * strength if self.rule == "sgd" else regularizers.adam_scaled_threshold(
+            m.lr * strength, self._grid_view(state["exp_avg_sq"])[:, columns], state["step"], m.betas[1], m.eps)
 
     def _check_divergence(self, epoch: int) -> None:
         newly = (self.alive & ~self.finite).nonzero().view(-1).tolist()
@@ -457,16 +424,6 @@ class _Chunk:
         frame["diverged_epoch"] = frame["diverged_epoch"].astype("Int64")
         frame["epochs_run"] = self.epochs_run
         return frame
-
-    def second_moments(self) -> SecondMoments:
-        """Adam's exp_avg_sq of every member, per layer in nn.Linear's layout, and its step count."""
-        state, first, count = self.optimizer.state, self.members[0], len(self.members)
-        layers = [(state[w]["exp_avg_sq"].cpu(), state[b]["exp_avg_sq"][..., 0].cpu())
-                  for w, b in zip(self.weights, self.biases)]
-        step = torch.full((count,), int(state[self.weights[0]]["step"]), dtype=torch.int64)
-        return SecondMoments(members=[m.member for m in self.members], step=step,
-                             beta2=torch.full((count,), first.betas[1], dtype=torch.float64),
-                             eps=torch.full((count,), first.eps, dtype=torch.float64), layers=layers)
 
     def stacked_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per layer (M, out, in) and (M, out): nn.Linear's layout, on the CPU."""

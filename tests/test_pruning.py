@@ -6,9 +6,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from pipelines.training import pruning
+from pipelines.training import grid, pruning
 from pipelines.training.reference import MLP
+from pipelines.training.trainer import train_grid
+
+from test_trainer import make_config, make_splits
 
 # One member, 2 inputs -> 2 ReLU units -> 2 classes. Ranked by magnitude, layer 1 loses 0.1, then
 # 0.2, then 3; layer 2 loses 0.05, then 0.3, then 1. The output bias 0.01 breaks the tie of two
@@ -105,3 +109,30 @@ def test_dead_units_never_activate_on_the_samples():
     biases = [torch.tensor([[0.0, -0.1, 0.0]]), torch.zeros(1, 2)]
     dead = pruning.dead_units(weights, biases, torch.tensor([[1.0, 0.0], [0.0, 2.0]]), "relu")
     assert dead["layer1_dead"].tolist() == [1] and dead["dead_units"].tolist() == [1]
+
+
+def test_measure_equals_a_plain_loop_over_trained_networks():
+    # The curves of a trained grid, recomputed one network at a time: nn.Module, and each layer's
+    # weights sorted by magnitude with the smallest round(k·n) set to zero.
+    config = make_config(epochs=2, optimizers={"adam": {"lr": 0.01, "families": {"prox_l1": [0.02], "l2": [0.01]}}})
+    members = grid.expand(config)
+    data = make_splits()
+    result = train_grid(members, data, config, [1e-3], torch.device("cpu"), progress=False)
+    weights, biases = [w for w, _ in result.weights], [b for _, b in result.weights]
+    structure, curves = pruning.measure(weights, biases, data, config.activation, torch.device("cpu"))
+    sizes = [6, *config.hidden, 3]
+    for member in members:
+        for fraction in pruning.PRUNE_FRACTIONS:
+            model = MLP(sizes, config.activation, (0.0,) * len(config.hidden))
+            with torch.no_grad():
+                for layer, w, b in zip(model.layers, weights, biases):
+                    flat = w[member.member].flatten().clone()
+                    flat[flat.abs().sort(stable=True).indices[:round(fraction * flat.numel())]] = 0
+                    layer.weight.copy_(flat.view_as(layer.weight))
+                    layer.bias.copy_(b[member.member])
+                logits, _ = model(data.x_val)
+            row = curves[(curves["member"] == member.member) & (curves["fraction"] == fraction)].iloc[0]
+            assert row["val_acc"] == (logits.argmax(1) == data.y_val).double().mean().item()
+            assert row["val_loss"] == pytest.approx(F.cross_entropy(logits, data.y_val).item(), rel=1e-5)
+    assert len(structure) == len(members) and structure["prunable_fraction"].between(0, 0.99).all()
+    assert (structure.loc[[m.member for m in members if m.family == "prox_l1"], "zeros"] > 0).all()

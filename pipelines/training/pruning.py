@@ -11,8 +11,10 @@ Networks are stacked as the trainers and models/<dataset>/weights.pt hold them: 
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 
+from pipelines.data.datasets import Prepared
 from pipelines.training import networks
 from pipelines.training.evaluation import loss_and_accuracy
 
@@ -20,6 +22,8 @@ from pipelines.training.evaluation import loss_and_accuracy
 PRUNE_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
 # A weight of |w| ≤ RMS_EPSILON × its layer's RMS counts as negligible (scale-free).
 RMS_EPSILON = 0.01
+# The prunable fraction allows validation accuracy to fall this far (0.005 = half a point).
+PRUNABLE_TOLERANCE = 0.005
 # float32's smallest normal number, 1.18e-38: nonzero weights below it are denormals, the mark of
 # a weight that has decayed geometrically for lack of any gradient (Adam with L2 on dead units).
 FLOAT32_SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
@@ -47,13 +51,14 @@ def pruning_curve(weights: list[torch.Tensor], biases: list[torch.Tensor], x: to
                   activation: str, fractions: tuple[float, ...] = PRUNE_FRACTIONS,
                   rows: int = 1024) -> dict[str, torch.Tensor]:
     """Mean cross-entropy ("loss") and accuracy ("acc", float64 k/n) of every member with each
-    fraction pruned (no fine-tuning), as (fractions, M) tensors; samples go `rows` at a time."""
+    fraction pruned (no fine-tuning), as (fractions, M) tensors; samples go `rows` at a time. A
+    member with a non-finite weight (diverged) gets NaN."""
     losses, accuracies = [], []
     order = ranked(weights)
     for fraction in fractions:
         pruned = prune(weights, fraction, order)
-        loss = torch.zeros(len(weights[0]), dtype=torch.float64)
-        correct = torch.zeros(len(weights[0]), dtype=torch.float64)
+        loss = torch.zeros(len(weights[0]), dtype=torch.float64, device=x.device)
+        correct = torch.zeros(len(weights[0]), dtype=torch.float64, device=x.device)
         for start in range(0, len(y), rows):
             logits, _ = _forward(pruned, biases, x[start:start + rows], activation)
             block_loss, block_correct = loss_and_accuracy(logits, y[start:start + rows])
@@ -61,7 +66,9 @@ def pruning_curve(weights: list[torch.Tensor], biases: list[torch.Tensor], x: to
             correct += block_correct.double()
         losses.append(loss / len(y))
         accuracies.append(correct / len(y))
-    return {"loss": torch.stack(losses), "acc": torch.stack(accuracies)}
+    broken = ~_finite(weights).cpu()
+    return {name: torch.where(broken, torch.nan, torch.stack(values).cpu())
+            for name, values in (("loss", losses), ("acc", accuracies))}
 
 
 def prunable_fraction(accuracy: torch.Tensor, fractions: tuple[float, ...] = PRUNE_FRACTIONS,
@@ -91,7 +98,7 @@ def layer_measures(weights: list[torch.Tensor], epsilon: float = RMS_EPSILON) ->
     NaN weights (a diverged member) give NaN.
     """
     out: dict[str, torch.Tensor] = {}
-    sizes = torch.tensor([w[0].numel() for w in weights], dtype=torch.float64)
+    sizes = torch.tensor([w[0].numel() for w in weights], dtype=torch.float64, device=weights[0].device)
     for i, w in enumerate(weights, start=1):
         flat = w.flatten(1).double()
         magnitude = flat.abs()
@@ -120,15 +127,43 @@ def dead_units(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch
                rows: int = 1024) -> dict[str, torch.Tensor]:
     """Per member (M,), the number of hidden units that never activate on the samples x: whose
     pre-activation is ≤ 0 on every one of them (under ReLU they output 0 and receive no gradient);
-    per hidden layer ("layer<i>_dead") and in all ("dead_units")."""
-    active = [torch.zeros(w.shape[:2], dtype=torch.bool) for w in weights[:-1]]
+    per hidden layer ("layer<i>_dead") and in all ("dead_units"). NaN for a diverged member."""
+    active = [torch.zeros(w.shape[:2], dtype=torch.bool, device=w.device) for w in weights[:-1]]
     for start in range(0, len(x), rows):
         _, hidden = _forward(weights, biases, x[start:start + rows], activation)
         for seen, h in zip(active, hidden):
             seen |= (h > 0).any(-1)
-    out = {f"layer{i}_dead": (~seen).sum(1) for i, seen in enumerate(active, start=1)}
-    out["dead_units"] = sum(out.values(), torch.zeros(len(weights[0]), dtype=torch.int64))
-    return out
+    dead = [(~seen).sum(1).double().cpu() for seen in active]
+    broken = ~_finite(weights).cpu()
+    out = {f"layer{i}_dead": count for i, count in enumerate(dead, start=1)}
+    out["dead_units"] = torch.stack(dead).sum(0)
+    return {name: torch.where(broken, torch.nan, count) for name, count in out.items()}
+
+
+def measure(weights: list[torch.Tensor], biases: list[torch.Tensor], data: Prepared, activation: str,
+            device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Everything above for stacked members on `device`: one row per member (prunable_fraction,
+    layer_measures and dead units on the validation set) and the pruning curves, one row per
+    member (position `member` in the stack) and fraction, on the validation and test sets."""
+    weights, biases = [w.to(device) for w in weights], [b.to(device) for b in biases]
+    curves = {split: pruning_curve(weights, biases, getattr(data, f"x_{split}").to(device),
+                                   getattr(data, f"y_{split}").to(device), activation) for split in ("val", "test")}
+    per_member = {"prunable_fraction": prunable_fraction(curves["val"]["acc"])}
+    per_member |= {name: value.cpu() for name, value in layer_measures(weights).items()}
+    per_member |= dead_units(weights, biases, data.x_val.to(device), activation)
+    members, fractions = len(weights[0]), len(PRUNE_FRACTIONS)
+    curve = pd.DataFrame({
+        "member": torch.arange(members).repeat(fractions).numpy(),
+        "fraction": torch.tensor(PRUNE_FRACTIONS, dtype=torch.float64).repeat_interleave(members).numpy(),
+        **{f"{split}_{name}": values[name].flatten().numpy()
+           for split, values in curves.items() for name in ("loss", "acc")},
+    })
+    return pd.DataFrame({name: value.numpy() for name, value in per_member.items()}), curve
+
+
+def _finite(weights: list[torch.Tensor]) -> torch.Tensor:
+    """(M,): whether every weight of a member is finite."""
+    return torch.stack([w.flatten(1).isfinite().all(1) for w in weights]).all(0)
 
 
 def _forward(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor,

@@ -36,11 +36,12 @@ FAMILY_LABELS = {
 }
 # Indices into seaborn's 10-colour "colorblind" palette. Related penalties get related hues (L1: blues,
 # L2-type: warm), the baseline gets the grey, and the hard-to-see yellow goes to the least central family.
-# SGDW shares AdamW's hue: both are decoupled decay, and they belong to different optimizer groups.
-_PALETTE_INDEX = {"l1": 0, "prox_l1": 9, "l2": 1, "l2_norm": 5, "weight_decay": 3, "adamw": 6, "sgdw": 6,
+_PALETTE_INDEX = {"l1": 0, "prox_l1": 9, "l2": 1, "l2_norm": 5, "weight_decay": 3, "adamw": 6,
                   "elastic": 4, "dropout": 2, "activity": 8, "none": 7}
 _COLORBLIND = sns.color_palette("colorblind", 10)
-FAMILY_COLORS = {FAMILY_LABELS[f]: _COLORBLIND[_PALETTE_INDEX[f]] for f in FAMILIES}
+# Ten colours for eleven families: SGDW takes the dark shade of AdamW's hue (both are decoupled decay).
+_COLOURS = {f: _COLORBLIND[i] for f, i in _PALETTE_INDEX.items()} | {"sgdw": sns.color_palette("dark", 10)[6]}
+FAMILY_COLORS = {FAMILY_LABELS[f]: _COLOURS[f] for f in FAMILIES}
 BASELINE_COLOR = FAMILY_COLORS[FAMILY_LABELS["none"]]
 BAND_ENTRY = {"mean (dotted) and 95% CI": Patch(facecolor=BASELINE_COLOR, alpha=0.35, edgecolor=BASELINE_COLOR)}
 

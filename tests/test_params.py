@@ -11,7 +11,8 @@ CASES = [
     # (dotted key, bad value, words the one-line message must contain)
     ("train.diabetes.epoch", 5, ["train.diabetes.epoch", "unknown key"]),
     ("train.diabetes.epochs", "ten", ["train.diabetes.epochs", "'ten'", "integer"]),
-    ("train.diabetes.optimizers.adam.families.l1", [1e-3, -0.5], ["families.l1.1", "-0.5", "greater than or equal to 0"]),
+    ("train.diabetes.optimizers.adam.families.l1", [1e-3, -0.5],
+     ["families.l1.1", "-0.5", "greater than or equal to 0"]),
     ("train.diabetes.optimizers.adam.families.dropout", [0.2, 1.0], ["families.dropout.1", "1.0", "less than 1"]),
     ("train.diabetes.optimizers", {}, ["train.diabetes.optimizers", "the grid is empty"]),
     ("train.fashion_mnist.seeds", [0, 1, 1, 2], ["train.fashion_mnist.seeds", "[0, 1, 1, 2]", "repeated: [1]"]),

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.training import grid, regularizers
 from pipelines.core.params import DatasetTrain
-from pipelines.training.reference import train_reference
 from pipelines.data.datasets import Prepared
+from pipelines.training import grid, regularizers
+from pipelines.training.reference import train_reference
 from pipelines.training.trainer import train_grid
 
 THRESHOLDS = [1e-3, 1e-2]
@@ -36,8 +36,9 @@ def make_config(**overrides: object) -> DatasetTrain:
         "seeds": [0, 1], "penalize_bias": False, "bias_ablation": ["l2", "weight_decay", "sgdw"],
         "optimizers": {
             "adam": {"lr": 0.01, "families": {
-                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "l2_norm": [1e-2], "elastic": {"l1": [1e-3], "l2": [1e-2]},
-                "weight_decay": [1e-2], "adamw": [0.1], "dropout": [0.3, [0.5, 0.1]], "activity": {"l1": [1e-3], "l2": [1e-3]}}},
+                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "l2_norm": [1e-2],
+                "elastic": {"l1": [1e-3], "l2": [1e-2]}, "weight_decay": [1e-2], "adamw": [0.1],
+                "dropout": [0.3, [0.5, 0.1]], "activity": {"l1": [1e-3], "l2": [1e-3]}}},
             "sgd": {"lr": 0.05, "momentum": 0.9, "families": {
                 "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "weight_decay": [1e-2], "sgdw": [0.1],
                 "dropout": [0.3]}},
@@ -69,7 +70,8 @@ def test_batched_members_equal_the_reference(batched):
         ours = result.curves[result.curves["member"] == member.member].reset_index(drop=True)
         assert len(ours) == len(curve) == config.epochs
         for column in ("train_loss", "test_loss", "val_acc", "weight_l2", "weight_l1"):
-            torch.testing.assert_close(torch.tensor(ours[column].to_numpy(float)), torch.tensor(curve[column].to_numpy(float)),
+            torch.testing.assert_close(torch.tensor(ours[column].to_numpy(float)),
+                                       torch.tensor(curve[column].to_numpy(float)),
                                        rtol=1e-5, atol=1e-6, msg=f"{member.config} seed {member.seed}: {column}")
         for layer, (weight, bias) in zip(model.layers, result.weights):
             torch.testing.assert_close(weight[member.member], layer.weight.detach(), rtol=1e-5, atol=1e-6,

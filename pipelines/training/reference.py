@@ -14,12 +14,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipelines.training import networks
-from pipelines.training import regularizers
+from pipelines.core.params import DatasetTrain
 from pipelines.data.datasets import SPLITS, Prepared
+from pipelines.training import networks, regularizers
 from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.training.grid import Member
-from pipelines.core.params import DatasetTrain
 
 
 class MLP(nn.Module):
@@ -29,7 +28,8 @@ class MLP(nn.Module):
         self.activation = networks.ACTIVATIONS[activation]
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor,
+                noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and the hidden activations; with `noise` (one tensor per hidden layer), dropout
         keeps the units whose noise is at least p."""
         hidden = []

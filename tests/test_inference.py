@@ -151,3 +151,29 @@ def test_friedman_mean_ranks_by_hand_and_ties() -> None:
     assert result.p == pytest.approx(scipy.stats.friedmanchisquare([3, 3], [2, 1], [1, 2]).pvalue)
     tied = inference.friedman(np.ones((4, 3)))
     assert tied.p == 1.0 and "tied" in tied.note
+
+
+def test_float32_accuracies_one_row_apart_are_ties() -> None:
+    # Accuracies k/n stored as float32: a difference of one test row comes out as 0.0064935 or
+    # 0.00649351 depending on k, and rounding at any fixed number of decimals keeps them apart.
+    n = 154
+    correct_a = np.array([110, 116, 90, 71, 58, 120, 100, 45, 36, 80])
+    correct_b = correct_a - np.array([1, 1, -1, 1, 1, 0, 2, 1, -1, 1])
+    a, b = (correct_a / n).astype(np.float32), (correct_b / n).astype(np.float32)
+    rows = (correct_a - correct_b).astype(float)
+    noisy = np.round(a.astype(float) - b.astype(float), 12)
+    assert np.unique(np.abs(noisy)).size > np.unique(np.abs(rows)).size  # the noise is there
+    d = inference.differences(a, b)
+    def ties(x: np.ndarray) -> np.ndarray:
+        return np.abs(x)[:, None] == np.abs(x)[None, :]
+
+    np.testing.assert_array_equal(ties(d), ties(rows))
+    np.testing.assert_array_equal(np.sign(d), np.sign(rows))
+    np.testing.assert_allclose(d, rows / n, atol=1e-7)
+    assert inference.wilcoxon_p(d) == inference.wilcoxon_p(rows)  # the ranks of the counts
+
+
+def test_differences_keep_distinct_values_and_nan_apart() -> None:
+    d = inference.differences(np.array([0.5, 0.30, np.nan, 0.2]), np.array([0.5, 0.29, 0.1, 0.1]))
+    np.testing.assert_allclose(d, [0.0, 0.01, np.nan, 0.1])
+    assert d[0] == 0 and not np.signbit(d[0])

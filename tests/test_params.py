@@ -66,3 +66,12 @@ def test_a_bad_value_in_an_unused_profile_is_caught_too(workdir, set_param):
     set_param("profiles.paper.train.diabetes.epochs", 0)
     with pytest.raises(params.ParamsError, match=r"train\.diabetes\.epochs: found 0; .* \(with profile paper\)"):
         params.load()
+
+
+@pytest.mark.parametrize(("optimizer", "family"), [("sgd", "adamw"), ("adam", "sgdw")])
+def test_decoupled_decay_under_the_other_optimizer_is_one_line_naming_the_key(optimizer, family, workdir, set_param):
+    set_param(f"train.diabetes.optimizers.{optimizer}.families.{family}", [0.1])
+    with pytest.raises(params.ParamsError) as raised:
+        params.load()
+    assert f"optimizers.{optimizer}.families.{family}" in str(raised.value)
+    assert "\n" not in str(raised.value)

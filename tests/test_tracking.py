@@ -20,8 +20,10 @@ import mlflow.artifacts
 import pandas as pd
 import pytest
 import requests
+import torch
 from mlflow import MlflowClient
 
+from pipelines.core import results
 from pipelines.core.errors import RegbenchError
 from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
 from pipelines.training import tracking
@@ -418,6 +420,18 @@ def test_the_train_stage_logs_a_tiny_grid_to_a_real_server(mlflow_server, tmp_pa
                            params={"run_id": runs_csv["run_id"].iloc[0], "metric_key": "val_acc"}, timeout=30).json()
     assert sorted(m["step"] for m in history["metrics"]) == [3]  # diabetes evaluates every 5 epochs and at the end
 
+    assert {m["key"] for m in first["data"]["metrics"]} >= {"final_prunable_fraction", "final_layer1_dead"}
+    assert {"prunable_fraction", "layer3_hoyer", "layer2_dead"} <= set(runs_csv.columns)
+    pruned = pd.read_csv(results.pruning_path("diabetes", tmp_path / results.RESULTS_DIR))
+    assert list(pruned.columns) == results.PRUNING_COLUMNS and len(pruned) == 13 * len(runs_csv)
+    unpruned = pruned[pruned["fraction"] == 0].set_index("member")["val_acc"]
+    assert (unpruned == runs_csv.set_index("member")["val_acc"]).all()  # the same networks, the same k/n
+
+    moments = torch.load(results.adam_state_path("diabetes", tmp_path / results.MODELS_DIR), weights_only=True)
+    adam = runs_csv[runs_csv["optimizer"].isin(["adam", "adamw"])]
+    assert moments["members"] == adam["member"].tolist()
+    assert moments["layers"][0]["weight"].shape[:2] == (len(adam), 64)
+    assert (moments["step"] > 0).all() and (moments["layers"][0]["weight"] >= 0).all()
 
 # --- a stage stopped from outside ---------------------------------------------------------------
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
-from pipelines.training import grid
 from pipelines.core.params import DatasetTrain
-from pipelines.training.reference import train_reference
 from pipelines.data.datasets import Prepared
+from pipelines.training import grid, regularizers
+from pipelines.training.reference import train_reference
 from pipelines.training.trainer import train_grid
 
 THRESHOLDS = [1e-3, 1e-2]
@@ -32,13 +33,15 @@ def make_splits(n: int = 96, features: int = 6, classes: int = 3, seed: int = 0)
 def make_config(**overrides: object) -> DatasetTrain:
     base = {
         "hidden": [7, 5], "activation": "relu", "batch_size": 16, "epochs": 2, "eval_every": 1,
-        "seeds": [0, 1], "penalize_bias": False, "bias_ablation": ["l2", "weight_decay"],
+        "seeds": [0, 1], "penalize_bias": False, "bias_ablation": ["l2", "weight_decay", "sgdw"],
         "optimizers": {
             "adam": {"lr": 0.01, "families": {
-                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "l2_norm": [1e-2], "elastic": {"l1": [1e-3], "l2": [1e-2]},
-                "weight_decay": [1e-2], "adamw": [0.1], "dropout": [0.3, [0.5, 0.1]], "activity": {"l1": [1e-3], "l2": [1e-3]}}},
+                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "l2_norm": [1e-2],
+                "elastic": {"l1": [1e-3], "l2": [1e-2]}, "weight_decay": [1e-2], "adamw": [0.1],
+                "dropout": [0.3, [0.5, 0.1]], "activity": {"l1": [1e-3], "l2": [1e-3]}}},
             "sgd": {"lr": 0.05, "momentum": 0.9, "families": {
-                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "weight_decay": [1e-2], "dropout": [0.3]}},
+                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "weight_decay": [1e-2], "sgdw": [0.1],
+                "dropout": [0.3]}},
         },
     }
     return DatasetTrain.model_validate(base | overrides)
@@ -55,24 +58,51 @@ def batched():
 def test_every_family_and_optimizer_is_in_the_grid(batched):
     _, members, _, _ = batched
     assert {m.family for m in members} == {"none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay",
-                                           "adamw", "dropout", "activity"}
-    assert {m.optimizer for m in members} == {"sgd", "adam", "adamw"}
+                                           "adamw", "sgdw", "dropout", "activity"}
+    assert {m.optimizer for m in members} == {"sgd", "adam", "adamw", "sgdw"}
     assert any(m.penalize_bias for m in members)
 
 
 def test_batched_members_equal_the_reference(batched):
     config, members, data, result = batched
     for member in members:
-        final, curve, model = train_reference(member, data, config, THRESHOLDS)
+        final, curve, model, _ = train_reference(member, data, config, THRESHOLDS)
         ours = result.curves[result.curves["member"] == member.member].reset_index(drop=True)
         assert len(ours) == len(curve) == config.epochs
         for column in ("train_loss", "test_loss", "val_acc", "weight_l2", "weight_l1"):
-            torch.testing.assert_close(torch.tensor(ours[column].to_numpy(float)), torch.tensor(curve[column].to_numpy(float)),
+            torch.testing.assert_close(torch.tensor(ours[column].to_numpy(float)),
+                                       torch.tensor(curve[column].to_numpy(float)),
                                        rtol=1e-5, atol=1e-6, msg=f"{member.config} seed {member.seed}: {column}")
         for layer, (weight, bias) in zip(model.layers, result.weights):
             torch.testing.assert_close(weight[member.member], layer.weight.detach(), rtol=1e-5, atol=1e-6,
                                        msg=f"{member.config} seed {member.seed}: weights")
             torch.testing.assert_close(bias[member.member], layer.bias.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_accuracies_are_float64_counts_over_n(batched):
+    _, _, data, result = batched
+    for split in ("train", "val", "test"):
+        n = len(getattr(data, f"y_{split}"))
+        accuracy = result.curves[f"{split}_acc"].to_numpy()
+        assert accuracy.dtype == np.float64
+        np.testing.assert_array_equal(accuracy, np.round(accuracy * n) / n)
+
+
+def test_adam_second_moments_equal_torch_optim_adams_state(batched):
+    config, members, data, result = batched
+    moments = result.second_moments
+    assert moments.members == [m.member for m in members if m.rule == "adam"]
+    chosen = [m for m in members if m.seed == 1 and (m.family in ("none", "adamw", "prox_l1") or m.penalize_bias)]
+    for member in [m for m in chosen if m.rule == "adam"]:
+        _, _, model, optimizer = train_reference(member, data, config, THRESHOLDS)
+        row = moments.members.index(member.member)
+        for layer, (weight, bias) in zip(model.layers, moments.layers):
+            state = optimizer.state[layer.weight]
+            assert moments.step[row] == int(state["step"]) == 2 * 6  # 2 epochs of 6 mini-batches
+            torch.testing.assert_close(weight[row], state["exp_avg_sq"], rtol=1e-4, atol=1e-12,
+                                       msg=f"{member.config}: exp_avg_sq")
+            torch.testing.assert_close(bias[row], optimizer.state[layer.bias]["exp_avg_sq"], rtol=1e-4, atol=1e-12)
+        assert (moments.beta2[row], moments.eps[row]) == (member.betas[1], member.eps)
 
 
 def test_changing_one_member_leaves_the_others_bit_identical(batched):
@@ -125,12 +155,57 @@ def test_adam_l2_penalty_differs_from_adamw():
     assert (abs(relative) > 0.01).all(), relative
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgdw_equals_sgd_l2_without_momentum_and_differs_with_it(momentum):
+    # SGDW: w ← (1 − lr·λ)·w − lr·b with b the momentum buffer of the data gradients alone; SGD+L2
+    # puts λ·w into the buffer. Without momentum both are w − lr·(g + λ·w).
+    config = make_config(epochs=3, optimizers={"sgd": {"lr": 0.05, "momentum": momentum, "families": {
+        "l2": [0.1], "sgdw": [0.1]}}})
+    members = grid.expand(config)
+    result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), progress=False)
+    l2, sgdw = _final(result, members, "sgd/l2/l2=0.1"), _final(result, members, "sgdw/sgdw/decoupled_wd=0.1")
+    relative = (l2["weight_l2"].to_numpy() - sgdw["weight_l2"].to_numpy()) / sgdw["weight_l2"].to_numpy()
+    if momentum:
+        assert (abs(relative) > 0.01).all(), relative
+    else:
+        assert (abs(relative) < 1e-5).all(), relative
+
+
 def test_proximal_l1_gives_exact_zeros_and_subgradient_l1_does_not():
     config = make_config(epochs=4, optimizers={"adam": {"lr": 0.01, "families": {"l1": [0.5], "prox_l1": [0.5]}}})
     members = grid.expand(config)
     result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), progress=False)
     assert (_final(result, members, "adam/prox_l1/prox_l1=0.5")["exact_zeros"] > 0.1).all()
     assert (_final(result, members, "adam/l1/l1=0.5")["exact_zeros"] == 0).all()
+
+
+def test_adam_threshold_is_lr_lambda_over_adams_own_denominator():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(4, 3))
+    optimizer = torch.optim.Adam([w], lr=0.01, betas=(0.9, 0.99), eps=1e-8)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (w ** 3).sum().backward()
+        optimizer.step()
+    state = optimizer.state[w]
+    v_hat = state["exp_avg_sq"].double() / (1 - 0.99 ** 3)
+    expected = 0.01 * 0.5 / (v_hat.sqrt() + 1e-8)
+    threshold = regularizers.adam_scaled_threshold(0.01 * 0.5, state["exp_avg_sq"], state["step"], 0.99, 1e-8)
+    torch.testing.assert_close(threshold.double(), expected, rtol=1e-6, atol=0)
+
+
+def test_adam_proximal_l1_makes_zeros_where_the_plain_threshold_leaves_none(monkeypatch):
+    config = make_config(epochs=4, optimizers={"adam": {"lr": 0.01, "families": {"prox_l1": [0.02]}}})
+    members = grid.expand(config)
+    data = make_splits()
+    result = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
+    proximal = [m for m in members if m.family == "prox_l1"]
+    assert (_final(result, members, proximal[0].config)["exact_zeros"] > 0.05).all()
+    # The same members with the threshold lr·λ that Adam's step sizes ignore.
+    monkeypatch.setattr(regularizers, "adam_scaled_threshold", lambda plain, *_: plain)
+    for member in proximal:
+        final, _, _, _ = train_reference(member, data, config, THRESHOLDS)
+        assert final["exact_zeros"] == 0
 
 
 def test_dropout_is_inactive_in_evaluation(batched):
@@ -176,7 +251,7 @@ def test_cuda_members_equal_the_cpu_reference():
     assert result.weights[0][0].device.type == "cpu"
     # CUDA's generator draws other dropout noise than the CPU's, so dropout members are left out.
     for member in [m for m in members if not any(m.dropout)][::3]:
-        _, curve, model = train_reference(member, data, config, THRESHOLDS)
+        _, curve, model, _ = train_reference(member, data, config, THRESHOLDS)
         ours = result.curves[result.curves["member"] == member.member]
         torch.testing.assert_close(torch.tensor(ours["train_loss"].to_numpy(float)),
                                    torch.tensor(curve["train_loss"].to_numpy(float)), rtol=1e-4, atol=1e-5)

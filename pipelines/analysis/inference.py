@@ -23,9 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 
-# Differences are rounded before ranking: roundoff in a − b must not break ties the Wilcoxon
-# ranks rely on (scipy's own advice); 12 decimals is far below any metric's resolution.
-DIFFERENCE_DECIMALS = 12
+# Differences that agree to within the inputs' rounding are ties: the Wilcoxon ranks rely on ties
+# (scipy's advice), and rounding noise must not break them. Measurements may come as float32 (as
+# the trainer computes them): each carries up to half an ulp, so two differences equal in truth
+# (say one test row each, 110/154 − 109/154 and 50/154 − 49/154) can disagree by up to eps·max|x|,
+# which no fixed number of decimals merges (0.0064935 and 0.00649351). Relative to the largest
+# input, 4·eps leaves headroom and stays far below any metric's resolution.
+TIE_TOLERANCE = 4 * float(np.finfo(np.float32).eps)
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,20 @@ class PairedComparison:
 
 
 def differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The paired differences a − b, rounded so that equal pairs give exact zeros and ties."""
-    return np.round(np.asarray(a, float) - np.asarray(b, float), DIFFERENCE_DECIMALS)
+    """The paired differences a − b, with ties made exact: magnitudes within TIE_TOLERANCE of the
+    next smaller one join its group and take the group's smallest value, the group reaching down
+    to 0 becomes exact zeros, and NaN stays NaN."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = a - b
+    tolerance = TIE_TOLERANCE * np.nanmax(np.abs(np.concatenate([a.ravel(), b.ravel()])), initial=0.0)
+    magnitude = np.abs(d.ravel())
+    order = np.argsort(magnitude, kind="stable")  # NaN last
+    ranked = np.concatenate([[0.0], magnitude[order]])  # a group at 0 first, so small ones join it
+    starts = np.isnan(ranked) | (np.diff(ranked, prepend=-np.inf) > tolerance)
+    first = np.maximum.accumulate(np.where(starts, np.arange(ranked.size), 0))
+    merged = np.empty_like(magnitude)
+    merged[order] = ranked[first][1:]
+    return (np.sign(d) * merged.reshape(d.shape)) + 0.0  # + 0.0: no negative zeros
 
 
 def min_wilcoxon_p(n: int) -> float:

@@ -82,6 +82,7 @@ class Families(Schema):
     elastic: PairGrid | None = None
     weight_decay: Strengths | None = None
     adamw: Strengths | None = None
+    sgdw: Strengths | None = None
     dropout: Annotated[list[Probability | list[Probability]], Field(min_length=1)] | None = None
     activity: PairGrid | None = None
 
@@ -109,7 +110,8 @@ class DatasetTrain(Schema):
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     penalize_bias: bool
     # Families also trained with the opposite penalize_bias, for the H6 comparison.
-    bias_ablation: list[Literal["l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw"]] = []
+    bias_ablation: list[Literal["l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw",
+                                "sgdw"]] = []
     optimizers: dict[Literal["sgd", "adam"], Optimizer]
 
     @field_validator("seeds")
@@ -132,6 +134,9 @@ class DatasetTrain(Schema):
         sgd = self.optimizers.get("sgd")
         if sgd is not None and sgd.families.adamw is not None:
             raise ValueError("optimizers.sgd.families.adamw: decoupled AdamW decay needs optimizer adam")
+        adam = self.optimizers.get("adam")
+        if adam is not None and adam.families.sgdw is not None:
+            raise ValueError("optimizers.adam.families.sgdw: decoupled SGDW decay needs optimizer sgd")
         for name, optimizer in self.optimizers.items():
             for p in optimizer.families.dropout or []:
                 if isinstance(p, list) and len(p) != len(self.hidden):

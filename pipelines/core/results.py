@@ -3,12 +3,23 @@
 train writes, per dataset:
   reports/results/<dataset>/runs.csv    one row per grid member (RUN_COLUMNS + sparsity columns)
   reports/results/<dataset>/curves.csv  one row per member per evaluated epoch (CURVE_COLUMNS + ...)
+  reports/results/<dataset>/pruning.csv one row per member per fraction pruned (PRUNING_COLUMNS)
   reports/results/<dataset>/summary.json  the training run: device, device_name, torch, cuda,
                                           seconds, members, diverged, profile, experiment_name,
                                           experiment_id, parent_run_id (null when tracking is off)
   models/<dataset>/weights.pt           {"members": [ids], "layers": [{"weight": (M, out, in),
                                           "bias": (M, out)}, ...]} in torch's nn.Linear layout
+  models/<dataset>/adam_state.pt        Adam's final second moments, for the A members trained with
+                                          Adam's rule (optimizer adam or adamw; absent when none):
+                                          {"members": [ids], "step": (A,) int64 steps taken,
+                                          "beta2", "eps": (A,) float64, "layers": [{"weight": (A, out, in),
+                                          "bias": (A, out)}, ...]} of torch.optim.Adam's exp_avg_sq, not
+                                          bias-corrected: v̂ = exp_avg_sq / (1 − beta2^step)
 analyze, figures and report read only these, through the loaders below.
+
+Accuracies (*_acc, and gap_acc from them) are float64 k/n of integer counts of correct examples,
+so equal counts give equal numbers (k = round(acc·n) recovers the count); losses and weight
+measures are float32 values.
 
 Members that share `seed` share initial weights, mini-batch order and dropout noise, so rows of
 two configurations are paired by seed. `config` names a configuration without its seed.
@@ -16,6 +27,7 @@ two configurations are paired by seed. `config` names a configuration without it
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -29,10 +41,12 @@ TABLES_DIR = Path("reports/tables")
 METRICS_FILE = Path("reports/metrics.json")
 FIGURES_DIR = Path("reports/figures")
 
-# AdamW is Adam with decoupled decay: its members are compared within the adam group.
-GROUP_OF = {"adamw": "adam"}
+# AdamW and SGDW are Adam and SGD with decoupled decay: their members are compared within the adam
+# and sgd groups.
+GROUP_OF = {"adamw": "adam", "sgdw": "sgd"}
 
-FAMILIES = ("none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "dropout", "activity")
+FAMILIES = ("none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "sgdw", "dropout",
+            "activity")
 
 # What identifies a member and every setting it was trained with.
 IDENTITY_COLUMNS = [
@@ -50,11 +64,32 @@ METRIC_COLUMNS = [
 ]
 RUN_COLUMNS = IDENTITY_COLUMNS + ["status", "diverged_epoch", "epochs_run", "run_id"] + METRIC_COLUMNS
 CURVE_COLUMNS = ["dataset", "member", "config", "family", "seed", "epoch"] + METRIC_COLUMNS
+# Functional and scale-free sparsity of the final weights (pipelines/training/pruning.py, which
+# states the definitions), in runs.csv after the sparsity columns, overall and per layer i (1 =
+# first): layer<i>_negligible, layer<i>_hoyer, layer<i>_zeros, layer<i>_underflow and, for the
+# hidden layers, layer<i>_dead. NaN for a diverged member.
+STRUCTURE_COLUMNS = [
+    "prunable_fraction",  # the largest fraction pruned per layer that costs at most 0.5 points of val_acc
+    "negligible",         # fraction of weights with |w| <= 0.01 x their layer's RMS
+    "hoyer_layers",       # Hoyer's sparsity per layer, weighted by layer size
+    "zeros",              # fraction of exact zeros
+    "underflow",          # fraction of nonzero weights below float32's smallest normal (denormals)
+    "dead_units",         # hidden units whose pre-activation is <= 0 on every validation sample
+]
+# The pruning curves: every member with each fraction of every layer's smallest weights set to 0.
+PRUNING_COLUMNS = ["dataset", "member", "config", "family", "seed", "fraction",
+                   "val_loss", "val_acc", "test_loss", "test_acc"]
 
 
 def sparsity_column(threshold: float) -> str:
     """Name of the column holding the fraction of weights with |w| < threshold."""
     return f"frac_below_{threshold:g}"
+
+
+def structure_columns(frame: pd.DataFrame) -> list[str]:
+    """The structure columns present: the overall ones, then each layer's, in layer order."""
+    layers = [c for c in frame.columns if re.fullmatch(r"layer\d+_[a-z]+", c)]
+    return [c for c in STRUCTURE_COLUMNS if c in frame.columns] + sorted(layers, key=lambda c: int(c[5:c.index("_")]))
 
 
 def sparsity_columns(frame: pd.DataFrame) -> list[str]:
@@ -71,12 +106,20 @@ def curves_path(dataset: str, root: Path = RESULTS_DIR) -> Path:
     return root / dataset / "curves.csv"
 
 
+def pruning_path(dataset: str, root: Path = RESULTS_DIR) -> Path:
+    return root / dataset / "pruning.csv"
+
+
 def summary_path(dataset: str, root: Path = RESULTS_DIR) -> Path:
     return root / dataset / "summary.json"
 
 
 def weights_path(dataset: str, root: Path = MODELS_DIR) -> Path:
     return root / dataset / "weights.pt"
+
+
+def adam_state_path(dataset: str, root: Path = MODELS_DIR) -> Path:
+    return root / dataset / "adam_state.pt"
 
 
 def read_runs(path: Path) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from pipelines.core.results import FAMILIES
 
 FAMILY_LABELS = {
     "none": "none (baseline)", "l1": "L1", "prox_l1": "proximal L1", "l2": "L2", "l2_norm": "L2 norm",
-    "elastic": "elastic net", "weight_decay": "weight decay", "adamw": "AdamW", "dropout": "dropout",
+    "elastic": "elastic net", "weight_decay": "weight decay", "adamw": "AdamW", "sgdw": "SGDW", "dropout": "dropout",
     "activity": "activity",
 }
 # Indices into seaborn's 10-colour "colorblind" palette. Related penalties get related hues (L1: blues,
@@ -39,7 +39,9 @@ FAMILY_LABELS = {
 _PALETTE_INDEX = {"l1": 0, "prox_l1": 9, "l2": 1, "l2_norm": 5, "weight_decay": 3, "adamw": 6,
                   "elastic": 4, "dropout": 2, "activity": 8, "none": 7}
 _COLORBLIND = sns.color_palette("colorblind", 10)
-FAMILY_COLORS = {FAMILY_LABELS[f]: _COLORBLIND[_PALETTE_INDEX[f]] for f in FAMILIES}
+# Ten colours for eleven families: SGDW takes the dark shade of AdamW's hue (both are decoupled decay).
+_COLOURS = {f: _COLORBLIND[i] for f, i in _PALETTE_INDEX.items()} | {"sgdw": sns.color_palette("dark", 10)[6]}
+FAMILY_COLORS = {FAMILY_LABELS[f]: _COLOURS[f] for f in FAMILIES}
 BASELINE_COLOR = FAMILY_COLORS[FAMILY_LABELS["none"]]
 BAND_ENTRY = {"mean (dotted) and 95% CI": Patch(facecolor=BASELINE_COLOR, alpha=0.35, edgecolor=BASELINE_COLOR)}
 

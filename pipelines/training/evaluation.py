@@ -43,11 +43,14 @@ def weight_measures(weights: list[torch.Tensor], thresholds: list[float], member
 
 def split_measures(losses: dict[str, torch.Tensor], correct: dict[str, torch.Tensor],
                    sizes: dict[str, int]) -> dict[str, torch.Tensor]:
-    """Mean loss and accuracy per split, and the generalization gaps of the contract."""
+    """Mean loss and accuracy per split, and the generalization gaps of the contract.
+
+    An accuracy is the float64 of its integer count k/n, so that equal counts give equal numbers
+    and the paired rank tests see true ties (in float32, k/n − (k−1)/n depends on k)."""
     out = {}
     for split in ("train", "val", "test"):
         out[f"{split}_loss"] = losses[split] / sizes[split]
-        out[f"{split}_acc"] = correct[split] / sizes[split]
+        out[f"{split}_acc"] = correct[split].double() / sizes[split]
     out["gap_acc"] = out["train_acc"] - out["test_acc"]
     out["gap_loss"] = out["test_loss"] - out["train_loss"]
     return out

@@ -15,7 +15,7 @@ from pipelines.core.params import DatasetTrain, Families, Optimizer
 
 # The headline strength of each family, for plots and trend tests (dropout: the mean p).
 HEADLINE = {"l1": "l1", "prox_l1": "prox_l1", "l2": "l2", "l2_norm": "l2_norm", "elastic": "l1",
-            "weight_decay": "weight_decay", "adamw": "decoupled_wd"}
+            "weight_decay": "weight_decay", "adamw": "decoupled_wd", "sgdw": "decoupled_wd"}
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Member:
     member: int
     config: str
     family: str
-    optimizer: str  # sgd | adam | adamw
+    optimizer: str  # sgd | adam | adamw | sgdw
     lr: float
     momentum: float
     betas: tuple[float, float]
@@ -52,8 +52,9 @@ class Member:
 
     @property
     def rule(self) -> str:
-        """The optimizer's update rule; AdamW is Adam's with the decoupled decay applied around it."""
-        return "sgd" if self.optimizer == "sgd" else "adam"
+        """The optimizer's update rule; AdamW and SGDW are Adam's and SGD's with the decoupled decay
+        applied before it."""
+        return "adam" if self.optimizer in ("adam", "adamw") else "sgd"
 
     @property
     def cohort(self) -> tuple:
@@ -84,6 +85,7 @@ def _family_settings(families: Families, depth: int) -> list[tuple[str, dict]]:
     for family in ("l1", "prox_l1", "l2", "l2_norm", "weight_decay"):
         out += [(family, {family: s}) for s in getattr(families, family) or []]
     out += [("adamw", {"decoupled_wd": s}) for s in families.adamw or []]
+    out += [("sgdw", {"decoupled_wd": s}) for s in families.sgdw or []]
     if families.elastic:
         out += [("elastic", {"l1": a, "l2": b}) for a in families.elastic.l1 for b in families.elastic.l2]
     for p in families.dropout or []:
@@ -96,7 +98,7 @@ def _family_settings(families: Families, depth: int) -> list[tuple[str, dict]]:
 
 def _member(index: int, name: str, optimizer: Optimizer, family: str, values: dict,
             penalize_bias: bool, seed: int, depth: int) -> Member:
-    optimizer_name = "adamw" if family == "adamw" else name
+    optimizer_name = family if family in ("adamw", "sgdw") else name
     return Member(
         member=index, config=config_name(optimizer_name, family, values, penalize_bias), family=family,
         optimizer=optimizer_name, lr=optimizer.lr, momentum=optimizer.momentum, betas=optimizer.betas,

@@ -9,10 +9,14 @@ consecutive slices of an epoch's order (the last one may be smaller).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
-ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+}
 _STREAMS = {"init": 1, "order": 2, "dropout": 3}
 
 

@@ -8,16 +8,17 @@ what is measured (pipelines/training/evaluation.py).
 
 from __future__ import annotations
 
+from typing import cast
+
 import pandas as pd
 import torch
 from torch import nn
 
-from pipelines.training import networks
-from pipelines.training import regularizers
+from pipelines.core.params import DatasetTrain
 from pipelines.data.datasets import SPLITS, Prepared
+from pipelines.training import networks, regularizers
 from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.training.grid import Member
-from pipelines.core.params import DatasetTrain
 
 
 class MLP(nn.Module):
@@ -27,7 +28,8 @@ class MLP(nn.Module):
         self.activation = networks.ACTIVATIONS[activation]
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor,
+                noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and the hidden activations; with `noise` (one tensor per hidden layer), dropout
         keeps the units whose noise is at least p."""
         hidden = []
@@ -39,16 +41,19 @@ class MLP(nn.Module):
         return self.layers[-1](x), hidden
 
 
-def train_reference(member: Member, data: Prepared, config: DatasetTrain, thresholds: list[float]) -> tuple[dict, pd.DataFrame, MLP]:
-    """Train one member; returns its final measures, its per-evaluation curve and the network."""
+def train_reference(member: Member, data: Prepared, config: DatasetTrain,
+                    thresholds: list[float]) -> tuple[dict, pd.DataFrame, MLP, torch.optim.Optimizer]:
+    """Train one member; returns its final measures, its per-evaluation curve, the network and its
+    optimizer (whose state the batched trainer's is checked against)."""
     sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
     model = MLP(sizes, config.activation, member.dropout)
     with torch.no_grad():
         for layer, (weight, bias) in zip(model.layers, networks.initial_parameters(member.seed, sizes)):
             layer.weight.copy_(weight)
             layer.bias.copy_(bias)
-    weights = [layer.weight for layer in model.layers]
-    biases = [layer.bias for layer in model.layers]
+    linear = [cast(nn.Linear, layer) for layer in model.layers]
+    weights: list[torch.Tensor] = [layer.weight for layer in linear]
+    biases: list[torch.Tensor] = [layer.bias for layer in linear]
     optimizer = _optimizer(member, weights, biases)
     order_stream = networks.generator(member.seed, "order")
     noise_stream = networks.generator(member.seed, "dropout") if any(member.dropout) else None
@@ -66,26 +71,45 @@ def train_reference(member: Member, data: Prepared, config: DatasetTrain, thresh
             loss = loss + _penalty(member, weights, biases, hidden)
             optimizer.zero_grad()
             loss.backward()
+            if member.optimizer == "sgdw":
+                _decay_decoupled(member, weights, biases)
             optimizer.step()
             if member.prox_l1:
                 with torch.no_grad():
                     for p in weights + (biases if member.penalize_bias else []):
-                        regularizers.soft_threshold_(p, member.lr * member.prox_l1)
+                        regularizers.soft_threshold_(p, _proximal_threshold(member, optimizer, p))
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             curves.append({"member": member.member, "epoch": epoch} | evaluate(model, data, thresholds))
     final = {k: v for k, v in curves[-1].items() if k != "epoch"}
-    return final, pd.DataFrame(curves), model
+    return final, pd.DataFrame(curves), model, optimizer
 
 
-def _optimizer(member: Member, weights: list[nn.Parameter], biases: list[nn.Parameter]) -> torch.optim.Optimizer:
+def _optimizer(member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.optim.Optimizer:
     decay = member.decoupled_wd if member.optimizer == "adamw" else member.weight_decay
     groups = [{"params": weights, "weight_decay": decay},
               {"params": biases, "weight_decay": decay if member.penalize_bias else 0.0}]
-    if member.optimizer == "sgd":
+    if member.optimizer in ("sgd", "sgdw"):
         return torch.optim.SGD(groups, lr=member.lr, momentum=member.momentum)
     if member.optimizer == "adam":
         return torch.optim.Adam(groups, lr=member.lr, betas=member.betas, eps=member.eps)
     return torch.optim.AdamW(groups, lr=member.lr, betas=member.betas, eps=member.eps)
+
+
+@torch.no_grad()
+def _decay_decoupled(member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> None:
+    """SGDW: w ← (1 − lr·λ)·w before the SGD step, outside its momentum buffer; torch.optim.AdamW's
+    convention (decay lr·λ per step, applied to the weights before the update), under SGD."""
+    for p in weights + (biases if member.penalize_bias else []):
+        p.mul_(1 - member.lr * member.decoupled_wd)
+
+
+def _proximal_threshold(member: Member, optimizer: torch.optim.Optimizer, p: torch.Tensor) -> torch.Tensor | float:
+    """lr·λ under SGD; under Adam, rescaled by the step Adam has just taken (see regularizers)."""
+    plain = member.lr * member.prox_l1
+    if member.rule == "sgd":
+        return plain
+    state = optimizer.state[p]
+    return regularizers.adam_scaled_threshold(plain, state["exp_avg_sq"], state["step"], member.betas[1], member.eps)
 
 
 def _penalty(member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor],

@@ -57,7 +57,23 @@ def activity_l2(h: torch.Tensor, members: int = 0) -> torch.Tensor:
 
 
 def soft_threshold_(w: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
-    """The proximal step of λ·Σ|w| with step size lr (threshold = lr·λ), in place:
+    """The proximal step of λ·Σ|w| (threshold lr·λ under SGD, see adam_scaled_threshold), in place:
     sign(w)·max(|w| − t, 0), written as w − clamp(w, −t, t), which gives the same numbers in two
     passes, exact zeros included."""
     return w.sub_(w.clamp(-threshold, threshold))
+
+
+def adam_scaled_threshold(plain: torch.Tensor | float, exp_avg_sq: torch.Tensor, step: torch.Tensor,
+                          beta2: float, eps: float) -> torch.Tensor:
+    """The soft threshold of λ·Σ|w| in Adam's metric, per coordinate: plain = lr·λ divided by the
+    denominator Adam divides that coordinate's step by, √v̂ + ε with v̂ = v/(1 − β2^t) (written
+    as torch.optim.Adam writes it, √v/√(1 − β2^t) + ε; t = `step`, counted after the update).
+
+    Adam takes steps of about lr in every coordinate, so a threshold of lr·λ is negligible against
+    them and never reaches zero; the proximal step of the penalty in the metric Adam's step is
+    taken in (a diagonally preconditioned proximal gradient step) is this one: Melchior et al.
+    2019, "Proximal Adam: robust adaptive update scheme for constrained optimization"; Yun et al.
+    2021, "Adaptive proximal gradient methods for structured neural networks" (ProxGen).
+    """
+    correction = (1 - beta2 ** step.to(torch.float64)).sqrt().to(exp_avg_sq.dtype)
+    return plain / (exp_avg_sq.sqrt() / correction + eps)

@@ -3,20 +3,20 @@
 Parameters are stacked with a leading member dimension and multiplied with batched matrix
 products; per-member hyperparameters are tensors. Members that share a seed share their mini-batch,
 so the first layer of all of a seed's members is a single wide matrix product, and they share their
-dropout noise. The optimizer arithmetic is torch.optim's own SGD and Adam (AdamW's decoupled decay
-applied around it); tests check every family and optimizer against the one-network-at-a-time
-reference in pipelines/training/reference.py.
+dropout noise. The optimizer arithmetic is torch.optim's own SGD and Adam (the decoupled decay of
+AdamW and SGDW applied before it); tests check every family and optimizer against the
+one-network-at-a-time reference in pipelines/training/reference.py.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import math
 import sys
 import time
 from collections.abc import Callable, Iterator
-import dataclasses
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -24,13 +24,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pipelines.training import networks
-from pipelines.training import regularizers
-from pipelines.data.datasets import SPLITS, Prepared
 from pipelines.core.errors import ParamsError
+from pipelines.core.params import DatasetTrain
+from pipelines.data.datasets import SPLITS, Prepared
+from pipelines.training import adam_state, networks, regularizers
 from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.training.grid import Member
-from pipelines.core.params import DatasetTrain
 
 
 @dataclass
@@ -42,6 +41,7 @@ class GridResult:
     weights: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (M, out, in), (M, out), on the CPU
     seconds: float
     member_samples: int = 0
+    second_moments: adam_state.SecondMoments | None = None  # None when no member was trained with Adam's rule
     diverged: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,7 +70,7 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
     chunks = list(_chunks(members, config, data, device, max_chunk_members))
     steps = sum(config.epochs * math.ceil(len(data.y_train) / config.batch_size) for _ in chunks)
     bar = tqdm(total=steps, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
-    finals, curves, weights = [], [], []
+    finals, curves, weights, moments = [], [], [], []
     with bar:
         for chunk in chunks:
             chunk_trainer = _Chunk(chunk, data, config, thresholds, device)
@@ -81,6 +81,8 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
             finals.append(chunk_trainer.final())
             curves += chunk_trainer.curves
             weights.append(chunk_trainer.stacked_weights())
+            if chunk_trainer.rule == "adam":
+                moments.append(adam_state.of_optimizer(chunk_trainer.optimizer, chunk_trainer.parameters, chunk))
     order = [m.member for chunk in chunks for m in chunk]
     final = pd.concat(finals).set_index("member").loc[[m.member for m in members]].reset_index()
     position = {member: i for i, member in enumerate(order)}
@@ -89,7 +91,8 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
                for i in range(len(config.hidden) + 1)]
     curve_frame = pd.concat(curves).sort_values(["member", "epoch"], kind="stable").reset_index(drop=True)
     return GridResult(final=final, curves=curve_frame, weights=stacked, seconds=time.perf_counter() - start,
-                      member_samples=len(members) * config.epochs * len(data.y_train))
+                      member_samples=len(members) * config.epochs * len(data.y_train),
+                      second_moments=adam_state.in_member_order(moments, members) if moments else None)
 
 
 def _keep_freed_memory() -> None:
@@ -133,7 +136,8 @@ def _chunks(members: list[Member], config: DatasetTrain, data: Prepared, device:
 # The configurations of a chunk are ordered by family, so that the members using each per-member
 # term form one block of configurations (activity + dropout: the head; l1: l1 + elastic; l2
 # gradient: elastic + l2 + weight_decay) and the term touches a strided slice of the stack.
-_FAMILY_ORDER = ("activity", "dropout", "none", "prox_l1", "l1", "elastic", "l2", "weight_decay", "l2_norm", "adamw")
+_FAMILY_ORDER = ("activity", "dropout", "none", "prox_l1", "l1", "elastic", "l2", "weight_decay", "l2_norm", "adamw",
+                 "sgdw")
 
 
 def _feature_order(m: Member) -> tuple:
@@ -365,7 +369,7 @@ class _Chunk:
                         columns, strength = strengths[name]
                         direction, scale = gradient(value[:, columns], members=2)
                         grad[:, columns].addcmul_(direction, strength * scale)
-                if strengths["decoupled_wd"] is not None:  # AdamW decays the weights before its update
+                if strengths["decoupled_wd"] is not None:  # AdamW and SGDW decay the weights before the update
                     columns, strength = strengths["decoupled_wd"]
                     value[:, columns] *= 1 - lr * strength
         self.optimizer.step()
@@ -373,8 +377,13 @@ class _Chunk:
             if strengths["prox_l1"] is not None:
                 columns, strength = strengths["prox_l1"]
                 for p in tensors:
-                    value = self._grid_view(p)
-                    regularizers.soft_threshold_(value[:, columns], lr * strength)
+                    regularizers.soft_threshold_(self._grid_view(p)[:, columns], self._threshold(p, columns, strength))
+
+    def _threshold(self, p: torch.Tensor, columns: slice, strength: torch.Tensor) -> torch.Tensor:
+        """Proximal L1's threshold for p's members in `columns`: lr·λ, under Adam rescaled (regularizers)."""
+        m, state = self.members[0], self.optimizer.state[p]
+        return m.lr * strength if self.rule == "sgd" else regularizers.adam_scaled_threshold(
+            m.lr * strength, self._grid_view(state["exp_avg_sq"])[:, columns], state["step"], m.betas[1], m.eps)
 
     def _check_divergence(self, epoch: int) -> None:
         newly = (self.alive & ~self.finite).nonzero().view(-1).tolist()

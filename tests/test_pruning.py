@@ -1,0 +1,138 @@
+"""pipelines/training/pruning.py against values worked out by hand on tiny networks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipelines.training import grid, pruning
+from pipelines.training.reference import MLP
+from pipelines.training.trainer import train_grid
+
+from test_trainer import make_config, make_splits
+
+# One member, 2 inputs -> 2 ReLU units -> 2 classes. Ranked by magnitude, layer 1 loses 0.1, then
+# 0.2, then 3; layer 2 loses 0.05, then 0.3, then 1. The output bias 0.01 breaks the tie of two
+# zero logits towards class 0.
+W1 = [[4.0, 0.1], [0.2, 3.0]]
+W2 = [[1.0, 0.3], [0.05, 1.5]]
+B2 = [0.01, 0.0]
+X = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+Y = torch.tensor([0, 1])
+FRACTIONS = (0.0, 0.25, 0.5, 0.75)
+
+
+def tiny() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    return [torch.tensor([W1]), torch.tensor([W2])], [torch.zeros(1, 2), torch.tensor([B2])]
+
+
+def test_prune_removes_the_smallest_per_layer_and_keeps_the_biases():
+    weights, biases = tiny()
+    half = pruning.prune(weights, 0.5)
+    assert half[0].tolist() == [[[4.0, 0.0], [0.0, 3.0]]]
+    assert half[1].tolist() == [[[1.0, 0.0], [0.0, 1.5]]]
+    assert pruning.prune(weights, 0.75)[1].tolist() == [[[0.0, 0.0], [0.0, 1.5]]]
+    assert torch.equal(weights[0], torch.tensor([W1]))  # the input is left as it was
+    assert torch.equal(pruning.prune(weights, 0.0)[0], weights[0])
+
+
+def test_pruning_curve_and_prunable_fraction_by_hand():
+    weights, biases = tiny()
+    curve = pruning.pruning_curve(weights, biases, X, Y, "relu", FRACTIONS)
+    # 0, 25% and 50%: both samples right. 75%: layer 1 keeps only 4, layer 2 only 1.5, so the second
+    # sample's hidden units are both 0 and its logits (0.01, 0) say class 0.
+    assert curve["acc"][:, 0].tolist() == [1.0, 1.0, 1.0, 0.5]
+    assert curve["acc"].dtype == torch.float64
+    # At 50%: logits (4.01, 0) and (0.01, 4.5).
+    half = (math.log1p(math.exp(-4.01)) + math.log1p(math.exp(0.01 - 4.5))) / 2
+    assert curve["loss"][2, 0].item() == pytest.approx(half, rel=1e-5)  # float32 logits
+    assert pruning.prunable_fraction(curve["acc"], FRACTIONS).tolist() == [0.5]
+
+
+def test_unpruned_curve_equals_the_reference_network():
+    weights, biases = tiny()
+    model = MLP([2, 2, 2], "relu", (0.0,))
+    with torch.no_grad():
+        for layer, w, b in zip(model.layers, weights, biases):
+            layer.weight.copy_(w[0])
+            layer.bias.copy_(b[0])
+    logits, _ = model(X)
+    expected = torch.nn.functional.cross_entropy(logits, Y).item()
+    assert pruning.pruning_curve(weights, biases, X, Y, "relu", (0.0,))["loss"][0, 0].item() == pytest.approx(expected)
+
+
+def test_prunable_fraction_stops_at_the_first_fall_and_keeps_nan():
+    accuracy = torch.tensor([[0.9, 0.9, math.nan],
+                             [0.9, 0.8, math.nan],
+                             [0.9, 0.9, math.nan],
+                             [0.895, 0.9, math.nan]], dtype=torch.float64)
+    fractions = (0.0, 0.5, 0.8, 0.9)
+    result = pruning.prunable_fraction(accuracy, fractions, tolerance=0.005)
+    assert result[:2].tolist() == [0.9, 0.0]  # 0.895 is exactly 0.005 below: within
+    assert math.isnan(result[2])
+    with pytest.raises(ValueError, match="start at 0"):
+        pruning.prunable_fraction(accuracy, (0.1, 0.5, 0.8, 0.9))
+
+
+def test_layer_measures_by_hand():
+    denormal = 1e-39  # below float32's smallest normal, 1.18e-38, yet not zero
+    first = torch.tensor([[[3.0, 4.0], [0.01, 0.0]]])    # RMS 2.5: 0.01 and 0 are below 0.01 × RMS
+    second = torch.tensor([[[0.0, denormal, 1.0, 0.0]]])
+    measures = pruning.layer_measures([first, second])
+    assert measures["layer1_negligible"].item() == 0.5
+    assert measures["layer1_zeros"].item() == 0.25 and measures["layer1_underflow"].item() == 0
+    assert measures["layer2_zeros"].item() == 0.5 and measures["layer2_underflow"].item() == 0.25
+    assert measures["layer2_negligible"].item() == 0.75  # RMS 0.5: the denormal and both zeros
+    # Hoyer: layer 2 is one nonzero (the denormal is negligible against 1.0 in both norms): 1.
+    assert measures["layer2_hoyer"].item() == pytest.approx(1.0)
+    norm1, norm2 = 7.01, math.sqrt(25.0001)
+    assert measures["layer1_hoyer"].item() == pytest.approx((2 - norm1 / norm2) / (2 - 1), rel=1e-6)
+    assert measures["zeros"].item() == pytest.approx(3 / 8) and measures["underflow"].item() == pytest.approx(1 / 8)
+    assert measures["negligible"].item() == pytest.approx(5 / 8)
+
+
+def test_layer_measures_of_an_all_zero_layer_and_a_diverged_member():
+    zero = torch.zeros(1, 2, 3)
+    measures = pruning.layer_measures([torch.cat([zero, torch.full((1, 2, 3), math.nan)])])
+    assert measures["layer1_hoyer"][0].item() == 1.0 and measures["layer1_negligible"][0].item() == 1.0
+    assert measures["layer1_zeros"][0].item() == 1.0
+    assert all(math.isnan(v[1].item()) for v in measures.values())
+
+
+def test_dead_units_never_activate_on_the_samples():
+    # Unit 1 sums the (nonnegative) inputs; unit 2 has only negative weights and bias: dead. Unit 3
+    # is active on the second sample only, which is enough to be alive.
+    weights = [torch.tensor([[[1.0, 1.0], [-1.0, -2.0], [-1.0, 1.0]]]), torch.ones(1, 2, 3)]
+    biases = [torch.tensor([[0.0, -0.1, 0.0]]), torch.zeros(1, 2)]
+    dead = pruning.dead_units(weights, biases, torch.tensor([[1.0, 0.0], [0.0, 2.0]]), "relu")
+    assert dead["layer1_dead"].tolist() == [1] and dead["dead_units"].tolist() == [1]
+
+
+def test_measure_equals_a_plain_loop_over_trained_networks():
+    # The curves of a trained grid, recomputed one network at a time: nn.Module, and each layer's
+    # weights sorted by magnitude with the smallest round(k·n) set to zero.
+    config = make_config(epochs=2, optimizers={"adam": {"lr": 0.01, "families": {"prox_l1": [0.02], "l2": [0.01]}}})
+    members = grid.expand(config)
+    data = make_splits()
+    result = train_grid(members, data, config, [1e-3], torch.device("cpu"), progress=False)
+    weights, biases = [w for w, _ in result.weights], [b for _, b in result.weights]
+    structure, curves = pruning.measure(weights, biases, data, config.activation, torch.device("cpu"))
+    sizes = [6, *config.hidden, 3]
+    for member in members:
+        for fraction in pruning.PRUNE_FRACTIONS:
+            model = MLP(sizes, config.activation, (0.0,) * len(config.hidden))
+            with torch.no_grad():
+                for layer, w, b in zip(model.layers, weights, biases):
+                    flat = w[member.member].flatten().clone()
+                    flat[flat.abs().sort(stable=True).indices[:round(fraction * flat.numel())]] = 0
+                    layer.weight.copy_(flat.view_as(layer.weight))
+                    layer.bias.copy_(b[member.member])
+                logits, _ = model(data.x_val)
+            row = curves[(curves["member"] == member.member) & (curves["fraction"] == fraction)].iloc[0]
+            assert row["val_acc"] == (logits.argmax(1) == data.y_val).double().mean().item()
+            assert row["val_loss"] == pytest.approx(F.cross_entropy(logits, data.y_val).item(), rel=1e-5)
+    assert len(structure) == len(members) and structure["prunable_fraction"].between(0, 0.99).all()
+    assert (structure.loc[[m.member for m in members if m.family == "prox_l1"], "zeros"] > 0).all()

@@ -8,8 +8,12 @@ Where runs go: MLFLOW_TRACKING_URI if set (a SQLite file or an MLflow server), e
   metrics    METRIC_COLUMNS and frac_below_* with step = epoch, as measured during training;
              the same names prefixed "final_" once, at the last epoch: the values in runs.csv
   artifact   weight_stats.json: the final weight norms and sparsity
+  tags       regbench.member: the member's number, which finds the run again (a retried shard)
   status     FINISHED, or FAILED with tag failure_reason when the member diverged;
              KILLED (Ctrl-C) or FAILED (any other error) when the stage stops early
+
+The ray backend splits this: the driver holds the parent (ParentRun) and every shard holds its
+members' child runs (GridRun with parent_run_id), on one store that every node reaches.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ WEIGHT_COLUMNS = ["weight_l1", "weight_l2", "exact_zeros", "hoyer"]
 MAX_METRICS_PER_CALL = 1000  # MLflow's limit for one log_batch call
 CHECK_TIMEOUT_S = 5.0
 STATUS_OF = {"ok": "FINISHED", "diverged": "FAILED"}
+MEMBER_TAG = "regbench.member"
 
 _log = logging.getLogger(__name__)
 
@@ -105,7 +110,8 @@ def _check_server(uri: str) -> None:
     headers = {"Authorization": f"Bearer {creds.token}"} if creds.token else {}
     auth = (creds.username, creds.password) if creds.username and creds.password else None
     verify = False if creds.ignore_tls_verification else (creds.server_cert_path or True)
-    start = "start the server (mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI to use ./mlflow.db"
+    start = ("start the server (mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI "
+             "to use ./mlflow.db")
     try:
         response = requests.get(url, params={"max_results": 1}, headers=headers, auth=auth, verify=verify,
                                 timeout=CHECK_TIMEOUT_S)
@@ -152,7 +158,8 @@ def _client(uri: str) -> MlflowClient:
             _write_ahead_log(database)
             return MlflowClient(uri)
     except Timeout:
-        raise RegbenchError(f"MLflow tracking store {uri}: {lock.lock_file} held by another process for 120 s") from None
+        raise RegbenchError(
+            f"MLflow tracking store {uri}: {lock.lock_file} held by another process for 120 s") from None
 
 
 def _write_ahead_log(database: Path) -> None:
@@ -197,7 +204,7 @@ class GridRun:
     """
 
     def __init__(self, dataset: str, members: pd.DataFrame, tags: dict[str, str], uri: str,
-                 flush_seconds: float = 60.0) -> None:
+                 flush_seconds: float = 60.0, parent_run_id: str = "") -> None:
         self.dataset = dataset
         self.members = members
         self.tags = tags
@@ -205,7 +212,10 @@ class GridRun:
         self.flush_seconds = flush_seconds
         self.experiment_name = f"{EXPERIMENT_PREFIX}{dataset}"
         self.experiment_id = ""
-        self.parent_run_id = ""
+        # With a parent_run_id the runs are one shard's: the parent is the driver's, not ours to
+        # create or end, and a member's run from an earlier attempt is taken up again.
+        self.parent_run_id = parent_run_id
+        self._owns_parent = not parent_run_id
         self.run_ids: list[str] = []
         self._row_of = {member: row for row, member in enumerate(members["member"])}
         self._open: set[str] = set()  # runs not yet ended
@@ -225,42 +235,27 @@ class GridRun:
         return self
 
     def _experiment(self) -> str:
-        experiment = self.client.get_experiment_by_name(self.experiment_name)
-        if experiment is None:
-            try:
-                return self.client.create_experiment(self.experiment_name, artifact_location=self._artifact_location())
-            except MlflowException as error:
-                # Another stage created it between our lookup and our create.
-                if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-                experiment = self.client.get_experiment_by_name(self.experiment_name)
-        if experiment.lifecycle_stage == "deleted":
-            raise RegbenchError(
-                f"MLflow tracking store {self.uri}: experiment {self.experiment_name} is deleted; restore it "
-                f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or remove it for good "
-                f"(mlflow gc --backend-store-uri {self.uri})"
-            )
-        return experiment.experiment_id
-
-    def _artifact_location(self) -> str | None:
-        """Beside a SQLite store, in mlartifacts/; a server chooses its own."""
-        if urlsplit(self.uri).scheme != "sqlite":
-            return None
-        root = _sqlite_path(self.uri).resolve().parent / "mlartifacts"
-        return (root / self.experiment_name).as_uri()
+        return _experiment_id(self.client, self.experiment_name, self.uri)
 
     def _start_runs(self) -> None:
-        parent = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}", tags=self.tags)
-        self.parent_run_id = parent.info.run_id
-        self._open.add(self.parent_run_id)
+        if self._owns_parent:
+            parent = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}", tags=self.tags)
+            self.parent_run_id = parent.info.run_id
+            self._open.add(self.parent_run_id)
+            earlier: dict[str, str] = {}
+        else:
+            earlier = child_runs(self.client, self.experiment_id, self.parent_run_id)
         identities = self.members[IDENTITY_COLUMNS].astype(str).to_dict("records")
         for identity in tqdm(identities, desc=f"mlflow: starting {self.dataset} runs", unit="run", leave=False):
-            child = self.client.create_run(
-                self.experiment_id,
-                run_name=f"{identity['config']} seed={identity['seed']}",
-                tags={"mlflow.parentRunId": self.parent_run_id},
-            )
-            run_id = child.info.run_id
+            run_id = earlier.get(identity["member"], "")
+            if run_id:  # a retried shard: the run its first attempt started, running again
+                self.client.update_run(run_id, status="RUNNING")
+            else:
+                run_id = self.client.create_run(
+                    self.experiment_id,
+                    run_name=f"{identity['config']} seed={identity['seed']}",
+                    tags={"mlflow.parentRunId": self.parent_run_id, MEMBER_TAG: identity["member"]},
+                ).info.run_id
             self.run_ids.append(run_id)
             self._open.add(run_id)
             self.client.log_batch(run_id, params=[Param(k, v) for k, v in identity.items()], synchronous=True)
@@ -320,10 +315,9 @@ class GridRun:
                 self.client.set_tag(run_id, "failure_reason", f"loss became non-finite at epoch {int(diverged_epoch)}")
             self.client.log_dict(run_id, stats, WEIGHT_STATS_FILE)
             self._end(run_id, STATUS_OF[status])
-        summary = {"members": len(final), "diverged": int((final["status"] == "diverged").sum())}
-        timestamp = int(time.time() * 1000)
-        self._log_metrics(self.parent_run_id, [Metric(k, v, timestamp, 0) for k, v in summary.items()])
-        self._end(self.parent_run_id, "FINISHED")
+        if self._owns_parent:
+            _end_parent(self.client, self.parent_run_id, final)
+            self._open.discard(self.parent_run_id)
 
     def _end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
@@ -336,13 +330,110 @@ class GridRun:
 
     def _end_open_runs(self, error: BaseException | None) -> None:
         """Leave no run RUNNING: KILLED after Ctrl-C, FAILED otherwise (metrics still buffered are dropped)."""
-        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-        reason = f"{type(error).__name__}: {error}" if error else "the stage ended before finish()"
+        status = _status_after(error)
         try:
             if self.parent_run_id in self._open:
-                self.client.set_tag(self.parent_run_id, "failure_reason", _one_line(reason)[:5000])
+                self.client.set_tag(self.parent_run_id, "failure_reason", _reason(error))
             for run_id in list(self._open):
                 self._end(run_id, status)
         except MlflowException as failure:
             # Reporting the stage's own error matters more than the runs' statuses.
             _log.error("could not mark %d MLflow runs %s: %s", len(self._open), status, _one_line(failure.message))
+
+
+class ParentRun:
+    """The parent run of a stage whose members are trained in shards elsewhere (the ray backend).
+
+    The driver holds it around training; each shard attaches its members' child runs with
+    GridRun(..., parent_run_id=parent.run_id). finish() ends it FINISHED. Leaving the block without
+    finish() ends it, and every child run still RUNNING (a shard cancelled or lost with its
+    worker), KILLED after Ctrl-C and FAILED otherwise; children that ended keep their status.
+    """
+
+    def __init__(self, dataset: str, tags: dict[str, str], uri: str) -> None:
+        self.dataset, self.tags, self.uri = dataset, tags, uri
+        self.experiment_name = f"{EXPERIMENT_PREFIX}{dataset}"
+        self.experiment_id = ""
+        self.run_id = ""
+        self._open = False
+
+    def __enter__(self) -> ParentRun:
+        self.client = _client(self.uri)
+        self.experiment_id = _experiment_id(self.client, self.experiment_name, self.uri)
+        self.run_id = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}",
+                                             tags=self.tags).info.run_id
+        self._open = True
+        return self
+
+    def finish(self, final: pd.DataFrame) -> None:
+        _end_parent(self.client, self.run_id, final)
+        self._open = False
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if not self._open:
+            return
+        status = _status_after(error)
+        try:
+            self.client.set_tag(self.run_id, "failure_reason", _reason(error))
+            running = child_runs(self.client, self.experiment_id, self.run_id, status="RUNNING")
+            for run_id in [*running.values(), self.run_id]:
+                self.client.set_terminated(run_id, status)
+        except MlflowException as failure:
+            _log.error("could not mark the MLflow runs of %s %s: %s", self.run_id, status, _one_line(failure.message))
+
+
+def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str, status: str = "") -> dict[str, str]:
+    """Run id of each member (its MEMBER_TAG) among the child runs of a parent; `status` filters."""
+    query = f"tags.mlflow.parentRunId = '{parent_run_id}'" + (f" and attributes.status = '{status}'" if status else "")
+    found: dict[str, str] = {}
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)
+        found |= {run.data.tags[MEMBER_TAG]: run.info.run_id for run in page if MEMBER_TAG in run.data.tags}
+        token = page.token
+        if not token:
+            return found
+
+
+def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=_artifact_location(uri, name))
+        except MlflowException as error:
+            # Another stage created it between our lookup and our create.
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = client.get_experiment_by_name(name)
+            assert experiment is not None, "an experiment that exists is found by its name"
+    if experiment.lifecycle_stage == "deleted":
+        raise RegbenchError(
+            f"MLflow tracking store {uri}: experiment {name} is deleted; restore it "
+            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or remove it for good "
+            f"(mlflow gc --backend-store-uri {uri})"
+        )
+    return experiment.experiment_id
+
+
+def _artifact_location(uri: str, experiment_name: str) -> str | None:
+    """Beside a SQLite store, in mlartifacts/; a server chooses its own."""
+    if urlsplit(uri).scheme != "sqlite":
+        return None
+    root = _sqlite_path(uri).resolve().parent / "mlartifacts"
+    return (root / experiment_name).as_uri()
+
+
+def _end_parent(client: MlflowClient, run_id: str, final: pd.DataFrame) -> None:
+    summary = {"members": len(final), "diverged": int((final["status"] == "diverged").sum())}
+    timestamp = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, v, timestamp, 0) for k, v in summary.items()], synchronous=True)
+    client.set_terminated(run_id, "FINISHED")
+
+
+def _status_after(error: BaseException | None) -> str:
+    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+
+
+def _reason(error: BaseException | None) -> str:
+    return _one_line(f"{type(error).__name__}: {error}" if error else "the stage ended before finish()")[:5000]

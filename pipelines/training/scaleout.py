@@ -7,11 +7,13 @@ come from its seed alone (networks.py), and the merge restores the grid's member
 
 One more thing decides the last bit on the CPU. torch's fused optimizers update a stacked tensor
 in units of 16 float32 (a cache line): vectorized, except the tensor's last, incomplete unit,
-which rounds differently. So a shard holds a multiple of the *seed quantum*: the fewest seeds
+which rounds differently. So a CPU shard holds a multiple of the *seed quantum*: the fewest seeds
 whose stacked tensors span whole units in every cohort. Its members then sit in the same units as
 in the local backend's one stack per cohort, and runs.csv, curves.csv and the weights are
-bit-identical (tests/test_scaleout.py). With max_chunk_members above 0 the local backend chunks
-differently, and the two agree to rounding only.
+bit-identical (tests/test_scaleout.py). The price is fewer, larger shards on CPUs (a grid whose
+quantum is 8 seeds runs 10 seeds as shards of 8 and 2). GPU shards are single seeds or more: the
+local backend's GPU chunks follow free memory, so GPU results already agree to rounding only, as
+do both backends' with max_chunk_members above 0.
 
 The prepared data are put in Ray's object store once; each node fetches them once and each
 worker process deserializes them once, whatever number of shards it trains. Tracking: the driver
@@ -103,7 +105,7 @@ def train(dataset: str, members: list[Member], identity: pd.DataFrame, data: Pre
                 f"MLFLOW_TRACKING_URI {uri}: a SQLite file cannot take runs from the {nodes} nodes of the Ray cluster; "
                 "start a tracking server (make tracking-server) and set MLFLOW_TRACKING_URI=http://HOST:PORT")
         slots, resources = _slots(settings.train.device)
-        blocks = seed_blocks(members, data, config, slots)
+        blocks = seed_blocks(members, data, config, slots, "num_gpus" in resources)
         print(f"train {dataset}: {len(blocks)} shards of {len(blocks[0])} seeds on {nodes} Ray nodes "
               f"({slots} {'GPUs' if 'num_gpus' in resources else 'CPUs'})")
         parent = tracking.ParentRun(dataset, tags, uri) if uri else None
@@ -134,11 +136,12 @@ def seed_quantum(members: list[Member], data: Prepared, config: DatasetTrain) ->
     return quantum
 
 
-def seed_blocks(members: list[Member], data: Prepared, config: DatasetTrain, slots: int) -> list[list[int]]:
+def seed_blocks(members: list[Member], data: Prepared, config: DatasetTrain, slots: int,
+                gpus: bool) -> list[list[int]]:
     """The seeds of each shard: consecutive in sorted order (the trainer stacks a cohort's seeds
-    sorted), a multiple of the seed quantum, as evenly as that allows over `slots` tasks."""
+    sorted), on CPUs a multiple of the seed quantum, as evenly as that allows over `slots` tasks."""
     seeds = sorted({m.seed for m in members})
-    quantum = seed_quantum(members, data, config)
+    quantum = 1 if gpus else seed_quantum(members, data, config)
     per_shard = quantum * math.ceil(len(seeds) / (slots * quantum))
     return [seeds[i:i + per_shard] for i in range(0, len(seeds), per_shard)]
 

@@ -8,7 +8,8 @@ Where runs go: MLFLOW_TRACKING_URI if set (a SQLite file or an MLflow server), e
   metrics    METRIC_COLUMNS and frac_below_* with step = epoch, as measured during training;
              the same names prefixed "final_" once, at the last epoch: the values in runs.csv
   artifact   weight_stats.json: the final weight norms and sparsity
-  tags       regbench.member: the member's number, which finds the run again (a retried shard)
+  tags       regbench.member: the member's number, which finds the run again (a retried shard),
+             and regbench.resumed on a run that a retried shard took up
   status     FINISHED, or FAILED with tag failure_reason when the member diverged;
              KILLED (Ctrl-C) or FAILED (any other error) when the stage stops early
 
@@ -51,6 +52,7 @@ MAX_METRICS_PER_CALL = 1000  # MLflow's limit for one log_batch call
 CHECK_TIMEOUT_S = 5.0
 STATUS_OF = {"ok": "FINISHED", "diverged": "FAILED"}
 MEMBER_TAG = "regbench.member"
+RESUMED_TAG = "regbench.resumed"  # on a run taken up again by a retried shard
 
 _log = logging.getLogger(__name__)
 
@@ -250,6 +252,7 @@ class GridRun:
             run_id = earlier.get(identity["member"], "")
             if run_id:  # a retried shard: the run its first attempt started, running again
                 self.client.update_run(run_id, status="RUNNING")
+                self.client.set_tag(run_id, RESUMED_TAG, "true")
             else:
                 run_id = self.client.create_run(
                     self.experiment_id,

@@ -43,6 +43,7 @@ from pipelines.core.params import DatasetTrain, Params
 from pipelines.data.datasets import Prepared
 from pipelines.training import networks, tracking
 from pipelines.training.grid import Member
+from pipelines.training.parent_run import ParentRun
 from pipelines.training.trainer import GridResult, choose_device, train_grid
 
 RETRIES = 3  # a shard whose worker or node dies is run again, up to this many times
@@ -92,7 +93,7 @@ class Sharded:
 
 
 def train(dataset: str, members: list[Member], identity: pd.DataFrame, data: Prepared, settings: Params,
-          uri: str | None, tags: dict[str, str]) -> tuple[Sharded, tracking.ParentRun | None]:
+          uri: str | None, tags: dict[str, str]) -> tuple[Sharded, ParentRun | None]:
     """Train the grid on the Ray cluster; returns the merged result and the parent run (None
     without tracking). Raises RegbenchError naming the shard whose every attempt failed."""
     config = getattr(settings.train, dataset)
@@ -108,7 +109,7 @@ def train(dataset: str, members: list[Member], identity: pd.DataFrame, data: Pre
         blocks = seed_blocks(members, data, config, slots, "num_gpus" in resources)
         print(f"train {dataset}: {len(blocks)} shards of {len(blocks[0])} seeds on {nodes} Ray nodes "
               f"({slots} {'GPUs' if 'num_gpus' in resources else 'CPUs'})")
-        parent = tracking.ParentRun(dataset, tags, uri) if uri else None
+        parent = ParentRun(dataset, tags, uri) if uri else None
         with parent or contextlib.nullcontext():
             shards = [Shard(i + 1, dataset, [m for m in members if m.seed in block],
                             identity[identity["seed"].isin(block)].reset_index(drop=True), config,

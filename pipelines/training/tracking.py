@@ -13,7 +13,7 @@ Where runs go: MLFLOW_TRACKING_URI if set (a SQLite file or an MLflow server), e
   status     FINISHED, or FAILED with tag failure_reason when the member diverged;
              KILLED (Ctrl-C) or FAILED (any other error) when the stage stops early
 
-The ray backend splits this: the driver holds the parent (ParentRun) and every shard holds its
+The ray backend splits this: the driver holds the parent (parent_run.py) and every shard holds its
 members' child runs (GridRun with parent_run_id), on one store that every node reaches.
 """
 
@@ -100,7 +100,7 @@ def _check_sqlite(uri: str) -> None:
     if header and header != b"SQLite format 3\x00":
         raise RegbenchError(f"MLflow tracking store {uri}: {database} is not a SQLite database; {fix}")
     try:
-        _client(uri)
+        store_client(uri)
     except (MlflowException, sqlite3.Error) as error:
         raise RegbenchError(f"MLflow tracking store {uri}: {_one_line(str(error))}") from None
 
@@ -146,7 +146,7 @@ def _sqlite_path(uri: str) -> Path:
     return Path(database)
 
 
-def _client(uri: str) -> MlflowClient:
+def store_client(uri: str) -> MlflowClient:
     """A client whose store exists with MLflow's current schema (created on first use)."""
     _quiet_mlflow()
     if urlsplit(uri).scheme != "sqlite":
@@ -226,7 +226,7 @@ class GridRun:
         self._last_epoch = 0
 
     def __enter__(self) -> GridRun:
-        self.client = _client(self.uri)
+        self.client = store_client(self.uri)
         self.experiment_id = self._experiment()
         try:
             self._start_runs()
@@ -237,7 +237,7 @@ class GridRun:
         return self
 
     def _experiment(self) -> str:
-        return _experiment_id(self.client, self.experiment_name, self.uri)
+        return experiment_id(self.client, self.experiment_name, self.uri)
 
     def _start_runs(self) -> None:
         if self._owns_parent:
@@ -319,7 +319,7 @@ class GridRun:
             self.client.log_dict(run_id, stats, WEIGHT_STATS_FILE)
             self._end(run_id, STATUS_OF[status])
         if self._owns_parent:
-            _end_parent(self.client, self.parent_run_id, final)
+            end_parent(self.client, self.parent_run_id, final)
             self._open.discard(self.parent_run_id)
 
     def _end(self, run_id: str, status: str) -> None:
@@ -333,57 +333,15 @@ class GridRun:
 
     def _end_open_runs(self, error: BaseException | None) -> None:
         """Leave no run RUNNING: KILLED after Ctrl-C, FAILED otherwise (metrics still buffered are dropped)."""
-        status = _status_after(error)
+        status, reason = ending(error)
         try:
             if self.parent_run_id in self._open:
-                self.client.set_tag(self.parent_run_id, "failure_reason", _reason(error))
+                self.client.set_tag(self.parent_run_id, "failure_reason", reason)
             for run_id in list(self._open):
                 self._end(run_id, status)
         except MlflowException as failure:
             # Reporting the stage's own error matters more than the runs' statuses.
             _log.error("could not mark %d MLflow runs %s: %s", len(self._open), status, _one_line(failure.message))
-
-
-class ParentRun:
-    """The parent run of a stage whose members are trained in shards elsewhere (the ray backend).
-
-    The driver holds it around training; each shard attaches its members' child runs with
-    GridRun(..., parent_run_id=parent.run_id). finish() ends it FINISHED. Leaving the block without
-    finish() ends it, and every child run still RUNNING (a shard cancelled or lost with its
-    worker), KILLED after Ctrl-C and FAILED otherwise; children that ended keep their status.
-    """
-
-    def __init__(self, dataset: str, tags: dict[str, str], uri: str) -> None:
-        self.dataset, self.tags, self.uri = dataset, tags, uri
-        self.experiment_name = f"{EXPERIMENT_PREFIX}{dataset}"
-        self.experiment_id = ""
-        self.run_id = ""
-        self._open = False
-
-    def __enter__(self) -> ParentRun:
-        self.client = _client(self.uri)
-        self.experiment_id = _experiment_id(self.client, self.experiment_name, self.uri)
-        self.run_id = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}",
-                                             tags=self.tags).info.run_id
-        self._open = True
-        return self
-
-    def finish(self, final: pd.DataFrame) -> None:
-        _end_parent(self.client, self.run_id, final)
-        self._open = False
-
-    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if not self._open:
-            return
-        status = _status_after(error)
-        try:
-            self.client.set_tag(self.run_id, "failure_reason", _reason(error))
-            running = child_runs(self.client, self.experiment_id, self.run_id, status="RUNNING")
-            for run_id in [*running.values(), self.run_id]:
-                self.client.set_terminated(run_id, status)
-        except MlflowException as failure:
-            _log.error("could not mark the MLflow runs of %s %s: %s", self.run_id, status, _one_line(failure.message))
 
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str, status: str = "") -> dict[str, str]:
@@ -399,7 +357,7 @@ def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str, sta
             return found
 
 
-def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
@@ -427,16 +385,15 @@ def _artifact_location(uri: str, experiment_name: str) -> str | None:
     return (root / experiment_name).as_uri()
 
 
-def _end_parent(client: MlflowClient, run_id: str, final: pd.DataFrame) -> None:
+def end_parent(client: MlflowClient, run_id: str, final: pd.DataFrame) -> None:
+    """Log the grid's summary on the parent run and end it FINISHED."""
     summary = {"members": len(final), "diverged": int((final["status"] == "diverged").sum())}
     timestamp = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, v, timestamp, 0) for k, v in summary.items()], synchronous=True)
     client.set_terminated(run_id, "FINISHED")
 
 
-def _status_after(error: BaseException | None) -> str:
-    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-
-
-def _reason(error: BaseException | None) -> str:
-    return _one_line(f"{type(error).__name__}: {error}" if error else "the stage ended before finish()")[:5000]
+def ending(error: BaseException | None) -> tuple[str, str]:
+    """The status of runs that a stage leaves early, and the failure_reason tag of its parent run."""
+    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    return status, _one_line(f"{type(error).__name__}: {error}" if error else "the stage ended before finish()")[:5000]

@@ -9,6 +9,7 @@ both measure training and its distribution only. Checks that every Ray result is
 the local one and prints a Markdown table:
 
   wall s        the whole call, Ray's connection and shutdown included (not the cluster's start)
+  (the local backend twice: on torch's threads, as users run it, and on one, as each shard runs)
   train s       inside train_grid, summed over the shards
   overhead/shard  (wall x shards run at once - train s) / shards: the slot-seconds a shard spends
                   outside train_grid (connection, runtime environment, scheduling, data, results)
@@ -44,13 +45,18 @@ def main() -> None:
     identity = grid.identity_frame(args.dataset, members, config)
     print(f"scale-out benchmark: {args.dataset}, profile {settings.profile}, {len(members)} members, "
           f"{len(config.seeds)} seeds, {config.epochs} epochs, seed quantum "
-          f"{scaleout.seed_quantum(members, data, config)}, {torch.get_num_threads()} torch threads locally")
+          f"{scaleout.seed_quantum(members, data, config)}; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
 
-    start = time.perf_counter()
-    local = train_grid(members, data, config, settings.train.sparsity_thresholds,
-                       choose_device("cpu"), settings.train.max_chunk_members, progress=False)
-    wall = time.perf_counter() - start
-    rows = [("local", "-", 1, wall, local.seconds, wall - local.seconds)]
+    # The local backend as users run it (torch's threads), and on one thread as each Ray shard runs.
+    rows = []
+    for threads in dict.fromkeys([torch.get_num_threads(), 1]):
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        local = train_grid(members, data, config, settings.train.sparsity_thresholds,
+                           choose_device("cpu"), settings.train.max_chunk_members, progress=False)
+        wall = time.perf_counter() - start
+        rows.append((f"local, {threads} thread{'s' * (threads > 1)}", "-", 1, wall, local.seconds, 0.0))
 
     for nodes in args.nodes:
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,

@@ -1,5 +1,7 @@
 """The ray backend with real parts: a Ray cluster of a head and two worker nodes on loopback, an
-MLflow server on a PostgreSQL database, and the train stage as users run it.
+MLflow server on a PostgreSQL database, and the train stage as users run it: the results equal the
+local backend's, the server holds one child run per member, Ctrl-C ends every run KILLED, and a
+worker node killed during training loses and duplicates no run.
 
 The grid is small (diabetes, 8 configurations x 4 seeds: two shards of two seeds) and the results
 are compared with the local backend's, bit for bit. Debian's postgresql is installed with apt-get
@@ -13,6 +15,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -224,7 +227,7 @@ def test_ray_backend_gives_the_local_results_and_one_child_run_per_member(
     _set_backend(workdir, "ray", tracking=True)
     done = _run(workdir, "train", **_ray_env(cluster, tracking_server))
     assert done.returncode == 0, done.stderr
-    assert "2 shards of 2 seeds on 3 Ray nodes" in done.stdout
+    assert "seeds in 2 shard(s) [[0, 1], [2, 3]] on 3 Ray node(s)" in done.stdout
     _assert_one_finished_run_per_member(tracking_server, workdir, _assert_same_results(workdir))
 
 
@@ -235,28 +238,48 @@ def test_a_sqlite_store_is_refused_on_more_than_one_node_before_training(workdir
     assert done.returncode != 0
     error = done.stderr.strip().splitlines()[-1]
     assert error.startswith("error: MLFLOW_TRACKING_URI sqlite:") and "start a tracking server" in error
-    assert "shards of" not in done.stdout and time.monotonic() - started < 120
+    assert "shard(s)" not in done.stdout and time.monotonic() - started < 120
 
 
-def test_a_killed_worker_node_loses_and_duplicates_no_run(workdir: Path, cluster: Cluster,
-                                                          tracking_server: str) -> None:
+def _start_training(workdir: Path, cluster: Cluster, url: str) -> subprocess.Popen[str]:
+    """The train stage with the ray backend, returned once both shards have started their members'
+    runs and none has finished."""
     _set_backend(workdir, "ray", tracking=True)
-    client = MlflowClient(tracking_server)
+    client = MlflowClient(url)
     experiment = client.get_experiment_by_name("regbench-diabetes").experiment_id
     before = {run.info.run_id for run in client.search_runs([experiment], max_results=1000)}
-    stage = subprocess.Popen(_stage("train"), cwd=workdir, env=_env(**_ray_env(cluster, tracking_server)),
+    stage = subprocess.Popen(_stage("train"), cwd=workdir, env=_env(**_ray_env(cluster, url)),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Kill a worker node once both shards have started their members' runs, none finished.
     deadline = time.monotonic() + 300
     while True:
-        assert stage.poll() is None, f"the stage ended before a node was killed:\n{stage.communicate()}"
+        assert stage.poll() is None, f"the stage ended before its shards were seen training:\n{stage.communicate()}"
         assert time.monotonic() < deadline, "the shards did not start within 300 s"
         runs = [r for r in client.search_runs([experiment], max_results=1000) if r.info.run_id not in before]
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
         if len(children) == MEMBERS:
-            assert all(r.info.status == "RUNNING" for r in children), "the shards finished before the kill"
-            break
+            assert all(r.info.status == "RUNNING" for r in children), "the shards finished too soon"
+            return stage
         time.sleep(0.5)
+
+
+def test_ctrl_c_cancels_the_shards_and_ends_every_run_killed(workdir: Path, cluster: Cluster,
+                                                             tracking_server: str) -> None:
+    stage = _start_training(workdir, cluster, tracking_server)
+    stage.send_signal(signal.SIGINT)
+    _, stderr = stage.communicate(timeout=300)
+    assert stage.returncode != 0 and "KeyboardInterrupt" in stderr
+    client = MlflowClient(tracking_server)
+    experiment = client.get_experiment_by_name("regbench-diabetes").experiment_id
+    newest = client.search_runs([experiment], "attributes.run_name = 'train diabetes'", max_results=1,
+                                order_by=["attributes.start_time DESC"])[0]
+    assert newest.info.status == "KILLED"
+    children = _children(tracking_server, newest.info.run_id)
+    assert len(children) == MEMBERS and {run.info.status for run in children} == {"KILLED"}
+
+
+def test_a_killed_worker_node_loses_and_duplicates_no_run(workdir: Path, cluster: Cluster,
+                                                          tracking_server: str) -> None:
+    stage = _start_training(workdir, cluster, tracking_server)
     cluster.remove_node(next(iter(cluster.worker_nodes)), allow_graceful=False)
     _, stderr = stage.communicate(timeout=600)
     assert stage.returncode == 0, stderr

@@ -107,8 +107,8 @@ def train(dataset: str, members: list[Member], identity: pd.DataFrame, data: Pre
                 "start a tracking server (make tracking-server) and set MLFLOW_TRACKING_URI=http://HOST:PORT")
         slots, resources = _slots(settings.train.device)
         blocks = seed_blocks(members, data, config, slots, "num_gpus" in resources)
-        print(f"train {dataset}: {len(blocks)} shards of {len(blocks[0])} seeds on {nodes} Ray nodes "
-              f"({slots} {'GPUs' if 'num_gpus' in resources else 'CPUs'})")
+        print(f"train {dataset}: seeds in {len(blocks)} shard(s) {blocks} on {nodes} Ray node(s), "
+              f"{slots} {'GPU' if 'num_gpus' in resources else 'CPU'}(s) at once")
         parent = ParentRun(dataset, tags, uri) if uri else None
         with parent or contextlib.nullcontext():
             shards = [Shard(i + 1, dataset, [m for m in members if m.seed in block],

@@ -6,6 +6,7 @@ worker node killed during training loses and duplicates no run.
 The grid is small (diabetes, 8 configurations x 4 seeds: two shards of two seeds) and the results
 are compared with the local backend's, bit for bit. Debian's postgresql is installed with apt-get
 when missing, as test_report.py installs Chromium; no database server is a failure, not a skip.
+A fast test checks the sharding itself, without Ray.
 """
 
 from __future__ import annotations
@@ -32,13 +33,35 @@ import yaml
 from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
+from pipelines.training import grid, scaleout
 from pipelines.training.tracking import MEMBER_TAG, RESUMED_TAG
+from pipelines.training.trainer import train_grid
+
+from test_trainer import THRESHOLDS, make_config, make_splits
 
 REPO = Path(__file__).resolve().parents[1]
 MEMBERS = 32
 NODE = {"num_cpus": 1, "object_store_memory": 200 * 1024 ** 2}
 
-pytestmark = pytest.mark.slow
+
+
+def test_shards_of_whole_seed_quanta_train_every_member_bit_identically() -> None:
+    """Without Ray: each shard of seed_blocks, trained alone, gives its members' exact bits."""
+    config = make_config(hidden=[8, 8], seeds=list(range(5)))
+    members, data = grid.expand(config), make_splits(classes=4)
+    quantum = scaleout.seed_quantum(members, data, config)
+    blocks = scaleout.seed_blocks(members, data, config, slots=3, gpus=False)
+    assert quantum > 1 and all(len(block) % quantum == 0 for block in blocks[:-1]) and len(blocks) > 1
+    assert sum(blocks, []) == config.seeds
+    whole = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
+    for block in blocks:
+        shard = [m for m in members if m.seed in block]
+        part = train_grid(shard, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
+        rows = [m.member for m in shard]
+        pd.testing.assert_frame_equal(part.final, whole.final.set_index("member").loc[rows].reset_index(),
+                                      check_exact=True)
+        for (w, b), (w_part, b_part) in zip(whole.weights, part.weights, strict=True):
+            assert torch.equal(w[rows], w_part) and torch.equal(b[rows], b_part)
 
 
 def _free_port() -> int:
@@ -222,6 +245,7 @@ def _ray_env(cluster: Cluster, uri: str) -> dict[str, str]:
     return {"RAY_ADDRESS": cluster.address, "MLFLOW_TRACKING_URI": uri}
 
 
+@pytest.mark.slow
 def test_ray_backend_gives_the_local_results_and_one_child_run_per_member(
         workdir: Path, cluster: Cluster, tracking_server: str) -> None:
     _set_backend(workdir, "ray", tracking=True)
@@ -231,6 +255,7 @@ def test_ray_backend_gives_the_local_results_and_one_child_run_per_member(
     _assert_one_finished_run_per_member(tracking_server, workdir, _assert_same_results(workdir))
 
 
+@pytest.mark.slow
 def test_a_sqlite_store_is_refused_on_more_than_one_node_before_training(workdir: Path, cluster: Cluster) -> None:
     _set_backend(workdir, "ray", tracking=True)
     started = time.monotonic()
@@ -262,6 +287,7 @@ def _start_training(workdir: Path, cluster: Cluster, url: str) -> subprocess.Pop
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_shards_and_ends_every_run_killed(workdir: Path, cluster: Cluster,
                                                              tracking_server: str) -> None:
     stage = _start_training(workdir, cluster, tracking_server)
@@ -277,6 +303,7 @@ def test_ctrl_c_cancels_the_shards_and_ends_every_run_killed(workdir: Path, clus
     assert len(children) == MEMBERS and {run.info.status for run in children} == {"KILLED"}
 
 
+@pytest.mark.slow
 def test_a_killed_worker_node_loses_and_duplicates_no_run(workdir: Path, cluster: Cluster,
                                                           tracking_server: str) -> None:
     stage = _start_training(workdir, cluster, tracking_server)

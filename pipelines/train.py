@@ -21,7 +21,7 @@ from pipelines.core import params, provenance, results
 from pipelines.core.errors import stage
 from pipelines.core.files import atomic_path
 from pipelines.data.datasets import load_prepared
-from pipelines.training import grid, scaleout, tracking
+from pipelines.training import grid, tracking
 from pipelines.training.trainer import GridResult, choose_device, train_grid
 
 
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if settings.train.backend == "ray":
         print(f"train {dataset}: {shape} on Ray")
+        from pipelines.training import scaleout  # here, so that the local backend starts without Ray
+
         sharded, parent = scaleout.train(dataset, members, identity, data, settings, uri,
                                          _tags(dataset, settings, "ray"))
         result, run_ids, device_type, device_name = (sharded.result, sharded.run_ids, sharded.device_type,

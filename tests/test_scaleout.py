@@ -1,7 +1,8 @@
 """The ray backend with real parts: a Ray cluster of a head and two worker nodes on loopback, an
 MLflow server on a PostgreSQL database, and the train stage as users run it: the results equal the
-local backend's, the server holds one child run per member, Ctrl-C ends every run KILLED, and a
-worker node killed during training loses and duplicates no run.
+local backend's, the server holds one child run per member, Ctrl-C ends every run KILLED, a worker
+node killed during training loses and duplicates no run, and a shard lost on every attempt fails
+the stage with its members named.
 
 The grid is small (diabetes, 8 configurations x 4 seeds: two shards of two seeds) and the results
 are compared with the local backend's, bit for bit. Debian's postgresql is installed with apt-get
@@ -11,6 +12,7 @@ A fast test checks the sharding itself, without Ray.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -26,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 import requests
 import torch
@@ -313,3 +316,33 @@ def test_a_killed_worker_node_loses_and_duplicates_no_run(workdir: Path, cluster
     children = _assert_one_finished_run_per_member(tracking_server, workdir, _assert_same_results(workdir))
     resumed = [r for r in children if r.data.tags.get(RESUMED_TAG) == "true"]
     assert len(resumed) == MEMBERS // 2, "the killed node's shard ran again and took up its runs"
+
+
+@pytest.mark.slow
+def test_a_shard_lost_on_every_attempt_fails_the_stage_naming_its_members(workdir: Path, cluster: Cluster,
+                                                                         tracking_server: str) -> None:
+    """After the node kill above one worker node is left, so one shard trains every seed; its worker
+    process is killed on every attempt (only processes of this cluster's raylet)."""
+    (worker,) = cluster.worker_nodes
+    raylet = psutil.Process(worker.all_processes["raylet"][0].process.pid)
+    stage = _start_training(workdir, cluster, tracking_server)
+    killed: set[int] = set()
+    while stage.poll() is None:
+        for process in raylet.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if process.pid not in killed and " ".join(process.cmdline()).startswith("ray::_train_shard"):
+                    process.kill()
+                    killed.add(process.pid)
+        time.sleep(0.2)
+    _, stderr = stage.communicate()
+    error = stderr.strip().splitlines()[-1]
+    assert stage.returncode != 0 and len(killed) == 1 + scaleout.RETRIES, stderr
+    assert error.startswith("error: train diabetes: shard 1 (seeds [0, 1, 2, 3]; members [0, 1, 2, 3, 4,")
+    assert f"failed on every attempt (1 + {scaleout.RETRIES} retries)" in error
+    client = MlflowClient(tracking_server)
+    experiment = client.get_experiment_by_name("regbench-diabetes").experiment_id
+    newest = client.search_runs([experiment], "attributes.run_name = 'train diabetes'", max_results=1,
+                                order_by=["attributes.start_time DESC"])[0]
+    children = _children(tracking_server, newest.info.run_id)
+    assert newest.info.status == "FAILED" and "shard 1" in newest.data.tags["failure_reason"]
+    assert len(children) == MEMBERS and {run.info.status for run in children} == {"FAILED"}

@@ -10,11 +10,16 @@ LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCK) | sha256sum | cut -c1-16)
 BIN := $(VENV)/bin
 PORT ?= 5000
+# make tracking-server: the database (postgresql://user[:password]@host[:port]/database), where
+# artifacts go, and the address to bind: loopback unless HOST=0.0.0.0 opens it to the cluster.
+TRACKING_DB ?= postgresql://$(shell id -un)@127.0.0.1:5432/mlflow
+ARTIFACTS ?= $(CURDIR)/mlartifacts-server
+HOST ?= 127.0.0.1
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 REF ?= HEAD
 
-.PHONY: help setup repro test test-fast lint ui bench compare lock clean
+.PHONY: help setup repro test test-fast lint ui tracking-server bench compare lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +58,12 @@ ui: $(STAMP) ## browse the runs: MLflow UI on 127.0.0.1:5000 (PORT=... to change
 	echo "MLflow UI for $$uri at http://127.0.0.1:$(PORT)  (Ctrl-C to stop); each experiment's runs:"; \
 	$(BIN)/python -m pipelines.training.browse "$$uri" "http://127.0.0.1:$(PORT)"; \
 	$(BIN)/mlflow ui --backend-store-uri "$$uri" --host 127.0.0.1 --port $(PORT) --workers 1
+
+tracking-server: $(STAMP) ## MLflow server on PostgreSQL for the ray backend (TRACKING_DB=, ARTIFACTS=, HOST=, PORT=)
+	@case "$(TRACKING_DB)" in postgresql://*) ;; *) echo "TRACKING_DB=$(TRACKING_DB): expected postgresql://user@host:port/database"; exit 2;; esac
+	@echo "MLflow tracking server at http://$(HOST):$(PORT) on $(TRACKING_DB); on every node: export MLFLOW_TRACKING_URI=http://<this host>:$(PORT)"
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow server --backend-store-uri "$(TRACKING_DB)" \
+	  --artifacts-destination "$(ARTIFACTS)" --host $(HOST) --port $(PORT) --workers 2
 
 bench: $(STAMP) ## speed benchmarks: batched trainer vs the reference loop (BENCH_ARGS=...), MLflow tracking
 	$(RUN) python -m benchmarks.trainer $(BENCH_ARGS)

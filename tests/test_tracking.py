@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 from pipelines.core import results
 from pipelines.core.errors import RegbenchError
 from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
-from pipelines.training import tracking
+from pipelines.training import orphans, tracking
 
 TAGS = {"git_commit": "0123abc", "git_dirty": "false", "params_hash": "feed", "profile": "smoke",
         "device": "cpu", "torch": "2.14.1", "cuda": "none", "dvc_stage": "train@diabetes"}
@@ -474,7 +474,7 @@ def train_until_running(root: Path, shared_mirror: Path) -> tuple[subprocess.Pop
         assert process.poll() is None, process.communicate()
         experiment_id = experiment_id or getattr(client.get_experiment_by_name("regbench-diabetes"),
                                                  "experiment_id", None)
-        runs = client.search_runs([experiment_id], f"tags.{tracking.PID_TAG} = '{process.pid}'",
+        runs = client.search_runs([experiment_id], f"tags.{orphans.PID_TAG} = '{process.pid}'",
                                   max_results=10_000) if experiment_id else []
         if len(runs) == expected:
             return process, runs
@@ -498,7 +498,7 @@ def test_sigterm_ends_the_runs_killed_in_one_line(prepared_diabetes: Path, share
 def test_runs_of_a_sigkilled_stage_are_ended_killed_by_the_next_one(prepared_diabetes: Path,
                                                                      shared_mirror: Path) -> None:
     process, runs = train_until_running(prepared_diabetes, shared_mirror)
-    assert {run.data.tags[tracking.HOST_TAG] for run in runs} == {socket.gethostname()}
+    assert {run.data.tags[orphans.HOST_TAG] for run in runs} == {socket.gethostname()}
     process.kill()  # SIGKILL: what the out-of-memory killer sends; nothing in the stage runs
     process.communicate(timeout=60)
     client = MlflowClient(f"sqlite:///{prepared_diabetes / 'mlflow.db'}")

@@ -148,6 +148,9 @@ class DatasetTrain(Schema):
 
 
 class TrainParams(Schema):
+    # Where the grid is trained; not a dependency of the train stage in dvc.yaml, since both
+    # backends give the same results (pipelines/training/scaleout.py).
+    backend: Literal["local", "ray"]
     device: Literal["auto", "cpu", "cuda"]
     cuda_tf32: bool
     tracking: bool

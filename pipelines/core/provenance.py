@@ -111,8 +111,9 @@ def file_hashes(paths: list[Path]) -> dict[str, str]:
 
 
 def params_hash(params: Params) -> str:
-    """sha256 of the effective params; the unused profile overlays are left out, the chosen one is applied."""
-    return _sha256(params.model_dump(mode="json", exclude={"profiles"}))
+    """sha256 of the effective params; the unused profile overlays are left out, the chosen one is applied.
+    train.backend is left out too: where the grid is trained changes no result."""
+    return _sha256(params.model_dump(mode="json", exclude={"profiles": True, "train": {"backend"}}))
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:

@@ -11,12 +11,15 @@ Networks are stacked as the trainers and models/<dataset>/weights.pt hold them: 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import torch
 
 from pipelines.data.datasets import Prepared
 from pipelines.training import networks
 from pipelines.training.evaluation import loss_and_accuracy
+from pipelines.training.trainer import GridResult
 
 # The fractions k of each layer's weights removed, from none to nearly all.
 PRUNE_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
@@ -159,6 +162,19 @@ def measure(weights: list[torch.Tensor], biases: list[torch.Tensor], data: Prepa
            for split, values in curves.items() for name in ("loss", "acc")},
     })
     return pd.DataFrame({name: value.numpy() for name, value in per_member.items()}), curve
+
+
+def with_structure(result: GridResult, data: Prepared, activation: str, device: torch.device) -> GridResult:
+    """The trained result with the contract's structure columns in its final rows and its pruning
+    curves (`member` as in the grid); a diverged member's are NaN, as its metrics are."""
+    structure, curves = measure([w for w, _ in result.weights], [b for _, b in result.weights], data, activation,
+                                device)
+    diverged = (result.final["status"] == "diverged").to_numpy()
+    structure.loc[diverged] = float("nan")
+    curves.loc[diverged[curves["member"]], ["val_loss", "val_acc", "test_loss", "test_acc"]] = float("nan")
+    curves["member"] = result.final["member"].to_numpy()[curves["member"]]
+    final = pd.concat([result.final.reset_index(drop=True), structure], axis=1)
+    return dataclasses.replace(result, final=final, pruning=curves)
 
 
 def _finite(weights: list[torch.Tensor]) -> torch.Tensor:

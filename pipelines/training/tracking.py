@@ -8,11 +8,15 @@ Where runs go: MLFLOW_TRACKING_URI if set (a SQLite file or an MLflow server), e
   metrics    METRIC_COLUMNS and frac_below_* with step = epoch, as measured during training;
              the same names prefixed "final_" once, at the last epoch: the values in runs.csv
   artifact   weight_stats.json: the final weight norms and sparsity
+  tags       regbench.member: the member's number, which finds the run again (a retried shard),
+             and regbench.resumed on a run that a retried shard took up
   status     FINISHED, or FAILED with tag failure_reason when the member diverged;
              KILLED (Ctrl-C, SIGTERM) or FAILED (any other error) when the stage stops early
-  tags       host and pid of the training process (on the parent too): a stage killed outright
-             (SIGKILL, out of memory) cannot end its runs, so the next stage of that dataset on the
-             same host ends those whose process is gone KILLED, with a failure_reason
+  tags       host and pid of the training process (on the parent too), so that the next stage ends
+             KILLED the runs of a stage killed outright (orphans.py)
+
+The ray backend splits this: the driver holds the parent (parent_run.py) and every shard holds its
+members' child runs (GridRun with parent_run_id), on one store that every node reaches.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import contextlib
 import logging
 import math
 import os
-import socket
 import sqlite3
 import tempfile
 import time
@@ -33,7 +36,7 @@ import pandas as pd
 import requests
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, Run
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.utils.credentials import get_default_host_creds
 from sqlalchemy.engine import make_url
@@ -41,7 +44,8 @@ from sqlalchemy.exc import ArgumentError
 from tqdm import tqdm
 
 from pipelines.core.errors import RegbenchError
-from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns, structure_columns
+from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
+from pipelines.training import orphans
 
 EXPERIMENT_PREFIX = "regbench-"
 FINAL_PREFIX = "final_"
@@ -50,7 +54,8 @@ WEIGHT_COLUMNS = ["weight_l1", "weight_l2", "exact_zeros", "hoyer"]
 MAX_METRICS_PER_CALL = 1000  # MLflow's limit for one log_batch call
 CHECK_TIMEOUT_S = 5.0
 STATUS_OF = {"ok": "FINISHED", "diverged": "FAILED"}
-HOST_TAG, PID_TAG = "host", "pid"
+MEMBER_TAG = "regbench.member"
+RESUMED_TAG = "regbench.resumed"  # on a run taken up again by a retried shard
 
 _log = logging.getLogger(__name__)
 
@@ -100,7 +105,7 @@ def _check_sqlite(uri: str) -> None:
     if header:
         _check_integrity(uri, database)
     try:
-        _client(uri)
+        store_client(uri)
     except (MlflowException, sqlite3.Error) as error:
         raise RegbenchError(f"MLflow tracking store {uri}: {_one_line(str(error))}") from None
 
@@ -126,8 +131,8 @@ def _check_server(uri: str) -> None:
     headers = {"Authorization": f"Bearer {creds.token}"} if creds.token else {}
     auth = (creds.username, creds.password) if creds.username and creds.password else None
     verify = False if creds.ignore_tls_verification else (creds.server_cert_path or True)
-    start = ("start the server (mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI to use "
-             "./mlflow.db")
+    start = ("start the server (mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI "
+             "to use ./mlflow.db")
     try:
         response = requests.get(url, params={"max_results": 1}, headers=headers, auth=auth, verify=verify,
                                 timeout=CHECK_TIMEOUT_S)
@@ -160,7 +165,7 @@ def _sqlite_path(uri: str) -> Path:
     return Path(database)
 
 
-def _client(uri: str) -> MlflowClient:
+def store_client(uri: str) -> MlflowClient:
     """A client whose store exists with MLflow's current schema (created on first use)."""
     _quiet_mlflow()
     if urlsplit(uri).scheme != "sqlite":
@@ -203,16 +208,6 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0 sends nothing: it only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
-
-
 def _json_safe(record: dict[str, float]) -> dict[str, float | None]:
     """NaN and infinity (a diverged member's weights) are not JSON: write null."""
     return {k: float(v) if math.isfinite(v) else None for k, v in record.items()}
@@ -230,7 +225,7 @@ class GridRun:
     """
 
     def __init__(self, dataset: str, members: pd.DataFrame, tags: dict[str, str], uri: str,
-                 flush_seconds: float = 60.0) -> None:
+                 flush_seconds: float = 60.0, parent_run_id: str = "") -> None:
         self.dataset = dataset
         self.members = members
         self.tags = tags
@@ -238,7 +233,10 @@ class GridRun:
         self.flush_seconds = flush_seconds
         self.experiment_name = f"{EXPERIMENT_PREFIX}{dataset}"
         self.experiment_id = ""
-        self.parent_run_id = ""
+        # With a parent_run_id the runs are one shard's: the parent is the driver's, not ours to
+        # create or end, and a member's run from an earlier attempt is taken up again.
+        self.parent_run_id = parent_run_id
+        self._owns_parent = not parent_run_id
         self.run_ids: list[str] = []
         self._row_of = {member: row for row, member in enumerate(members["member"])}
         self._open: set[str] = set()  # runs not yet ended
@@ -247,9 +245,10 @@ class GridRun:
         self._last_epoch = 0
 
     def __enter__(self) -> GridRun:
-        self.client = _client(self.uri)
+        self.client = store_client(self.uri)
         self.experiment_id = self._experiment()
-        self._end_orphaned_runs()
+        if self._owns_parent:  # a shard of the ray backend leaves this to its driver's host
+            orphans.end_orphaned_runs(self.client, self.experiment_id, self.experiment_name)
         try:
             self._start_runs()
         except BaseException as error:
@@ -259,75 +258,30 @@ class GridRun:
         return self
 
     def _experiment(self) -> str:
-        experiment = self.client.get_experiment_by_name(self.experiment_name)
-        if experiment is None:
-            try:
-                return self.client.create_experiment(self.experiment_name, artifact_location=self._artifact_location())
-            except MlflowException as error:
-                # Another stage created it between our lookup and our create.
-                if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-                experiment = self.client.get_experiment_by_name(self.experiment_name)
-                assert experiment is not None  # creating it failed because it exists
-        if experiment.lifecycle_stage == "deleted":
-            raise RegbenchError(
-                f"MLflow tracking store {self.uri}: experiment {self.experiment_name} is deleted; restore it "
-                f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or remove it for good "
-                f"(mlflow gc --backend-store-uri {self.uri})"
-            )
-        return experiment.experiment_id
-
-    def _artifact_location(self) -> str | None:
-        """Beside a SQLite store, in mlartifacts/; a server chooses its own."""
-        if urlsplit(self.uri).scheme != "sqlite":
-            return None
-        root = _sqlite_path(self.uri).resolve().parent / "mlartifacts"
-        return (root / self.experiment_name).as_uri()
-
-    def _end_orphaned_runs(self) -> None:
-        """End KILLED the runs that a stage on this host left RUNNING when it was killed outright: no other
-        process will, and the UI would show them training forever. A run whose process still exists
-        (another stage training now) is left alone."""
-        host = socket.gethostname()
-        query = f"attributes.status = 'RUNNING' and tags.{HOST_TAG} = '{host}'"
-        ended: dict[str, int] = {}
-        for run in self._search(query):
-            pid = run.data.tags.get(PID_TAG, "")
-            if not pid.isdigit() or _process_exists(int(pid)):
-                continue
-            self.client.set_tag(run.info.run_id, "failure_reason",
-                                f"the training process (pid {pid} on {host}) ended without ending this run: "
-                                "killed outright (SIGKILL, out of memory) or crashed")
-            self.client.set_terminated(run.info.run_id, "KILLED")
-            ended[pid] = ended.get(pid, 0) + 1
-        for pid, count in ended.items():
-            _log.warning("mlflow: ended %d runs of %s KILLED that process %s left RUNNING (it no longer exists)",
-                         count, self.experiment_name, pid)
-
-    def _search(self, query: str) -> list[Run]:
-        found: list[Run] = []
-        page_token = None
-        while True:
-            page = self.client.search_runs([self.experiment_id], query, max_results=1000, page_token=page_token)
-            found += page
-            page_token = page.token
-            if not page_token:
-                return found
+        return experiment_id(self.client, self.experiment_name, self.uri)
 
     def _start_runs(self) -> None:
-        owner = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
-        parent = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}",
-                                        tags=self.tags | owner)
-        self.parent_run_id = parent.info.run_id
-        self._open.add(self.parent_run_id)
+        if self._owns_parent:
+            parent = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}",
+                                            tags=self.tags | orphans.owner_tags())
+            self.parent_run_id = parent.info.run_id
+            self._open.add(self.parent_run_id)
+            earlier: dict[str, str] = {}
+        else:
+            earlier = child_runs(self.client, self.experiment_id, self.parent_run_id)
         identities = self.members[IDENTITY_COLUMNS].astype(str).to_dict("records")
         for identity in tqdm(identities, desc=f"mlflow: starting {self.dataset} runs", unit="run", leave=False):
-            child = self.client.create_run(
-                self.experiment_id,
-                run_name=f"{identity['config']} seed={identity['seed']}",
-                tags={"mlflow.parentRunId": self.parent_run_id, **owner},
-            )
-            run_id = child.info.run_id
+            run_id = earlier.get(identity["member"], "")
+            if run_id:  # a retried shard: the run its first attempt started, running again
+                self.client.update_run(run_id, status="RUNNING")
+                self.client.set_tag(run_id, RESUMED_TAG, "true")
+            else:
+                run_id = self.client.create_run(
+                    self.experiment_id,
+                    run_name=f"{identity['config']} seed={identity['seed']}",
+                    tags={"mlflow.parentRunId": self.parent_run_id, MEMBER_TAG: identity["member"],
+                          **orphans.owner_tags()},
+                ).info.run_id
             self.run_ids.append(run_id)
             self._open.add(run_id)
             self.client.log_batch(run_id, params=[Param(k, v) for k, v in identity.items()], synchronous=True)
@@ -369,13 +323,13 @@ class GridRun:
 
     def finish(self, final: pd.DataFrame) -> None:
         """End every run: `final` has one row per member (members' order) with status
-        ("ok" / "diverged"), diverged_epoch and the final metrics (and structure columns, if any)."""
+        ("ok" / "diverged"), diverged_epoch and the final metrics."""
         if len(final) != len(self.run_ids):
             raise ValueError(f"final: {len(final)} rows, expected one per member ({len(self.run_ids)})")
         unknown = sorted(set(final["status"]) - set(STATUS_OF))
         if unknown:
             raise ValueError(f"final: status {unknown}, expected one of {sorted(STATUS_OF)}")
-        columns = METRIC_COLUMNS + sparsity_columns(final) + structure_columns(final)
+        columns = METRIC_COLUMNS + sparsity_columns(final)
         self._buffer(final, list(range(len(final))), columns, [self._last_epoch] * len(final), prefix=FINAL_PREFIX)
         weight_stats = [_json_safe(r) for r in final[WEIGHT_COLUMNS + sparsity_columns(final)].to_dict("records")]
         rows = zip(self.run_ids, self._pending, final["status"], final["diverged_epoch"], weight_stats)
@@ -387,10 +341,9 @@ class GridRun:
                 self.client.set_tag(run_id, "failure_reason", f"loss became non-finite at epoch {int(diverged_epoch)}")
             self.client.log_dict(run_id, stats, WEIGHT_STATS_FILE)
             self._end(run_id, STATUS_OF[status])
-        summary = {"members": len(final), "diverged": int((final["status"] == "diverged").sum())}
-        timestamp = int(time.time() * 1000)
-        self._log_metrics(self.parent_run_id, [Metric(k, v, timestamp, 0) for k, v in summary.items()])
-        self._end(self.parent_run_id, "FINISHED")
+        if self._owns_parent:
+            end_parent(self.client, self.parent_run_id, final)
+            self._open.discard(self.parent_run_id)
 
     def _end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
@@ -403,13 +356,67 @@ class GridRun:
 
     def _end_open_runs(self, error: BaseException | None) -> None:
         """Leave no run RUNNING: KILLED after Ctrl-C, FAILED otherwise (metrics still buffered are dropped)."""
-        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-        reason = f"{type(error).__name__}: {error}" if error else "the stage ended before finish()"
+        status, reason = ending(error)
         try:
             if self.parent_run_id in self._open:
-                self.client.set_tag(self.parent_run_id, "failure_reason", _one_line(reason)[:5000])
+                self.client.set_tag(self.parent_run_id, "failure_reason", reason)
             for run_id in list(self._open):
                 self._end(run_id, status)
         except MlflowException as failure:
             # Reporting the stage's own error matters more than the runs' statuses.
             _log.error("could not mark %d MLflow runs %s: %s", len(self._open), status, _one_line(failure.message))
+
+
+def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str, status: str = "") -> dict[str, str]:
+    """Run id of each member (its MEMBER_TAG) among the child runs of a parent; `status` filters."""
+    query = f"tags.mlflow.parentRunId = '{parent_run_id}'" + (f" and attributes.status = '{status}'" if status else "")
+    found: dict[str, str] = {}
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)
+        found |= {run.data.tags[MEMBER_TAG]: run.info.run_id for run in page if MEMBER_TAG in run.data.tags}
+        token = page.token
+        if not token:
+            return found
+
+
+def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=_artifact_location(uri, name))
+        except MlflowException as error:
+            # Another stage created it between our lookup and our create.
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = client.get_experiment_by_name(name)
+            assert experiment is not None, "an experiment that exists is found by its name"
+    if experiment.lifecycle_stage == "deleted":
+        raise RegbenchError(
+            f"MLflow tracking store {uri}: experiment {name} is deleted; restore it "
+            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or remove it for good "
+            f"(mlflow gc --backend-store-uri {uri})"
+        )
+    return experiment.experiment_id
+
+
+def _artifact_location(uri: str, experiment_name: str) -> str | None:
+    """Beside a SQLite store, in mlartifacts/; a server chooses its own."""
+    if urlsplit(uri).scheme != "sqlite":
+        return None
+    root = _sqlite_path(uri).resolve().parent / "mlartifacts"
+    return (root / experiment_name).as_uri()
+
+
+def end_parent(client: MlflowClient, run_id: str, final: pd.DataFrame) -> None:
+    """Log the grid's summary on the parent run and end it FINISHED."""
+    summary = {"members": len(final), "diverged": int((final["status"] == "diverged").sum())}
+    timestamp = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, v, timestamp, 0) for k, v in summary.items()], synchronous=True)
+    client.set_terminated(run_id, "FINISHED")
+
+
+def ending(error: BaseException | None) -> tuple[str, str]:
+    """The status of runs that a stage leaves early, and the failure_reason tag of its parent run."""
+    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    return status, _one_line(f"{type(error).__name__}: {error}" if error else "the stage ended before finish()")[:5000]

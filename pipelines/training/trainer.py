@@ -42,6 +42,7 @@ class GridResult:
     seconds: float
     member_samples: int = 0
     second_moments: adam_state.SecondMoments | None = None  # None when no member was trained with Adam's rule
+    pruning: pd.DataFrame | None = None  # pruning curves, added by pruning.with_structure
     diverged: int = field(init=False)
 
     def __post_init__(self) -> None:

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import synthetic
 from pipelines import analyze
 from pipelines.analysis.hypotheses import HYPOTHESES
-from pipelines.core import params
-from pipelines.core import results, tables
+from pipelines.core import params, results, tables
 from pipelines.core.errors import DataError
+
+import synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 VERDICTS = {"supported", "not supported", "inconclusive"}

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from pipelines.core.results import FAMILIES, sparsity_columns, threshold_of
 from pipelines.plots import style as plotting
-from pipelines.plots.style import FAMILY_COLORS, INTERVAL, Drawn, family_label
-from pipelines.core.results import (FAMILIES, sparsity_columns)
 from pipelines.plots.evidence import Evidence, config_label
+from pipelines.plots.style import FAMILY_COLORS, INTERVAL, Drawn, family_label
 
 # The hypotheses (of the analyze stage) each figure is evidence for; the report places it by them.
 HYPOTHESES = {
@@ -42,7 +42,7 @@ def sparsity(ev: Evidence) -> Drawn:
     """01: fraction of weights below each sparsity threshold (and exactly zero) versus strength."""
     lines = _lines(ev.ok)
     lines = lines[lines["family"] != "dropout"]
-    measures = {c: f"|w| < {_threshold(c):g}" for c in sparsity_columns(ev.runs)}
+    measures = {c: f"|w| < {threshold_of(c):g}" for c in sparsity_columns(ev.runs)}
     measures["exact_zeros"] = "|w| = 0 exactly"
     styles = plotting.line_styles(sorted(set(lines["variant"])))
     figure, axes = plotting.panels(len(measures), height=2.3)
@@ -66,7 +66,7 @@ def weight_magnitudes(ev: Evidence) -> Drawn:
     floor, top = long["log_magnitude"].min(), long["log_magnitude"].max()
     groups = sorted(set(long["group"]))
     styles = plotting.line_styles(sorted(set(long["variant"])), markers=False)
-    thresholds = [math.log10(_threshold(c)) for c in sparsity_columns(ev.runs)]
+    thresholds = [math.log10(threshold_of(c)) for c in sparsity_columns(ev.runs)]
     ticks = np.arange(math.ceil(floor), math.floor(top) + 1)
     tick_labels = [f"{t:.0f}".replace("-", "−") for t in ticks]
     tick_labels[0] = f"≤{tick_labels[0]}\n(and 0)"
@@ -143,14 +143,14 @@ def elastic_net(ev: Evidence) -> Drawn | None:
     if elastic.empty:
         return None
     measures = [("test_acc", 100.0, "test accuracy (%)", "rocket")]
-    measures += [(c, 1.0, f"fraction |w| < {_threshold(c):g}", "mako_r")
+    measures += [(c, 1.0, f"fraction |w| < {threshold_of(c):g}", "mako_r")
                  for c in sparsity_columns(ev.runs)]
     measures += [("weight_l2", 1.0, "weight L2 norm ‖w‖₂", "crest")]
     groups = sorted(set(elastic["group"]))
     figure, axes = plotting.panels(len(groups) * len(measures), columns=3, height=2.4, sharey=False)
     for ax, (group, (column, scale, label, cmap)) in zip(axes, [(g, m) for g in groups for m in measures]):
-        cells = elastic[elastic["group"] == group].assign(value=lambda f: f[column] * scale)
-        cells = cells.groupby(["l2", "l1"])["value"]
+        chosen = elastic[elastic["group"] == group]
+        cells = chosen.assign(value=chosen[column] * scale).groupby(["l2", "l1"])["value"]
         plotting.heatmap_cells(ax, cells.mean().unstack("l1"), cells.agg(plotting.ci_half_width).unstack("l1"), cmap)
         ax.invert_yaxis()  # λ2 grows upwards, like a plot's y axis
         ax.set(xlabel="λ1 (L1 strength)", ylabel="λ2 (L2 strength)",
@@ -268,11 +268,6 @@ FIGURES: tuple[Callable[[Evidence], Drawn | None], ...] = (
 def _lines(ok: pd.DataFrame) -> pd.DataFrame:
     """Rows drawn as lines over a strength: every family but the baseline and elastic net, strength > 0."""
     return ok[~ok["family"].isin(NO_LINES) & (ok["strength"] > 0)]
-
-
-def _threshold(column: str) -> float:
-    """The threshold t of a frac_below_<t> column (see pipelines.results.sparsity_column)."""
-    return float(column.removeprefix("frac_below_"))
 
 
 def _magnitude_ecdfs(ev: Evidence) -> tuple[pd.DataFrame, dict[str, list[float]]]:

@@ -179,3 +179,33 @@ def test_a_group_without_baseline_is_refused(workdir: Path) -> None:
     edit_runs(workdir, lambda runs: runs[runs["config"] != "sgd/none"])
     with pytest.raises(DataError, match="'sgd' has no baseline"):
         run_diabetes()
+
+
+def test_a_group_whose_baseline_diverged_is_inconclusive_and_the_others_are_judged(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes")
+
+    def diverge(runs: pd.DataFrame) -> pd.DataFrame:
+        rows = runs["config"] == "sgd/none"
+        runs.loc[rows, "status"] = "diverged"
+        runs.loc[rows, results.METRIC_COLUMNS] = np.nan
+        return runs
+
+    edit_runs(workdir, diverge)
+    run_diabetes()
+    reason = "sgd: every member of baseline sgd/none diverged"
+    verdicts = table("verdicts").set_index("hypothesis")
+    for hypothesis in ("H1", "H2", "H3", "H4", "H5"):
+        verdict, evidence = verdicts.loc[hypothesis, ["verdict", "evidence"]]
+        # Inconclusive for want of sgd, unless a check of adam's already fails.
+        said = "Undecided: " if verdict == "inconclusive" else "Not analysed: "
+        assert verdict in {"inconclusive", "not supported"} and reason in evidence.split(said)[1], hypothesis
+    assert verdicts.loc["H2", "verdict"] == "inconclusive"  # adam's checks pass: only sgd is missing
+    assert verdicts.loc["H2", "evidence"].startswith("adam: weight_l2")
+    assert reason not in verdicts.loc["H6", "evidence"]  # the ablation needs no baseline
+    assert set(table("comparisons")["optimizer"]) == set(table("selected")["optimizer"]) == {"adam"}
+    summary = json.loads(results.METRICS_FILE.read_text())["diabetes"]
+    assert summary["lost_groups"] == [f"{reason}, so the group cannot be compared against it"]
+    assert summary["best_optimizer"] == "adam" and summary["H4"]["adam_friedman_p"] is not None
+    assert "sgd_friedman_p" not in summary["H4"]
+    exclusions = table("exclusions").set_index("config")
+    assert exclusions.loc["sgd/none", ["members", "diverged"]].tolist() == [10, 10]

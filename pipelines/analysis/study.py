@@ -3,7 +3,9 @@ them, judge; out come the dataset's rows of every table (pipelines/core/tables.p
 of metrics.json.
 
 metrics.json: {dataset: {members, diverged, seeds, baseline_test_acc, best_family, best_optimizer,
-best_config, best_test_acc, H1: {verdict, ...headline numbers}, ..., H6: {...}}}. The best family
+best_config, best_test_acc, [lost_groups,] H1: {verdict, ...headline numbers}, ..., H6: {...}}}.
+lost_groups (only when there is one) gives the reason each unanalysed optimizer group was lost
+(pipelines/analysis/grid.py); the best_* keys are null when every group was. The best family
 is the validation-selected config with the highest mean val_acc over all groups (selection stays
 on validation); baseline_test_acc is the baseline of its group. Each hypothesis' module lists its
 headline numbers (accuracies and their differences as fractions).
@@ -21,7 +23,7 @@ from pipelines.analysis import plan as tests
 from pipelines.analysis.grid import Grid
 from pipelines.analysis.hypotheses import HYPOTHESES, Context
 from pipelines.analysis.selection import match, select
-from pipelines.analysis.verdicts import RULE
+from pipelines.analysis.verdicts import NOT_SUPPORTED, RULE
 from pipelines.core import tables
 from pipelines.core.params import AnalyzeParams
 
@@ -35,10 +37,13 @@ def analyze_dataset(grid: Grid, settings: AnalyzeParams) -> tuple[Tables, dict[s
     verdicts, summary = [], _summary(grid, context.selected)
     for hypothesis in HYPOTHESES:
         judgement = hypothesis.judge(context, findings)
-        if hypothesis.plan_group is not None:  # a lost group is one this hypothesis could not test
-            judgement = replace(judgement, checks=judgement.checks + [(None, why) for why in grid.lost().values()])
+        lost = list(grid.lost().values()) if hypothesis.plan_group is not None else []
+        judgement = replace(judgement, checks=judgement.checks + [(None, why) for why in lost])
         verdict, undecided = judgement.verdict()
-        evidence = judgement.evidence + (f". Undecided: {undecided}" if undecided else "") + "."
+        evidence = judgement.evidence + (f". Undecided: {undecided}" if undecided else "")
+        if lost and verdict == NOT_SUPPORTED:  # decided without the lost group, which still needs saying
+            evidence += ". Not analysed: " + "; ".join(lost)
+        evidence += "."
         verdicts.append({"dataset": grid.dataset, "hypothesis": hypothesis.id, "title": hypothesis.title,
                          "verdict": verdict, "rule": hypothesis.rule(settings) + RULE, "evidence": evidence})
         summary[hypothesis.id] = {"verdict": verdict, **judgement.headline}
@@ -98,6 +103,8 @@ def _summary(grid: Grid, selected: pd.DataFrame) -> dict[str, object]:
     seeds = set().union(*(frame.index for frame in grid.ok.values()))
     summary: dict[str, object] = {"members": grid.configs["members"].sum(), "diverged": grid.configs["diverged"].sum(),
                                   "seeds": len(seeds)}
+    if grid.lost():  # only then, so that a study without one keeps its metrics.json
+        summary["lost_groups"] = list(grid.lost().values())
     if selected.empty:  # every group lost: there is nothing to pick
         return summary | dict.fromkeys(("baseline_test_acc", "best_family", "best_optimizer", "best_config",
                                         "best_test_acc"))

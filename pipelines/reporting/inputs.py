@@ -78,7 +78,7 @@ def read_inputs(params_file: Path = params.PARAMS_FILE) -> Inputs:
     drawn = {d: _read_figures(results.FIGURES_DIR / d, d) for d in names}
     return Inputs(
         metrics=metrics,
-        tables=tables.read(directory=results.TABLES_DIR),
+        tables=tables.read(),
         figures=drawn,
         summaries={d: _read_keys(results.summary_path(d), "train", SUMMARY_KEYS) for d in names},
         runs={d: results.read_runs(results.runs_path(d)) for d in names},

@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipelines.analysis import plan as tests
 from pipelines.analysis.grid import Grid
-from pipelines.analysis.hypotheses import HYPOTHESES, Context
+from pipelines.analysis.hypotheses import HYPOTHESES, Context, Hypothesis
 from pipelines.analysis.selection import match, select
 from pipelines.analysis.verdicts import NOT_SUPPORTED, RULE
 from pipelines.core import tables
@@ -34,23 +34,31 @@ def analyze_dataset(grid: Grid, settings: AnalyzeParams) -> tuple[Tables, dict[s
     """Every table of one dataset, and its entry of metrics.json."""
     context = Context(grid, settings, select(grid, settings), match(grid, settings.match_tolerance))
     findings = tests.run(grid, plan(context), settings)
-    verdicts, summary = [], _summary(grid, context.selected)
+    summary = _summary(grid, context.selected)
+    verdicts: list[dict[str, str]] = []
     for hypothesis in HYPOTHESES:
-        judgement = hypothesis.judge(context, findings)
-        lost = list(grid.lost().values()) if hypothesis.plan_group is not None else []
-        judgement = replace(judgement, checks=judgement.checks + [(None, why) for why in lost])
-        verdict, undecided = judgement.verdict()
-        evidence = judgement.evidence + (f". Undecided: {undecided}" if undecided else "")
-        if lost and verdict == NOT_SUPPORTED:  # decided without the lost group, which still needs saying
-            evidence += ". Not analysed: " + "; ".join(lost)
-        evidence += "."
-        verdicts.append({"dataset": grid.dataset, "hypothesis": hypothesis.id, "title": hypothesis.title,
-                         "verdict": verdict, "rule": hypothesis.rule(settings) + RULE, "evidence": evidence})
-        summary[hypothesis.id] = {"verdict": verdict, **judgement.headline}
+        row, summary[hypothesis.id] = _verdict(hypothesis, context, findings)
+        verdicts.append(row)
     exclusions = grid.configs.assign(dataset=grid.dataset)[tables.COLUMNS["exclusions"]].reset_index(drop=True)
     return ({**_test_tables(grid.dataset, findings), "selected": context.selected, "matched": context.matched,
              "exclusions": exclusions, "verdicts": tables.frame("verdicts", verdicts)},
             {key: _plain(value) for key, value in summary.items()})
+
+
+def _verdict(hypothesis: Hypothesis, context: Context, findings: tests.Findings) -> tuple[dict[str, str],
+                                                                                        dict[str, object]]:
+    """The hypothesis' row of the verdicts table and its entry of metrics.json. A lost group is an
+    undecided check of every hypothesis about groups."""
+    judgement = hypothesis.judge(context, findings)
+    lost = list(context.grid.lost().values()) if hypothesis.plan_group is not None else []
+    judgement = replace(judgement, checks=judgement.checks + [(None, why) for why in lost])
+    verdict, undecided = judgement.verdict()
+    evidence = judgement.evidence + (f". Undecided: {undecided}" if undecided else "")
+    if lost and verdict == NOT_SUPPORTED:  # decided without the lost group, which still needs saying
+        evidence += ". Not analysed: " + "; ".join(lost)
+    row = {"dataset": context.grid.dataset, "hypothesis": hypothesis.id, "title": hypothesis.title,
+           "verdict": verdict, "rule": hypothesis.rule(context.settings) + RULE, "evidence": evidence + "."}
+    return row, {"verdict": verdict, **judgement.headline}
 
 
 def plan(context: Context) -> tests.Plan:

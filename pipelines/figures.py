@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from tqdm import tqdm
 
-from pipelines.core import files, params
+from pipelines.core import files, params, tables
 from pipelines.core.errors import stage
 from pipelines.core.results import FIGURES_DIR
 from pipelines.plots import style as plotting
 from pipelines.plots.catalog import FIGURES, HYPOTHESES
-from pipelines.plots.evidence import datasets, load_evidence, read_tables
+from pipelines.plots.evidence import TABLES, datasets, load_evidence
 
 
 @stage
@@ -28,11 +28,11 @@ def main() -> None:
     """Draw every figure of every dataset with results into a fresh reports/figures."""
     dpi = params.load().figures.dpi
     names = datasets()
-    tables = read_tables()
+    analysis = tables.read(TABLES)
     plotting.use_theme()
     with files.atomic_path(FIGURES_DIR) as out:
         for dataset in names:
-            evidence = load_evidence(dataset, tables)
+            evidence = load_evidence(dataset, analysis)
             drawn = []
             for draw in tqdm(FIGURES, desc=f"figures {dataset}", unit="figure"):
                 figure = draw(evidence)

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from pipelines.core import results
+from pipelines.training.grid import config_name
 
 THRESHOLDS = (1e-4, 1e-3, 1e-2)
 
@@ -37,11 +38,6 @@ BIAS_ABLATION = [(o, f, s) for o, f, s in GRID if o == "adam" and f == "l2"]
 SETTING_COLUMNS = ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd", "dropout", "act_l1", "act_l2")
 STRENGTH_OF = {"l1": "l1", "prox_l1": "prox_l1", "l2": "l2", "l2_norm": "l2_norm", "elastic": "l1",
                "weight_decay": "weight_decay", "adamw": "decoupled_wd", "dropout": "dropout"}
-
-
-def _config_name(optimizer: str, family: str, settings: dict[str, float], penalize_bias: bool) -> str:
-    inner = ",".join(f"{k}={v:g}" for k, v in settings.items())
-    return f"{optimizer}/{family}" + (f"/{inner}" if inner else "") + ("/bias" if penalize_bias else "")
 
 
 def _strength(family: str, settings: dict[str, float]) -> float:
@@ -76,7 +72,8 @@ def _metrics(family: str, settings: dict[str, float], effect: float, rng: np.ran
     weight_l2 = 30.0 * (1 - shrink) + jitter() * 5
     return {
         "train_loss": train_loss, "train_acc": train_acc, "val_loss": test_loss + jitter(), "val_acc": val_acc,
-        "test_loss": test_loss, "test_acc": test_acc, "gap_acc": train_acc - test_acc, "gap_loss": test_loss - train_loss,
+        "test_loss": test_loss, "test_acc": test_acc, "gap_acc": train_acc - test_acc,
+        "gap_loss": test_loss - train_loss,
         "weight_l1": weight_l2 * 40 * (1 - sparse), "weight_l2": weight_l2,
         "exact_zeros": exact, "hoyer": 0.2 + 0.6 * sparse, **frac,
     }
@@ -94,7 +91,7 @@ def make_results(dataset: str = "diabetes", seeds: int = 10, effect: float = 1.0
             (c, s) for c in configs for s in range(seeds)):
         row = {c: 0.0 for c in SETTING_COLUMNS} | settings
         identity = {
-            "dataset": dataset, "member": member, "config": _config_name(optimizer, family, settings, penalize_bias),
+            "dataset": dataset, "member": member, "config": config_name(optimizer, family, settings, penalize_bias),
             "family": family, "optimizer": optimizer, "lr": 1e-3 if optimizer != "sgd" else 1e-2,
             "momentum": 0.9 if optimizer == "sgd" else 0.0, "seed": s, "penalize_bias": penalize_bias,
             "strength": _strength(family, settings), **row,

@@ -13,28 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import synthetic
 from pipelines import analyze
-from pipelines.core import params
-from pipelines.core import results
+from pipelines.analysis.hypotheses import HYPOTHESES
+from pipelines.core import params, results, tables
 from pipelines.core.errors import DataError
 
+import synthetic
+
 REPO = Path(__file__).resolve().parents[1]
-TABLES = ("comparisons", "selected", "matched", "ranking", "trends", "equivalence", "exclusions", "verdicts")
-REQUIRED_COLUMNS = {
-    "comparisons": ["dataset", "hypothesis", "metric", "a", "b", "family_a", "family_b", "optimizer", "n", "mean_a",
-                    "mean_b", "mean_diff", "ci_low", "ci_high", "wilcoxon_p", "ttest_p", "holm_p", "bh_p",
-                    "rank_biserial", "cohens_dz", "p_a_beats_b", "p_beats_ci_low", "p_beats_ci_high",
-                    "min_attainable_p", "can_reach_alpha"],
-    "selected": ["dataset", "optimizer", "family", "config", "strength", "val_acc_mean", "test_acc_mean",
-                 "test_acc_ci_low", "test_acc_ci_high", "n_seeds", "n_diverged"],
-    "ranking": ["dataset", "optimizer", "family", "config", "mean_rank", "friedman_statistic", "friedman_p", "n_seeds"],
-    "trends": ["dataset", "hypothesis", "family", "metric", "levels", "page_L", "page_p", "n_seeds", "monotone"],
-    "equivalence": ["dataset", "optimizer", "a", "b", "metric", "margin", "mean_diff", "tost_p", "equivalent"],
-    "exclusions": ["dataset", "config", "members", "diverged"],
-    "verdicts": ["dataset", "hypothesis", "title", "verdict", "rule", "evidence"],
-}
 VERDICTS = {"supported", "not supported", "inconclusive"}
+HYPOTHESES_IDS = [h.id for h in HYPOTHESES]
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +45,7 @@ def edit_runs(root: Path, change: Callable[[pd.DataFrame], pd.DataFrame], datase
 
 
 def table(name: str) -> pd.DataFrame:
-    return pd.read_csv(results.TABLES_DIR / f"{name}.csv", keep_default_na=False, na_values=[""])
+    return tables.read()[name]
 
 
 def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> None:
@@ -65,11 +53,10 @@ def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> No
         synthetic.write_results(workdir, dataset, effect=1.0)
     analyze.main()
 
-    for name in TABLES:
+    for name in tables.COLUMNS:
         for suffix in (".csv", ".md", ".tex"):
             assert (results.TABLES_DIR / f"{name}{suffix}").stat().st_size > 0, (name, suffix)
-    for name, columns in REQUIRED_COLUMNS.items():
-        assert set(columns) <= set(table(name).columns), name
+    assert {name: list(frame.columns) for name, frame in tables.read().items()} == tables.COLUMNS
     metrics = json.loads(results.METRICS_FILE.read_text())
     verdicts = table("verdicts")
     assert set(metrics) == set(params.DATASETS)
@@ -177,7 +164,7 @@ def test_a_single_seed_is_inconclusive_with_the_reason(workdir: Path) -> None:
     assert verdicts["evidence"].str.contains("Undecided: ").all()
     assert not table("comparisons")["can_reach_alpha"].any()
     summary = json.loads(results.METRICS_FILE.read_text())["diabetes"]
-    assert {summary[h]["verdict"] for h in analyze.JUDGES} == {"inconclusive"}
+    assert {summary[h]["verdict"] for h in HYPOTHESES_IDS} == {"inconclusive"}
 
 
 def test_unknown_status_is_refused(workdir: Path) -> None:
@@ -192,3 +179,33 @@ def test_a_group_without_baseline_is_refused(workdir: Path) -> None:
     edit_runs(workdir, lambda runs: runs[runs["config"] != "sgd/none"])
     with pytest.raises(DataError, match="'sgd' has no baseline"):
         run_diabetes()
+
+
+def test_a_group_whose_baseline_diverged_is_inconclusive_and_the_others_are_judged(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes")
+
+    def diverge(runs: pd.DataFrame) -> pd.DataFrame:
+        rows = runs["config"] == "sgd/none"
+        runs.loc[rows, "status"] = "diverged"
+        runs.loc[rows, results.METRIC_COLUMNS] = np.nan
+        return runs
+
+    edit_runs(workdir, diverge)
+    run_diabetes()
+    reason = "sgd: every member of baseline sgd/none diverged"
+    verdicts = table("verdicts").set_index("hypothesis")
+    for hypothesis in ("H1", "H2", "H3", "H4", "H5"):
+        verdict, evidence = verdicts.loc[hypothesis, ["verdict", "evidence"]]
+        # Inconclusive for want of sgd, unless a check of adam's already fails.
+        said = "Undecided: " if verdict == "inconclusive" else "Not analysed: "
+        assert verdict in {"inconclusive", "not supported"} and reason in evidence.split(said)[1], hypothesis
+    assert verdicts.loc["H2", "verdict"] == "inconclusive"  # adam's checks pass: only sgd is missing
+    assert verdicts.loc["H2", "evidence"].startswith("adam: weight_l2")
+    assert reason not in verdicts.loc["H6", "evidence"]  # the ablation needs no baseline
+    assert set(table("comparisons")["optimizer"]) == set(table("selected")["optimizer"]) == {"adam"}
+    summary = json.loads(results.METRICS_FILE.read_text())["diabetes"]
+    assert summary["lost_groups"] == [f"{reason}, so the group cannot be compared against it"]
+    assert summary["best_optimizer"] == "adam" and summary["H4"]["adam_friedman_p"] is not None
+    assert "sgd_friedman_p" not in summary["H4"]
+    exclusions = table("exclusions").set_index("config")
+    assert exclusions.loc["sgd/none", ["members", "diverged"]].tolist() == [10, 10]

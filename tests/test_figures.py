@@ -23,7 +23,9 @@ from pipelines import figures
 from pipelines.analysis import inference
 from pipelines.core import results
 from pipelines.core.errors import DataError
-from pipelines.core.results import GROUP_OF, RESULTS_DIR, runs_path, weights_path
+from pipelines.core.results import RESULTS_DIR, group_of, runs_path, weights_path
+from pipelines.core.tables import COLUMNS as TABLE_COLUMNS
+from pipelines.core.tables import read as read_tables
 from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
 from pipelines.plots import catalog
 from pipelines.plots import evidence as plot_evidence
@@ -45,7 +47,7 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     the project's statistics: the best mean validation accuracy selects each family's config, which is
     compared seed by seed with its optimizer group's baseline and ranked within the group."""
     main = runs[~runs["penalize_bias"] & (runs["status"] == "ok")]
-    main = main.assign(group=main["optimizer"].map(lambda o: GROUP_OF.get(o, o)))
+    main = main.assign(group=main["optimizer"].map(group_of))
     dataset = runs["dataset"].iloc[0]
     selected, comparisons, ranking = [], [], []
     for group, members in main.groupby("group"):
@@ -93,7 +95,8 @@ def write_study(root: Path, seeds: int = SEEDS, diverge: dict[str, int] | None =
             tables.setdefault(name, []).append(table)
     (root / results.TABLES_DIR).mkdir(parents=True)
     for name, parts in tables.items():
-        pd.concat(parts).to_csv(root / results.TABLES_DIR / f"{name}.csv", index=False)
+        pd.concat(parts).reindex(columns=TABLE_COLUMNS[name]).to_csv(root / results.TABLES_DIR / f"{name}.csv",
+                                                                      index=False)
     config = yaml.safe_load((REPO / "params.yaml").read_text())
     config["figures"]["dpi"] = DPI
     (root / "params.yaml").write_text(yaml.safe_dump(config))
@@ -119,7 +122,7 @@ def drawn(study: Path) -> dict[str, dict[str, plotting.Drawn]]:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(study)
         plotting.use_theme()
-        tables = plot_evidence.read_tables()
+        tables = read_tables(plot_evidence.TABLES)
         out = {}
         for dataset in DATASETS:
             evidence = plot_evidence.load_evidence(dataset, tables)
@@ -249,7 +252,7 @@ def test_stage_writes_png_pdf_and_captions_for_every_figure(tmp_path, monkeypatc
 
 
 def test_pdf_and_png_files_are_reproducible(in_study, tmp_path):
-    evidence = plot_evidence.load_evidence("diabetes", plot_evidence.read_tables())
+    evidence = plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES))
     for attempt in ("first", "second"):
         plotting.save(catalog.accuracy(evidence), tmp_path / attempt, DPI)
     for suffix in ("png", "pdf"):
@@ -262,7 +265,7 @@ def test_diverged_members_are_left_out_and_counted_in_captions(tmp_path, monkeyp
     write_study(tmp_path, diverge={"adam/l1/l1=0.001": 1}, datasets=("diabetes",))
     monkeypatch.chdir(tmp_path)
     plotting.use_theme()
-    drawn = catalog.accuracy(plot_evidence.load_evidence("diabetes", plot_evidence.read_tables()))
+    drawn = catalog.accuracy(plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES)))
     assert "1 in all (adam/l1/l1=0.001: 1)" in drawn.caption
     assert "2–3 seeds per point" in drawn.caption
     runs = pd.read_csv(tmp_path / runs_path("diabetes"))
@@ -340,10 +343,10 @@ def test_feature_names_come_from_the_prepared_metadata(in_study):
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.write_text(json.dumps({"feature_names": names}))
-        assert plot_evidence.load_evidence("diabetes", plot_evidence.read_tables()).feature_names == names
+        assert plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES)).feature_names == names
         path.write_text(json.dumps({"feature_names": names[:5]}))
         with pytest.raises(DataError, match=r"diabetes.json: feature_names is .*expected 8 strings"):
-            plot_evidence.load_evidence("diabetes", plot_evidence.read_tables())
+            plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES))
     finally:
         shutil.rmtree(path.parent)
 
@@ -382,7 +385,7 @@ def test_missing_table_is_one_line_error_and_previous_figures_stay(tmp_path):
      "reports/tables/selected.csv: missing columns ['config']"),
     (lambda root: pd.read_csv(root / runs_path("diabetes")).assign(status="crashed").to_csv(
         root / runs_path("diabetes"), index=False),
-     "reports/results/diabetes/runs.csv: status ['crashed']; expected 'ok' or 'diverged'"),
+     "reports/results/diabetes/runs.csv: config 'adam/none', seed 0: status 'crashed'; expected 'ok' or 'diverged'"),
 ])
 def test_bad_input_names_the_file_and_what_was_expected(tmp_path, monkeypatch, capsys, damage, message):
     write_study(tmp_path, seeds=2)
@@ -414,7 +417,7 @@ def test_mean_ci_is_the_student_t_interval():
 
 
 def test_captions_name_lines_drawn_on_top_of_each_other(in_study):
-    evidence = plot_evidence.load_evidence("diabetes", plot_evidence.read_tables())
+    evidence = plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES))
     drawn = catalog.accuracy(evidence)
     assert "L2 (sgd) and weight decay (sgd)" not in drawn.caption
     plotting.plt.close(drawn.figure)

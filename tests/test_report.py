@@ -25,6 +25,7 @@ import yaml
 
 from pipelines import report
 from pipelines.core import results
+from pipelines.core.tables import COLUMNS as TABLE_COLUMNS
 from pipelines.data import datasets
 from pipelines.reporting import inputs, numbers, render
 
@@ -77,7 +78,7 @@ def _analysis(runs: pd.DataFrame, dataset: str, rng: np.random.Generator) -> tup
                               friedman_p=3.2e-6)
     best = selected.loc[selected["val_acc_mean"].idxmax()]
     baseline = selected.loc[(selected["family"] == "none") & (selected["optimizer"] == best["optimizer"])].iloc[0]
-    tables: dict[str, list[dict]] = {name: [] for name in inputs.TABLE_COLUMNS}
+    tables: dict[str, list[dict]] = {name: [] for name in TABLE_COLUMNS}
     tables["selected"] = selected.to_dict("records")
     tables["ranking"] = ranking.to_dict("records")
     metrics = {"members": len(runs), "diverged": 0, "baseline_test_acc": float(baseline["test_acc_mean"]),
@@ -121,7 +122,7 @@ def write_handmade_analysis(root: Path) -> None:
     """metrics.json, the tables and figures with captions, as analyze and figures would write them."""
     rng = np.random.default_rng(0)
     metrics: dict = {}
-    tables: dict[str, list[dict]] = {name: [] for name in inputs.TABLE_COLUMNS}
+    tables: dict[str, list[dict]] = {name: [] for name in TABLE_COLUMNS}
     for dataset in DATASETS:
         runs = results.read_runs(results.runs_path(dataset, root / results.RESULTS_DIR))
         metrics[dataset], dataset_tables = _analysis(runs, dataset, rng)
@@ -130,7 +131,7 @@ def write_handmade_analysis(root: Path) -> None:
         _figures(root / results.FIGURES_DIR / dataset, dataset)
     (root / results.TABLES_DIR).mkdir(parents=True)
     for name, rows in tables.items():
-        pd.DataFrame(rows, columns=inputs.TABLE_COLUMNS[name]).to_csv(root / results.TABLES_DIR / f"{name}.csv",
+        pd.DataFrame(rows, columns=TABLE_COLUMNS[name]).to_csv(root / results.TABLES_DIR / f"{name}.csv",
                                                                       index=False)
     (root / results.METRICS_FILE).write_text(json.dumps(metrics))
 

@@ -44,6 +44,9 @@ FIGURES_DIR = Path("reports/figures")
 # AdamW and SGDW are Adam and SGD with decoupled decay: their members are compared within the adam
 # and sgd groups.
 GROUP_OF = {"adamw": "adam", "sgdw": "sgd"}
+# A member either finished ("ok") or diverged, and then its metrics are missing.
+STATUSES = ("ok", "diverged")
+SPARSITY_PREFIX = "frac_below_"
 
 FAMILIES = ("none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "sgdw", "dropout",
             "activity")
@@ -81,9 +84,19 @@ PRUNING_COLUMNS = ["dataset", "member", "config", "family", "seed", "fraction",
                    "val_loss", "val_acc", "test_loss", "test_acc"]
 
 
+def group_of(optimizer: str) -> str:
+    """The optimizer group a member is compared within."""
+    return GROUP_OF.get(optimizer, optimizer)
+
+
 def sparsity_column(threshold: float) -> str:
     """Name of the column holding the fraction of weights with |w| < threshold."""
-    return f"frac_below_{threshold:g}"
+    return f"{SPARSITY_PREFIX}{threshold:g}"
+
+
+def threshold_of(column: str) -> float:
+    """The threshold of a sparsity column (the inverse of sparsity_column)."""
+    return float(column.removeprefix(SPARSITY_PREFIX))
 
 
 def structure_columns(frame: pd.DataFrame) -> list[str]:
@@ -94,8 +107,16 @@ def structure_columns(frame: pd.DataFrame) -> list[str]:
 
 def sparsity_columns(frame: pd.DataFrame) -> list[str]:
     """The sparsity-threshold columns present, in increasing threshold order."""
-    columns = [c for c in frame.columns if c.startswith("frac_below_")]
-    return sorted(columns, key=lambda c: float(c.removeprefix("frac_below_")))
+    return sorted((c for c in frame.columns if c.startswith(SPARSITY_PREFIX)), key=threshold_of)
+
+
+def check_statuses(runs: pd.DataFrame, path: Path) -> None:
+    """Refuse a member whose status is not one of STATUSES, naming the file, config and seed."""
+    unknown = runs[~runs["status"].isin(STATUSES)]
+    if not unknown.empty:
+        row = unknown.iloc[0]
+        raise DataError(f"{path}: config {row['config']!r}, seed {row['seed']}: status {row['status']!r}; "
+                        f"expected {' or '.join(map(repr, STATUSES))}")
 
 
 def runs_path(dataset: str, root: Path = RESULTS_DIR) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from pipelines.core.results import FAMILIES, sparsity_columns
+from pipelines.core.results import FAMILIES, sparsity_columns, threshold_of
 from pipelines.plots import style as plotting
 from pipelines.plots.evidence import Evidence, config_label
 from pipelines.plots.style import FAMILY_COLORS, INTERVAL, Drawn, family_label
@@ -42,7 +42,7 @@ def sparsity(ev: Evidence) -> Drawn:
     """01: fraction of weights below each sparsity threshold (and exactly zero) versus strength."""
     lines = _lines(ev.ok)
     lines = lines[lines["family"] != "dropout"]
-    measures = {c: f"|w| < {_threshold(c):g}" for c in sparsity_columns(ev.runs)}
+    measures = {c: f"|w| < {threshold_of(c):g}" for c in sparsity_columns(ev.runs)}
     measures["exact_zeros"] = "|w| = 0 exactly"
     styles = plotting.line_styles(sorted(set(lines["variant"])))
     figure, axes = plotting.panels(len(measures), height=2.3)
@@ -66,7 +66,7 @@ def weight_magnitudes(ev: Evidence) -> Drawn:
     floor, top = long["log_magnitude"].min(), long["log_magnitude"].max()
     groups = sorted(set(long["group"]))
     styles = plotting.line_styles(sorted(set(long["variant"])), markers=False)
-    thresholds = [math.log10(_threshold(c)) for c in sparsity_columns(ev.runs)]
+    thresholds = [math.log10(threshold_of(c)) for c in sparsity_columns(ev.runs)]
     ticks = np.arange(math.ceil(floor), math.floor(top) + 1)
     tick_labels = [f"{t:.0f}".replace("-", "−") for t in ticks]
     tick_labels[0] = f"≤{tick_labels[0]}\n(and 0)"
@@ -144,14 +144,14 @@ def elastic_net(ev: Evidence) -> Drawn | None:
     if elastic.empty:
         return None
     measures = [("test_acc", 100.0, "test accuracy (%)", "rocket")]
-    measures += [(c, 1.0, f"fraction |w| < {_threshold(c):g}", "mako_r")
+    measures += [(c, 1.0, f"fraction |w| < {threshold_of(c):g}", "mako_r")
                  for c in sparsity_columns(ev.runs)]
     measures += [("weight_l2", 1.0, "weight L2 norm ‖w‖₂", "crest")]
     groups = sorted(set(elastic["group"]))
     figure, axes = plotting.panels(len(groups) * len(measures), columns=3, height=2.4, sharey=False)
     for ax, (group, (column, scale, label, cmap)) in zip(axes, [(g, m) for g in groups for m in measures]):
-        cells = elastic[elastic["group"] == group].assign(value=elastic[column] * scale)
-        cells = cells.groupby(["l2", "l1"])["value"]
+        chosen = elastic[elastic["group"] == group]
+        cells = chosen.assign(value=chosen[column] * scale).groupby(["l2", "l1"])["value"]
         plotting.heatmap_cells(ax, cells.mean().unstack("l1"), cells.agg(plotting.ci_half_width).unstack("l1"), cmap)
         ax.invert_yaxis()  # λ2 grows upwards, like a plot's y axis
         ax.set(xlabel="λ1 (L1 strength)", ylabel="λ2 (L2 strength)",
@@ -277,11 +277,6 @@ def _families(runs: pd.DataFrame) -> set[str]:
     """The families that _lines draws, from every member: a family none of whose members finished is
     drawn by no line, and its members still count as diverged in the caption."""
     return set(runs.loc[~runs["family"].isin(NO_LINES), "family"])
-
-
-def _threshold(column: str) -> float:
-    """The threshold t of a frac_below_<t> column (see pipelines.results.sparsity_column)."""
-    return float(column.removeprefix("frac_below_"))
 
 
 def _magnitude_ecdfs(ev: Evidence) -> tuple[pd.DataFrame, dict[str, list[float]]]:

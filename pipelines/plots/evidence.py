@@ -15,14 +15,14 @@ import torch
 from pipelines.core.errors import DataError
 from pipelines.core.results import (
     FAMILIES,
-    GROUP_OF,
     MODELS_DIR,
     RESULTS_DIR,
     TABLES_DIR,
+    check_statuses,
     curves_path,
+    group_of,
     read_curves,
     read_runs,
-    read_table,
     runs_path,
     weights_path,
 )
@@ -30,12 +30,7 @@ from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
 from pipelines.plots import style as plotting
 from pipelines.plots.style import family_label
 
-TABLE_COLUMNS = {
-    "comparisons": ["dataset", "hypothesis", "metric", "a", "b", "family_a", "family_b", "optimizer", "n",
-                    "mean_diff", "ci_low", "ci_high", "ci_method", "bh_p"],
-    "ranking": ["dataset", "optimizer", "family", "config", "mean_rank", "friedman_p", "n_seeds"],
-    "selected": ["dataset", "optimizer", "family", "config", "strength", "n_seeds", "n_diverged"],
-}
+TABLES = ("comparisons", "ranking", "selected")  # the analyze stage's tables the figures draw from
 
 
 @dataclass
@@ -82,14 +77,9 @@ def datasets(root: Path = RESULTS_DIR) -> list[str]:
     return found
 
 
-def read_tables(directory: Path = TABLES_DIR) -> dict[str, pd.DataFrame]:
-    """The analyze stage's tables that the figures use, checked for the columns they need."""
-    return {name: read_table(directory / f"{name}.csv", required, "analyze")
-            for name, required in TABLE_COLUMNS.items()}
-
-
 def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
-    """Read and check one dataset's results, weights and table rows."""
+    """Read and check one dataset's results, weights and rows of the analyze stage's tables
+    (as pipelines.core.tables.read gives them)."""
     runs = _drawable_runs(read_runs(runs_path(dataset)), runs_path(dataset))
     weights = _read_weights(weights_path(dataset, MODELS_DIR))
     comparisons = _rows_of(tables["comparisons"], dataset, "comparisons")
@@ -110,15 +100,13 @@ def _drawable_runs(runs: pd.DataFrame, path: Path) -> pd.DataFrame:
     unknown = sorted(set(runs["family"]) - set(FAMILIES))
     if unknown:
         raise DataError(f"{path}: family {unknown}; expected one of {list(FAMILIES)}")
-    statuses = sorted(set(runs["status"]) - {"ok", "diverged"})
-    if statuses:
-        raise DataError(f"{path}: status {statuses}; expected 'ok' or 'diverged'")
+    check_statuses(runs, path)
     baseline_bias = runs.loc[runs["family"] == "none", "penalize_bias"]
     if not baseline_bias.empty:
         runs = runs[runs["penalize_bias"] == baseline_bias.mode()[0]]
     return runs.assign(
         family_label=runs["family"].map(family_label),
-        group=runs["optimizer"].map(lambda o: GROUP_OF.get(o, o)),  # the analyze stage's optimizer groups
+        group=runs["optimizer"].map(group_of),  # the analyze stage's optimizer groups
         variant=_variant(runs),
         config_label=[config_label(c, o, f) for c, o, f in zip(runs["config"], runs["optimizer"], runs["family"])],
     )

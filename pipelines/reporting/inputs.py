@@ -11,11 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.data import datasets
-from pipelines.core import params
-from pipelines.core import results
+from pipelines.core import params, results, tables
 from pipelines.core.errors import DataError, ParamsError
-
+from pipelines.data import datasets
 
 DISPLAY_NAMES = {"fashion_mnist": "Fashion-MNIST", "diabetes": "Pima Indians diabetes"}
 METRICS_KEYS = ("members", "diverged", "baseline_test_acc", "best_family", "best_test_acc")
@@ -23,22 +21,6 @@ SUMMARY_KEYS = ("device", "device_name", "torch", "cuda", "seconds", "members", 
                 "experiment_name", "experiment_id", "parent_run_id")
 PREPARED_KEYS = ("split_sizes", "class_names", "feature_names", "source_sha256")
 
-# The columns of analyze's tables that the report reads.
-TABLE_COLUMNS = {
-    "comparisons": ["dataset", "hypothesis", "scope", "metric", "a", "b", "optimizer", "n", "mean_a", "mean_b",
-                    "mean_diff", "ci_low", "ci_high", "wilcoxon_p", "holm_p", "bh_p", "cohens_dz", "p_a_beats_b",
-                    "can_reach_alpha"],
-    "selected": ["dataset", "optimizer", "family", "config", "strength", "val_acc_mean", "test_acc_mean",
-                 "test_acc_ci_low", "test_acc_ci_high", "n_seeds", "n_diverged"],
-    "ranking": ["dataset", "optimizer", "family", "config", "mean_rank", "friedman_statistic", "friedman_p",
-                "n_seeds"],
-    "trends": ["dataset", "hypothesis", "optimizer", "family", "metric", "levels", "level_means", "page_L",
-               "page_p", "bh_p", "n_seeds", "monotone"],
-    "equivalence": ["dataset", "hypothesis", "optimizer", "a", "b", "metric", "margin", "mean_diff", "tost_p",
-                    "equivalent"],
-    "exclusions": ["dataset", "config", "members", "diverged"],
-    "verdicts": ["dataset", "hypothesis", "title", "verdict", "rule", "evidence"],
-}
 # What each table of the report shows, {column: header}; "ci" joins a low/high pair (see _display).
 SHOWN = {
     "comparisons": {"scope": "scope", "metric": "metric", "a": "a", "b": "b", "n": "n", "mean_a": "mean a",
@@ -91,12 +73,12 @@ def read_inputs(params_file: Path = params.PARAMS_FILE) -> Inputs:
     """Read and check every input; a missing or malformed one raises DataError naming the file."""
     metrics = _read_json(results.METRICS_FILE, "analyze")
     names = dataset_names(metrics)
-    table_files = {name: results.TABLES_DIR / f"{name}.csv" for name in TABLE_COLUMNS}
+    table_files = {name: results.TABLES_DIR / f"{name}.csv" for name in tables.COLUMNS}
     prepared_files = {d: datasets.prepared_paths(d)[1] for d in names}
     drawn = {d: _read_figures(results.FIGURES_DIR / d, d) for d in names}
     return Inputs(
         metrics=metrics,
-        tables={name: results.read_table(path, TABLE_COLUMNS[name], "analyze") for name, path in table_files.items()},
+        tables=tables.read(),
         figures=drawn,
         summaries={d: _read_keys(results.summary_path(d), "train", SUMMARY_KEYS) for d in names},
         runs={d: results.read_runs(results.runs_path(d)) for d in names},

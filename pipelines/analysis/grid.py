@@ -1,0 +1,143 @@
+"""One dataset's trained grid as the analysis sees it: runs.csv read, checked and grouped by config.
+
+A configuration ("config") is trained once per seed; rows of two configs are paired by seed (an
+inner join of their `ok` members: diverged members are counted, never averaged in). Optimizer
+groups: adam (which includes the adamw family) and sgd; each is compared against its own
+baseline, the config of family none. Configs with penalize_bias=True (names ending "/bias") are
+only the H6 ablation. A group whose baseline has no `ok` member cannot be compared against: it is
+"lost", and the hypotheses say so instead of judging it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core import results
+from pipelines.core.errors import DataError
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One dataset's members: `ok` rows by config, and one row of facts per config."""
+
+    dataset: str
+    path: Path
+    ok: dict[str, pd.DataFrame]  # config -> its ok rows, indexed by seed
+    configs: pd.DataFrame  # index config: family, optimizer, group, strength, penalize_bias, ...
+    sparsity: list[str]  # the frac_below_<threshold> columns, smallest threshold first
+
+    def values(self, config: str, metric: str) -> pd.Series:
+        frame = self.ok.get(config)
+        return pd.Series(dtype=float) if frame is None else frame[metric].astype(float)
+
+    def paired(self, a: str, b: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """Values of a and b on the seeds both have."""
+        joined = pd.concat([self.values(a, metric).rename("a"), self.values(b, metric).rename("b")],
+                           axis=1, join="inner").sort_index()
+        return joined["a"].to_numpy(), joined["b"].to_numpy()
+
+    def matrix(self, configs: list[str], metric: str) -> np.ndarray:
+        """Seeds (rows) shared by every config × configs (columns)."""
+        columns = [self.values(c, metric).rename(c) for c in configs]
+        return pd.concat(columns, axis=1, join="inner").sort_index().to_numpy()
+
+    def groups(self) -> list[str]:
+        """The optimizer groups that can be analysed: those with a baseline member that finished."""
+        return [group for group in self._all_groups() if group not in self.lost()]
+
+    def lost(self) -> dict[str, str]:
+        """The groups that cannot be analysed, each with the reason."""
+        c = self.configs
+        return {group: f"{group}: every member of baseline {self._baselines(group)[0]} diverged, so the group "
+                       "cannot be compared against it"
+                for group in self._all_groups() if (c.loc[self._baselines(group), "n_seeds"] == 0).all()}
+
+    def family(self, group: str, family: str) -> pd.DataFrame:
+        """The group's configs of a family that trained at least one seed, weakest first."""
+        c = self.configs
+        chosen = c[(c["group"] == group) & (c["family"] == family) & ~c["penalize_bias"] & (c["n_seeds"] > 0)]
+        return chosen.sort_values(["strength", "config"])
+
+    def baseline(self, group: str) -> str:
+        return str(self.family(group, "none").index[0])
+
+    def _all_groups(self) -> list[str]:
+        return sorted(self.configs.loc[~self.configs["penalize_bias"], "group"].unique())
+
+    def _baselines(self, group: str) -> list[str]:
+        c = self.configs
+        return sorted(c.index[(c["group"] == group) & (c["family"] == "none") & ~c["penalize_bias"]])
+
+
+def load_grid(path: Path, dataset: str) -> Grid:
+    """Read and validate one dataset's runs.csv; every problem is a DataError naming the file."""
+    runs = results.read_runs(path)
+    runs["penalize_bias"] = runs["penalize_bias"].astype(str).str.lower() == "true"  # bool or text
+    _check_members(runs, path)
+    ok = runs[runs["status"] == "ok"].copy()
+    _check_metrics(ok, path)
+    configs = _config_facts(runs, ok)
+    _check_baselines(configs, path)
+    by_config = {config: frame.set_index("seed") for config, frame in ok.groupby("config")}
+    return Grid(dataset, path, by_config, configs, results.sparsity_columns(runs))
+
+
+def _check_members(runs: pd.DataFrame, path: Path) -> None:
+    results.check_statuses(runs, path)
+    repeated = runs[runs.duplicated(["config", "seed"])]
+    if not repeated.empty:
+        row = repeated.iloc[0]
+        raise DataError(f"{path}: config {row['config']!r}, seed {row['seed']} appears more than once; "
+                        "expected one member per config and seed")
+    facts = runs.groupby("config")[["family", "optimizer", "strength", "penalize_bias"]].nunique()
+    for column in facts.columns:
+        varying = facts.index[facts[column] > 1]
+        if len(varying):
+            raise DataError(f"{path}: config {varying[0]!r} has several values of {column}; "
+                            "expected one per config")
+
+
+def _check_metrics(ok: pd.DataFrame, path: Path) -> None:
+    """A NaN or non-number in an ok row would be averaged silently: refuse it."""
+    for column in results.METRIC_COLUMNS + results.sparsity_columns(ok):
+        numbers = pd.to_numeric(ok[column], errors="coerce")
+        if numbers.isna().any():
+            row = ok[numbers.isna()].iloc[0]
+            raise DataError(f"{path}: config {row['config']!r}, seed {row['seed']}: {column} is "
+                            f"{row[column]!r} in an 'ok' row; expected a number (a failed member "
+                            "must have status 'diverged')")
+        ok[column] = numbers
+
+
+def _check_baselines(configs: pd.DataFrame, path: Path) -> None:
+    """Every group needs a baseline config; one whose members all diverged is a lost group, not an error."""
+    unpenalized = configs[~configs["penalize_bias"]]
+    if unpenalized.empty:
+        raise DataError(f"{path}: every config has penalize_bias=True; expected configs with "
+                        "penalize_bias=False, baselines included (the /bias configs are only an ablation)")
+    for group, members in unpenalized.groupby("group"):
+        if (members["family"] != "none").all():
+            raise DataError(f"{path}: optimizer group {group!r} has no baseline config (family 'none'); "
+                            "expected one per optimizer group")
+
+
+def _config_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
+    grouped = runs.groupby("config")
+    facts = grouped[["family", "optimizer", "strength", "penalize_bias", "dropout_layers"]].first()
+    facts["group"] = facts["optimizer"].map(results.group_of)
+    facts["members"] = grouped.size()
+    diverged = runs[runs["status"] == "diverged"].groupby("config")["seed"]
+    facts["diverged"] = diverged.size().reindex(facts.index, fill_value=0)
+    seeds = diverged.agg(lambda s: ";".join(map(str, sorted(s))))
+    facts["diverged_seeds"] = [seeds.get(config, "") for config in facts.index]
+    means = ok.groupby("config")[["val_acc", "test_acc"]].mean()
+    facts["val_acc_mean"] = means["val_acc"].reindex(facts.index)
+    facts["test_acc_mean"] = means["test_acc"].reindex(facts.index)
+    facts["n_seeds"] = ok.groupby("config").size().reindex(facts.index, fill_value=0)
+    facts.insert(0, "config", facts.index)
+    facts.index.name = None  # the config is both the index and a column
+    return facts

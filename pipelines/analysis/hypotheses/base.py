@@ -1,0 +1,51 @@
+"""What a hypothesis is: its id, title and rule, the tests it plans and how it judges their results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipelines.analysis.grid import Grid
+from pipelines.analysis.plan import Findings, Plan
+from pipelines.analysis.verdicts import Judgement
+from pipelines.core.params import AnalyzeParams
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every hypothesis plans and judges from: the grid, the params and the chosen configs."""
+
+    grid: Grid
+    settings: AnalyzeParams
+    selected: pd.DataFrame  # pipelines.analysis.selection.select
+    matched: pd.DataFrame  # pipelines.analysis.selection.match
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One hypothesis, whole. Planning is pure: it only describes tests, which plan.run runs.
+
+    A hypothesis about optimizer groups plans per group (plan_group, for each group that can be
+    analysed) and is inconclusive for a lost group; one about the dataset as a whole plans once
+    (plan_dataset). Per-group tests come first, group by group, so the tables read that way."""
+
+    id: str
+    title: str
+    rule: Callable[[AnalyzeParams], str]  # the checks written out for the report, without the verdict rule
+    judge: Callable[[Context, Findings], Judgement]
+    plan_group: Callable[[Context, str], Plan] | None = None
+    plan_dataset: Callable[[Context], Plan] | None = None
+
+
+def wilcoxon_rule(settings: AnalyzeParams) -> str:
+    return f"two-sided Wilcoxon signed-rank over seeds, BH-adjusted p < {settings.alpha:g}"
+
+
+def page_rule(settings: AnalyzeParams) -> str:
+    return f"Page's trend test over seeds, BH-adjusted p < {settings.alpha:g}, the baseline as"
+
+
+def tost_rule(settings: AnalyzeParams) -> str:
+    return f"paired-t TOST, margin ±{settings.equivalence_margin:g}, p < {settings.alpha:g}"

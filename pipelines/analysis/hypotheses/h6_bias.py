@@ -1,0 +1,47 @@
+"""H6: penalizing biases leaves test accuracy unchanged.
+
+Every penalize_bias config (name ending "/bias") against its partner, the same name without
+"/bias": TOST on test accuracy, with test accuracy and weight_l2 compared beside it.
+
+Headline numbers: pairs, equivalent_pairs, max_abs_test_acc_diff, unpaired.
+"""
+
+from __future__ import annotations
+
+from pipelines.analysis.hypotheses.base import Context, Hypothesis, tost_rule
+from pipelines.analysis.plan import Comparison, Equivalence, Findings, Plan
+from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, largest
+from pipelines.core.params import AnalyzeParams
+
+
+def rule(settings: AnalyzeParams) -> str:
+    return f"Every penalize_bias config is equivalent to its partner on test accuracy ({tost_rule(settings)})."
+
+
+def plan(context: Context) -> Plan:
+    tests = Plan()
+    facts = context.grid.configs
+    for config in facts.index[facts["penalize_bias"] & (facts["n_seeds"] > 0)]:
+        partner = config.removesuffix("/bias")
+        if partner == config or partner not in facts.index or facts.at[partner, "penalize_bias"]:
+            continue  # counted as unpaired in the evidence
+        tests.comparisons += [Comparison("H6", "ablation", m, config, partner) for m in ("test_acc", "weight_l2")]
+        tests.equivalences.append(Equivalence("H6", config, partner, "test_acc"))
+    return tests
+
+
+def judge(context: Context, findings: Findings) -> Judgement:
+    pairs = [e for e in findings.equivalences if e.spec.hypothesis == "H6"]
+    checks: list[Check] = [equivalence_check(e) for e in pairs] or [(None, "no penalize_bias config with a partner")]
+    unpaired = int(context.grid.configs["penalize_bias"].sum()) - len(pairs)
+    equivalent = sum(e.equivalent for e in pairs)
+    widest = largest(abs(e.mean_diff) for e in pairs)
+    evidence = (f"{equivalent} of {len(pairs)} penalize_bias configs are equivalent to their partner on test "
+                f"accuracy (largest |diff| {100 * widest:.2f} points)")
+    if unpaired:
+        evidence += f"; {unpaired} without a partner or without an ok member"
+    return Judgement(checks, evidence, {"pairs": len(pairs), "equivalent_pairs": equivalent,
+                                        "max_abs_test_acc_diff": widest, "unpaired": unpaired})
+
+
+H6 = Hypothesis("H6", "Penalizing biases leaves test accuracy unchanged", rule, judge, plan_dataset=plan)

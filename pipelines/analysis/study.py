@@ -1,0 +1,136 @@
+"""The analysis of one dataset, whole: select and match configs, plan every hypothesis' tests, run
+them, judge; out come the dataset's rows of every table (pipelines/core/tables.py) and its entry
+of metrics.json.
+
+metrics.json: {dataset: {members, diverged, seeds, baseline_test_acc, best_family, best_optimizer,
+best_config, best_test_acc, [lost_groups,] H1: {verdict, ...headline numbers}, ..., H6: {...}}}.
+lost_groups (only when there is one) gives the reason each unanalysed optimizer group was lost
+(pipelines/analysis/grid.py); the best_* keys are null when every group was. The best family
+is the validation-selected config with the highest mean val_acc over all groups (selection stays
+on validation); baseline_test_acc is the baseline of its group. Each hypothesis' module lists its
+headline numbers (accuracies and their differences as fractions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from pipelines.analysis import plan as tests
+from pipelines.analysis.grid import Grid
+from pipelines.analysis.hypotheses import HYPOTHESES, Context, Hypothesis
+from pipelines.analysis.selection import match, select
+from pipelines.analysis.verdicts import NOT_SUPPORTED, RULE
+from pipelines.core import tables
+from pipelines.core.params import AnalyzeParams
+
+Tables = dict[str, pd.DataFrame]
+
+
+def analyze_dataset(grid: Grid, settings: AnalyzeParams) -> tuple[Tables, dict[str, object]]:
+    """Every table of one dataset, and its entry of metrics.json."""
+    context = Context(grid, settings, select(grid, settings), match(grid, settings.match_tolerance))
+    findings = tests.run(grid, plan(context), settings)
+    summary = _summary(grid, context.selected)
+    verdicts: list[dict[str, str]] = []
+    for hypothesis in HYPOTHESES:
+        row, summary[hypothesis.id] = _verdict(hypothesis, context, findings)
+        verdicts.append(row)
+    exclusions = grid.configs.assign(dataset=grid.dataset)[tables.COLUMNS["exclusions"]].reset_index(drop=True)
+    return ({**_test_tables(grid.dataset, findings), "selected": context.selected, "matched": context.matched,
+             "exclusions": exclusions, "verdicts": tables.frame("verdicts", verdicts)},
+            {key: _plain(value) for key, value in summary.items()})
+
+
+def _verdict(hypothesis: Hypothesis, context: Context, findings: tests.Findings) -> tuple[dict[str, str],
+                                                                                        dict[str, object]]:
+    """The hypothesis' row of the verdicts table and its entry of metrics.json. A lost group is an
+    undecided check of every hypothesis about groups."""
+    judgement = hypothesis.judge(context, findings)
+    lost = list(context.grid.lost().values()) if hypothesis.plan_group is not None else []
+    judgement = replace(judgement, checks=judgement.checks + [(None, why) for why in lost])
+    verdict, undecided = judgement.verdict()
+    evidence = judgement.evidence + (f". Undecided: {undecided}" if undecided else "")
+    if lost and verdict == NOT_SUPPORTED:  # decided without the lost group, which still needs saying
+        evidence += ". Not analysed: " + "; ".join(lost)
+    row = {"dataset": context.grid.dataset, "hypothesis": hypothesis.id, "title": hypothesis.title,
+           "verdict": verdict, "rule": hypothesis.rule(context.settings) + RULE, "evidence": evidence + "."}
+    return row, {"verdict": verdict, **judgement.headline}
+
+
+def plan(context: Context) -> tests.Plan:
+    """Every hypothesis' tests, group by group, then those about the whole dataset."""
+    planned = tests.Plan()
+    for group in context.grid.groups():
+        for hypothesis in HYPOTHESES:
+            if hypothesis.plan_group is not None:
+                planned.extend(hypothesis.plan_group(context, group))
+    for hypothesis in HYPOTHESES:
+        if hypothesis.plan_dataset is not None:
+            planned.extend(hypothesis.plan_dataset(context))
+    return planned
+
+
+def stack(outputs: list[Tables]) -> Tables:
+    """One table of every name from every dataset's; empty ones are left out, as they would turn
+    every column into objects (and the floats would lose their formatting)."""
+    return {name: pd.concat([t[name] for t in outputs if not t[name].empty] or [outputs[0][name]], ignore_index=True)
+            for name in tables.COLUMNS}
+
+
+def _test_tables(dataset: str, findings: tests.Findings) -> Tables:
+    return {
+        "comparisons": tables.frame("comparisons", [
+            {"dataset": dataset, **vars(c.spec), "family_a": c.family_a, "family_b": c.family_b,
+             "optimizer": c.group, **vars(c.test), "bh_p": c.bh_p, "holm_p": c.holm_p} for c in findings.comparisons]),
+        "ranking": tables.frame("ranking", [
+            {"dataset": dataset, "optimizer": r.spec.group, "family": family, "config": config, "mean_rank": rank,
+             "test_acc_mean": mean, "friedman_statistic": r.test.statistic, "friedman_p": r.test.p,
+             "n_seeds": r.n_seeds, "note": r.test.note}
+            for r in findings.rankings
+            for family, config, rank, mean in zip(r.families, r.spec.configs, r.test.mean_ranks, r.test_acc_means)]),
+        "trends": tables.frame("trends", [
+            {"dataset": dataset, "hypothesis": t.spec.hypothesis, "optimizer": t.group, "family": t.spec.family,
+             "metric": t.spec.metric, "direction": "decreasing", "levels": t.levels_text, "level_means": t.means_text,
+             "first_mean": t.means[0], "last_mean": t.means[-1], "page_L": t.test.statistic, "page_p": t.test.p,
+             "bh_p": t.bh_p, "min_attainable_p": t.test.min_attainable_p, "n_seeds": t.n_seeds,
+             "monotone": t.monotone, "note": t.test.note} for t in findings.trends]),
+        "equivalence": tables.frame("equivalence", [
+            {"dataset": dataset, "hypothesis": e.spec.hypothesis, "optimizer": e.group, "a": e.spec.a, "b": e.spec.b,
+             "metric": f"{e.spec.metric}_relative" if e.spec.relative else e.spec.metric, "margin": e.margin,
+             "n": e.n, "mean_diff": e.mean_diff, "tost_p": e.tost_p, "equivalent": e.equivalent, "note": e.note}
+            for e in findings.equivalences]),
+    }
+
+
+def _summary(grid: Grid, selected: pd.DataFrame) -> dict[str, object]:
+    """The dataset's headline: the family one would pick on validation, and its test accuracy."""
+    seeds = set().union(*(frame.index for frame in grid.ok.values()))
+    summary: dict[str, object] = {"members": grid.configs["members"].sum(), "diverged": grid.configs["diverged"].sum(),
+                                  "seeds": len(seeds)}
+    if grid.lost():  # only then, so that a study without one keeps its metrics.json
+        summary["lost_groups"] = list(grid.lost().values())
+    if selected.empty:  # every group lost: there is nothing to pick
+        return summary | dict.fromkeys(("baseline_test_acc", "best_family", "best_optimizer", "best_config",
+                                        "best_test_acc"))
+    best = selected.sort_values(["val_acc_mean", "strength"], ascending=[False, True]).iloc[0]
+    baseline = selected[(selected["optimizer"] == best["optimizer"]) & (selected["family"] == "none")].iloc[0]
+    return summary | {"baseline_test_acc": baseline["test_acc_mean"], "best_family": best["family"],
+                      "best_optimizer": best["optimizer"], "best_config": best["config"],
+                      "best_test_acc": best["test_acc_mean"]}
+
+
+def _plain(value: object) -> object:
+    """JSON-ready: numpy scalars to Python, NaN to null (NaN is not JSON)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    return value

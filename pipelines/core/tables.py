@@ -1,0 +1,79 @@
+"""The analyze stage's tables: their columns, and how they are written and read.
+
+analyze writes each table below as reports/tables/<name>.csv, .md and .tex; figures, report and
+the tests read them through `read`, which checks that every column is there.
+
+  comparisons  one paired test per row (a − b on a metric, paired by seed): scope (per_strength,
+               equal_strength, matched, selected, ablation), family_a, family_b, optimizer (the
+               group), predicted (greater, less, different, or empty: descriptive), n, the means,
+               the BCa interval of the mean difference (ci_method), wilcoxon_p, ttest_p,
+               holm_family and holm_p (NaN outside an H4 family), bh_p, rank_biserial, cohens_dz,
+               p_a_beats_b (ties half) with its Wilson interval, min_attainable_p, can_reach_alpha
+  selected     each family's validation-selected config per group, the baseline with strength 0
+  matched      H1's configs at matched validation accuracy, with the matching rule
+  ranking      H4's mean ranks (1 = best test accuracy) and Friedman's test per group
+  trends       Page's trend tests (H2, H3): levels (strengths, baseline as 0), level_means,
+               first_mean, last_mean, monotone (the means move only in the predicted direction)
+  equivalence  paired-t TOST (H5, H6): metric is test_acc, or weight_l2_relative = (a − b) / b
+  exclusions   every config with its members and diverged members (diverged_seeds)
+  verdicts     one per dataset and hypothesis: title, verdict, rule, evidence
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.core.files import atomic_path
+from pipelines.core.results import TABLES_DIR, read_table
+
+COLUMNS: dict[str, list[str]] = {
+    "comparisons": [
+        "dataset", "hypothesis", "scope", "metric", "a", "b", "family_a", "family_b", "optimizer", "predicted",
+        "n", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "ci_method", "wilcoxon_p", "ttest_p",
+        "holm_family", "holm_p", "bh_p", "rank_biserial", "cohens_dz", "p_a_beats_b", "p_beats_ci_low",
+        "p_beats_ci_high", "min_attainable_p", "can_reach_alpha", "note",
+    ],
+    "selected": ["dataset", "optimizer", "family", "config", "strength", "val_acc_mean", "test_acc_mean",
+                 "test_acc_ci_low", "test_acc_ci_high", "n_seeds", "n_diverged"],
+    "matched": ["dataset", "optimizer", "family", "config", "strength", "val_acc_mean", "baseline_val_acc_mean",
+                "within_tolerance", "rule"],
+    "ranking": ["dataset", "optimizer", "family", "config", "mean_rank", "test_acc_mean", "friedman_statistic",
+                "friedman_p", "n_seeds", "note"],
+    "trends": ["dataset", "hypothesis", "optimizer", "family", "metric", "direction", "levels", "level_means",
+               "first_mean", "last_mean", "page_L", "page_p", "bh_p", "min_attainable_p", "n_seeds", "monotone",
+               "note"],
+    "equivalence": ["dataset", "hypothesis", "optimizer", "a", "b", "metric", "margin", "n", "mean_diff", "tost_p",
+                    "equivalent", "note"],
+    "exclusions": ["dataset", "config", "family", "optimizer", "members", "diverged", "diverged_seeds"],
+    "verdicts": ["dataset", "hypothesis", "title", "verdict", "rule", "evidence"],
+}
+
+
+def frame(name: str, rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """Rows of the named table as a frame with its columns, in order."""
+    return pd.DataFrame(rows, columns=COLUMNS[name])
+
+
+def read(names: Iterable[str] = tuple(COLUMNS), directory: Path = TABLES_DIR) -> dict[str, pd.DataFrame]:
+    """The named tables (all by default), each checked for its columns; a problem is one DataError
+    naming the file."""
+    return {name: read_table(directory / f"{name}.csv", COLUMNS[name], "analyze") for name in names}
+
+
+def write(tables: dict[str, pd.DataFrame], target: Path = TABLES_DIR) -> None:
+    """Each table as CSV, Markdown and LaTeX, the whole directory replaced at once."""
+    with atomic_path(target) as staged:
+        staged.mkdir()
+        for name, table in tables.items():
+            table.to_csv(staged / f"{name}.csv", index=False)
+            (staged / f"{name}.md").write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
+            (staged / f"{name}.tex").write_text(_latex(table))
+
+
+def _latex(table: pd.DataFrame) -> str:
+    floats = list(table.select_dtypes("float").columns)
+    styler = table.style.hide(axis="index").format(escape="latex").format("{:.4g}", subset=floats, na_rep="")
+    return styler.format_index(escape="latex", axis=1).to_latex(hrules=True)

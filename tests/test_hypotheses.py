@@ -1,0 +1,120 @@
+"""Each hypothesis' three outcomes on synthetic runs whose outcome is known by construction.
+
+Every case starts from tests/synthetic.py (effect 1: L1 sparsifies, L2 shrinks, dropout narrows
+the gap; effect 0: none of it) and sets what the hypothesis reads: test accuracies offset by a
+known amount, identical up to 1e-4, or configs removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.analysis import study
+from pipelines.analysis.grid import load_grid
+from pipelines.core import results
+from pipelines.core.params import AnalyzeParams
+
+import synthetic
+
+SETTINGS = AnalyzeParams(alpha=0.05, match_tolerance=0.01, equivalence_margin=0.01, bootstrap_resamples=200, seed=0)
+Edit = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+@pytest.fixture(scope="module")
+def effect() -> dict[float, pd.DataFrame]:
+    return {size: synthetic.make_results("diabetes", effect=size)[0] for size in (0.0, 1.0)}
+
+
+def outcome(runs: pd.DataFrame, hypothesis: str, folder: Path) -> tuple[str, str]:
+    """(verdict, evidence) of one hypothesis, the runs analysed as the stage would."""
+    path = folder / "runs.csv"
+    runs.to_csv(path, index=False)
+    tables, summary = study.analyze_dataset(load_grid(path, "diabetes"), SETTINGS)
+    verdicts = tables["verdicts"].set_index("hypothesis")
+    assert summary[hypothesis]["verdict"] == verdicts.loc[hypothesis, "verdict"]  # type: ignore[index]
+    return verdicts.loc[hypothesis, "verdict"], verdicts.loc[hypothesis, "evidence"]
+
+
+def without(*families: str) -> Edit:
+    return lambda runs: runs[~runs["family"].isin(families)]
+
+
+def without_bias(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[~runs["penalize_bias"]]
+
+
+def family_ranks(none_best: bool) -> Edit:
+    """Test accuracy ordered by family within every seed: none the best, or the worst."""
+    def edit(runs: pd.DataFrame) -> pd.DataFrame:
+        step = runs["family"].map(results.FAMILIES.index) * (-0.01 if none_best else 0.01)
+        noise = np.random.default_rng(1).normal(0, 1e-4, len(runs))
+        return runs.assign(test_acc=0.8 + 0.001 * runs["seed"] + step + noise)
+    return edit
+
+
+def first_seeds(count: int, then: Edit) -> Edit:
+    return lambda runs: then(runs[runs["seed"] < count])
+
+
+def like(runs: pd.DataFrame, chosen: pd.Series, partner: Callable[[pd.Series], str], offset: float) -> pd.DataFrame:
+    """Give the chosen rows their partner config's test accuracy on the same seed, plus offset and 1e-4 noise."""
+    accuracy = runs.set_index(["config", "seed"])["test_acc"]
+    rows = runs[chosen]
+    partners = [accuracy[(partner(row), row["seed"])] for _, row in rows.iterrows()]
+    noise = np.random.default_rng(2).normal(0, 1e-4, len(rows))
+    runs = runs.copy()
+    runs.loc[chosen, "test_acc"] = np.asarray(partners) + offset + noise
+    return runs
+
+
+def decay(sgd_offset: float, keep_adamw: bool = True) -> Edit:
+    """sgd weight_decay at l2's test accuracy (plus sgd_offset); adamw 5 points above adam's l2 configs."""
+    def edit(runs: pd.DataFrame) -> pd.DataFrame:
+        sgd_decay = (runs["optimizer"] == "sgd") & (runs["family"] == "weight_decay")
+        runs = like(runs, sgd_decay, lambda r: f"sgd/l2/l2={r['weight_decay']:g}", sgd_offset)
+        adam_l2 = (runs["optimizer"] == "adam") & (runs["family"] == "l2") & ~runs["penalize_bias"]
+        runs = like(runs, adam_l2, lambda r: "adam/none", 0.0)
+        runs = like(runs, runs["family"] == "adamw", lambda r: "adam/none", 0.05)
+        return runs if keep_adamw else runs[runs["family"] != "adamw"]
+    return edit
+
+
+def bias(offset: float) -> Edit:
+    return lambda runs: like(runs, runs["penalize_bias"], lambda r: r["config"].removesuffix("/bias"), offset)
+
+
+CASES = [
+    # hypothesis, effect, edit, verdict, part of the evidence
+    ("H1", 1.0, None, "supported", "of weights below 0.01"),
+    ("H1", 0.0, None, "not supported", "of weights below 0.01"),
+    ("H1", 1.0, without("l1", "prox_l1"), "inconclusive", "no configs to test"),
+    ("H2", 1.0, None, "supported", "0 of 60 l2 members have exact zeros"),
+    ("H2", 0.0, None, "not supported", "weight_l2"),
+    ("H2", 1.0, without("l2"), "inconclusive", "no configs to test"),
+    ("H3", 1.0, None, "supported", "gap_acc"),
+    ("H3", 0.0, None, "not supported", "gap_acc"),
+    ("H3", 1.0, without("dropout"), "inconclusive", "no configs to test"),
+    ("H4", 1.0, family_ranks(none_best=False), "supported", "9 of 9 families beat none"),
+    ("H4", 1.0, family_ranks(none_best=True), "not supported", "0 of 9 families beat none and 9 fall below it"),
+    ("H4", 1.0, first_seeds(4, family_ranks(none_best=False)), "inconclusive", "4 seed pairs allow a Holm-adjusted"),
+    ("H5", 1.0, decay(0.0), "supported", "under sgd, 3 of 3 l2/weight_decay pairs"),
+    ("H5", 1.0, decay(0.05), "not supported", "under sgd, 0 of 3 l2/weight_decay pairs"),
+    ("H5", 1.0, decay(0.0, keep_adamw=False), "inconclusive", "no l2 and adamw configs under adam"),
+    ("H6", 1.0, bias(0.0), "supported", "3 of 3 penalize_bias configs are equivalent"),
+    ("H6", 1.0, bias(0.05), "not supported", "0 of 3 penalize_bias configs are equivalent"),
+    ("H6", 1.0, without_bias, "inconclusive", "no penalize_bias config with a partner"),
+]
+
+
+@pytest.mark.parametrize(("hypothesis", "size", "edit", "verdict", "evidence"), CASES,
+                         ids=[f"{c[0]}-{c[3].replace(' ', '_')}" for c in CASES])
+def test_outcome_known_by_construction(effect: dict[float, pd.DataFrame], tmp_path: Path, hypothesis: str,
+                                       size: float, edit: Edit | None, verdict: str, evidence: str) -> None:
+    runs = effect[size].copy()
+    found, text = outcome(edit(runs) if edit else runs, hypothesis, tmp_path)
+    assert (found, evidence in text) == (verdict, True), text

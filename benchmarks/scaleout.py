@@ -29,7 +29,7 @@ from pipelines.data.datasets import load_prepared
 from pipelines.training import grid, scaleout
 from pipelines.training.trainer import GridResult, choose_device, train_grid
 
-STORE_BYTES = 200 * 1024 ** 2  # object store of each node
+STORE_BYTES = 200 * 1024**2  # object store of each node
 
 
 def main() -> None:
@@ -43,24 +43,35 @@ def main() -> None:
     data = load_prepared(args.dataset)
     members = grid.expand(config)
     identity = grid.identity_frame(args.dataset, members, config)
-    print(f"scale-out benchmark: {args.dataset}, profile {settings.profile}, {len(members)} members, "
-          f"{len(config.seeds)} seeds, {config.epochs} epochs, seed quantum "
-          f"{scaleout.seed_quantum(members, data, config)}; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs")
+    print(
+        f"scale-out benchmark: {args.dataset}, profile {settings.profile}, {len(members)} members, "
+        f"{len(config.seeds)} seeds, {config.epochs} epochs, seed quantum "
+        f"{scaleout.seed_quantum(members, data, config)}; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
 
     # The local backend as users run it (torch's threads), and on one thread as each Ray shard runs.
     rows = []
     for threads in dict.fromkeys([torch.get_num_threads(), 1]):
         torch.set_num_threads(threads)
         start = time.perf_counter()
-        local = train_grid(members, data, config, settings.train.sparsity_thresholds,
-                           choose_device("cpu"), settings.train.max_chunk_members, progress=False)
+        local = train_grid(
+            members,
+            data,
+            config,
+            settings.train.sparsity_thresholds,
+            choose_device("cpu"),
+            settings.train.max_chunk_members,
+            progress=False,
+        )
         wall = time.perf_counter() - start
         rows.append((f"local, {threads} thread{'s' * (threads > 1)}", "-", 1, wall, local.seconds, 0.0))
 
     for nodes in args.nodes:
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
-                                                               "object_store_memory": STORE_BYTES})
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 0, "include_dashboard": False, "object_store_memory": STORE_BYTES},
+        )
         try:
             for _ in range(nodes):
                 cluster.add_node(num_cpus=1, object_store_memory=STORE_BYTES)
@@ -75,8 +86,16 @@ def main() -> None:
         _check_identical(local, sharded.result)
         trained = sum(sharded.shard_seconds)
         at_once = min(nodes, sharded.shards)
-        rows.append((f"ray, {nodes} worker node{'s' * (nodes > 1)}", str(sharded.shards), at_once, wall, trained,
-                     (wall * at_once - trained) / sharded.shards))
+        rows.append(
+            (
+                f"ray, {nodes} worker node{'s' * (nodes > 1)}",
+                str(sharded.shards),
+                at_once,
+                wall,
+                trained,
+                (wall * at_once - trained) / sharded.shards,
+            )
+        )
 
     print("\n| backend | shards | at once | wall s | train s | overhead per shard s |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -85,8 +104,11 @@ def main() -> None:
 
 
 def _check_identical(local: GridResult, ray: GridResult) -> None:
-    same = (local.final.equals(ray.final) and local.curves.equals(ray.curves)
-            and all(torch.equal(a, b) for pair, other in zip(local.weights, ray.weights) for a, b in zip(pair, other)))
+    same = (
+        local.final.equals(ray.final)
+        and local.curves.equals(ray.curves)
+        and all(torch.equal(a, b) for pair, other in zip(local.weights, ray.weights) for a, b in zip(pair, other))
+    )
     if not same:
         raise SystemExit("the ray backend's results differ from the local backend's")
 

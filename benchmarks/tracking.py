@@ -24,13 +24,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.training import tracking
 from pipelines.core.results import METRIC_COLUMNS, sparsity_columns
+from pipelines.training import store, tracking
 from tests.synthetic import GRID, make_results
 
 TARGET_S = 30.0
-TAGS = {"git_commit": "benchmark", "git_dirty": "false", "params_hash": "benchmark", "profile": "benchmark",
-        "device": "cpu", "torch": "n/a", "cuda": "none", "dvc_stage": "benchmarks.tracking"}
+TAGS = {
+    "git_commit": "benchmark",
+    "git_dirty": "false",
+    "params_hash": "benchmark",
+    "profile": "benchmark",
+    "device": "cpu",
+    "torch": "n/a",
+    "cuda": "none",
+    "dvc_stage": "benchmarks.tracking",
+}
 
 
 def timed(phase: Callable[[], object]) -> tuple[float, float]:
@@ -50,10 +58,12 @@ def run(members: int, epochs: int, uri: str, flush_seconds: float) -> None:
     final = runs.head(members)
     per_epoch = [frame.sort_values("member") for _, frame in curves[curves["member"] < members].groupby("epoch")]
     width = len(METRIC_COLUMNS + sparsity_columns(curves))
-    print(f"tracking benchmark: {members} members x {epochs} epochs x {width} metrics "
-          f"({members * epochs * width:,} values), store {uri}")
+    print(
+        f"tracking benchmark: {members} members x {epochs} epochs x {width} metrics "
+        f"({members * epochs * width:,} values), store {uri}"
+    )
 
-    create = timed(lambda: tracking.check_store(uri))
+    create = timed(lambda: store.check_store(uri))
     grid = tracking.GridRun("benchmark", final, TAGS, uri, flush_seconds=flush_seconds)
     with contextlib.ExitStack() as stack:  # the `with GridRun(...)` of the train stage, phase by phase
         phases = {

@@ -19,10 +19,10 @@ import time
 
 import torch
 
-from pipelines.training import grid
 from pipelines.core import params
-from pipelines.data.datasets import Prepared
 from pipelines.core.params import DatasetTrain
+from pipelines.data.datasets import Prepared
+from pipelines.training import grid
 from pipelines.training.reference import train_reference
 from pipelines.training.trainer import choose_device, train_grid
 
@@ -49,7 +49,7 @@ def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> 
         a @ b
         _sync(device)
         timings.append(time.perf_counter() - start)
-    return 2 * size ** 3 / statistics.median(timings[1:]) / 1e9
+    return 2 * size**3 / statistics.median(timings[1:]) / 1e9
 
 
 def grid_flops(config: DatasetTrain, data: Prepared, members: int) -> float:
@@ -70,15 +70,24 @@ def _sync(device: torch.device) -> None:
 
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+        return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_case(name: str, config: DatasetTrain, data: Prepared, device: torch.device, reference_members: int,
-             thresholds: list[float], peak_gflops: float) -> None:
+def run_case(
+    name: str,
+    config: DatasetTrain,
+    data: Prepared,
+    device: torch.device,
+    reference_members: int,
+    thresholds: list[float],
+    peak_gflops: float,
+) -> None:
     members = grid.expand(config)
     # Warm up both trainers on two mini-batches: the first products of each shape pay one-off costs.
-    few = dataclasses.replace(data, x_train=data.x_train[:2 * config.batch_size], y_train=data.y_train[:2 * config.batch_size])
+    few = dataclasses.replace(
+        data, x_train=data.x_train[: 2 * config.batch_size], y_train=data.y_train[: 2 * config.batch_size]
+    )
     warm = config.model_copy(update={"epochs": 1, "eval_every": 1})
     train_grid(members, few, warm, thresholds, device, progress=False)
     if reference_members:
@@ -88,10 +97,14 @@ def run_case(name: str, config: DatasetTrain, data: Prepared, device: torch.devi
     result = train_grid(members, data, config, thresholds, device, progress=False)
     batched_rate = result.member_samples / result.seconds
     gflops = grid_flops(config, data, len(members)) / result.seconds / 1e9
-    print(f"\n== {name}: {len(members)} members x {config.epochs} epochs x {len(data.y_train):,} samples "
-          f"(hidden {config.hidden}, batch {config.batch_size}) on {device.type}")
-    print(f"batched   : {result.seconds:8.2f} s  {batched_rate:14,.0f} member-samples/s  "
-          f"{gflops:8.1f} GFLOP/s = {gflops / peak_gflops:5.1%} of matmul  peak memory {_peak_memory_mb(device):,.0f} MiB")
+    print(
+        f"\n== {name}: {len(members)} members x {config.epochs} epochs x {len(data.y_train):,} samples "
+        f"(hidden {config.hidden}, batch {config.batch_size}) on {device.type}"
+    )
+    print(
+        f"batched   : {result.seconds:8.2f} s  {batched_rate:14,.0f} member-samples/s  "
+        f"{gflops:8.1f} GFLOP/s = {gflops / peak_gflops:5.1%} of matmul  peak memory {_peak_memory_mb(device):,.0f} MiB"
+    )
     if reference_members:
         # Spread the sample over the grid so every family and optimizer is represented.
         step = max(1, len(members) // reference_members)
@@ -102,8 +115,10 @@ def run_case(name: str, config: DatasetTrain, data: Prepared, device: torch.devi
         seconds = time.perf_counter() - start
         reference_rate = len(sample) * config.epochs * len(data.y_train) / seconds
         reference_gflops = grid_flops(config, data, len(sample)) / seconds / 1e9
-        print(f"reference : {seconds:8.2f} s for {len(sample)} members  {reference_rate:14,.0f} member-samples/s  "
-              f"{reference_gflops:8.1f} GFLOP/s = {reference_gflops / peak_gflops:5.1%} of matmul  (one member at a time)")
+        print(
+            f"reference : {seconds:8.2f} s for {len(sample)} members  {reference_rate:14,.0f} member-samples/s  "
+            f"{reference_gflops:8.1f} GFLOP/s = {reference_gflops / peak_gflops:5.1%} of matmul  (one member at a time)"
+        )
         print(f"speed-up  : {batched_rate / reference_rate:8.1f}x  (batched / reference member-samples/s)")
 
 

@@ -10,7 +10,6 @@ dataset with a runs.csv, the whole reports/figures directory atomically.
 The figures themselves are pipelines/plots/catalog.py.
 """
 
-
 from __future__ import annotations
 
 from tqdm import tqdm

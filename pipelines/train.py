@@ -22,7 +22,7 @@ from pipelines.core import params, provenance, results
 from pipelines.core.errors import stage
 from pipelines.core.files import atomic_path
 from pipelines.data.datasets import load_prepared
-from pipelines.training import adam_state, grid, pruning, tracking
+from pipelines.training import adam_state, grid, pruning, store, tracking
 from pipelines.training.trainer import GridResult, choose_device, train_grid
 
 
@@ -35,31 +35,45 @@ def main(argv: list[str] | None = None) -> None:
     data = load_prepared(dataset)
     members = grid.expand(config)
     identity = grid.identity_frame(dataset, members, config)
-    uri = tracking.tracking_uri() if settings.train.tracking else None
+    uri = store.tracking_uri() if settings.train.tracking else None
     if uri:
-        tracking.check_store(uri)  # fail now, not after an hour of training
+        store.check_store(uri)  # fail now, not after an hour of training
     # DVC and schedulers stop a stage with SIGTERM: raise it like Ctrl-C so that the MLflow runs
     # are ended KILLED instead of left RUNNING (SIGKILL cannot be caught: see tracking's host and pid tags).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    shape = (f"{len(members)} members ({identity['config'].nunique()} configurations x {len(config.seeds)} seeds), "
-             f"{config.epochs} epochs")
+    shape = (
+        f"{len(members)} members ({identity['config'].nunique()} configurations x {len(config.seeds)} seeds), "
+        f"{config.epochs} epochs"
+    )
 
     if settings.train.backend == "ray":
         print(f"train {dataset}: {shape} on Ray")
         from pipelines.training import scaleout  # here, so that the local backend starts without Ray
 
-        sharded, parent = scaleout.train(dataset, members, identity, data, settings, uri,
-                                         _tags(dataset, settings, "ray"))
-        result, run_ids, device_type, device_name = (sharded.result, sharded.run_ids, sharded.device_type,
-                                                     sharded.device_name)
+        sharded, parent = scaleout.train(
+            dataset, members, identity, data, settings, uri, _tags(dataset, settings, "ray")
+        )
+        result, run_ids, device_type, device_name = (
+            sharded.result,
+            sharded.run_ids,
+            sharded.device_type,
+            sharded.device_name,
+        )
         experiment = _experiment(parent.experiment_name, parent.experiment_id, parent.run_id) if parent else {}
     else:
         device = choose_device(settings.train.device, settings.train.cuda_tf32)
         device_type, device_name = device.type, _device_name(device)
         print(f"train {dataset}: {shape} on {device_name}")
         with _grid_run(dataset, identity, settings, device_name, uri) as run:
-            trained = train_grid(members, data, config, settings.train.sparsity_thresholds, device,
-                                 settings.train.max_chunk_members, on_evaluation=run.log_evaluation if run else None)
+            trained = train_grid(
+                members,
+                data,
+                config,
+                settings.train.sparsity_thresholds,
+                device,
+                settings.train.max_chunk_members,
+                on_evaluation=run.log_evaluation if run else None,
+            )
             result = pruning.with_structure(trained, data, config.activation, device)
             if run:
                 run.finish(result.final)
@@ -73,15 +87,21 @@ def main(argv: list[str] | None = None) -> None:
 def _tags(dataset: str, settings: params.Params, device_name: str) -> dict[str, str]:
     git = provenance.git_state()
     return {
-        "git_commit": git.commit or "unknown", "git_dirty": str(git.dirty).lower(),
-        "params_hash": provenance.params_hash(settings), "profile": settings.profile,
-        "device": device_name, "torch": torch.__version__, "cuda": torch.version.cuda or "none",
-        "dvc_stage": f"train@{dataset}", "backend": settings.train.backend,
+        "git_commit": git.commit or "unknown",
+        "git_dirty": str(git.dirty).lower(),
+        "params_hash": provenance.params_hash(settings),
+        "profile": settings.profile,
+        "device": device_name,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "none",
+        "dvc_stage": f"train@{dataset}",
+        "backend": settings.train.backend,
     }
 
 
-def _grid_run(dataset: str, identity: pd.DataFrame, settings: params.Params, device_name: str,
-              uri: str | None) -> contextlib.AbstractContextManager:
+def _grid_run(
+    dataset: str, identity: pd.DataFrame, settings: params.Params, device_name: str, uri: str | None
+) -> contextlib.AbstractContextManager:
     if uri is None:
         return contextlib.nullcontext()
     return tracking.GridRun(dataset, identity, _tags(dataset, settings, device_name), uri)
@@ -91,8 +111,16 @@ def _experiment(name: str, experiment_id: str, parent_run_id: str) -> dict[str, 
     return {"experiment_name": name, "experiment_id": experiment_id, "parent_run_id": parent_run_id}
 
 
-def _write(dataset: str, identity: pd.DataFrame, result: GridResult, run_ids: list[str],
-           settings: params.Params, device_type: str, device_name: str, experiment: dict[str, str]) -> None:
+def _write(
+    dataset: str,
+    identity: pd.DataFrame,
+    result: GridResult,
+    run_ids: list[str],
+    settings: params.Params,
+    device_type: str,
+    device_name: str,
+    experiment: dict[str, str],
+) -> None:
     """The results directory and the weights directory, each replaced whole."""
     runs = identity.merge(result.final, on="member", validate="one_to_one")
     runs["run_id"] = run_ids
@@ -101,10 +129,16 @@ def _write(dataset: str, identity: pd.DataFrame, result: GridResult, run_ids: li
     curves = identity[key].merge(result.curves, on="member", validate="one_to_many")
     pruning_curves = identity[key].merge(result.pruning, on="member", validate="one_to_many")[results.PRUNING_COLUMNS]
     summary = {
-        "dataset": dataset, "device": device_type, "device_name": device_name,
-        "torch": torch.__version__, "cuda": torch.version.cuda, "seconds": round(result.seconds, 3),
+        "dataset": dataset,
+        "device": device_type,
+        "device_name": device_name,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "seconds": round(result.seconds, 3),
         "tf32_matmuls": device_type == "cuda" and settings.train.cuda_tf32,
-        "members": len(runs), "diverged": result.diverged, "profile": settings.profile,
+        "members": len(runs),
+        "diverged": result.diverged,
+        "profile": settings.profile,
         "experiment_name": experiment.get("experiment_name"),
         "experiment_id": experiment.get("experiment_id"),
         "parent_run_id": experiment.get("parent_run_id"),

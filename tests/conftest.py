@@ -71,7 +71,13 @@ def run_stage() -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(stage: str, dataset: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         env = os.environ | {"PYTHONPATH": str(REPO)}
-        return subprocess.run([sys.executable, "-m", f"pipelines.{stage}", dataset], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", f"pipelines.{stage}", dataset],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     return run

@@ -36,8 +36,16 @@ GRID = [
 # Families also trained with penalized biases (the H6 ablation); config names end in "/bias".
 BIAS_ABLATION = [(o, f, s) for o, f, s in GRID if o == "adam" and f == "l2"]
 SETTING_COLUMNS = ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd", "dropout", "act_l1", "act_l2")
-STRENGTH_OF = {"l1": "l1", "prox_l1": "prox_l1", "l2": "l2", "l2_norm": "l2_norm", "elastic": "l1",
-               "weight_decay": "weight_decay", "adamw": "decoupled_wd", "dropout": "dropout"}
+STRENGTH_OF = {
+    "l1": "l1",
+    "prox_l1": "prox_l1",
+    "l2": "l2",
+    "l2_norm": "l2_norm",
+    "elastic": "l1",
+    "weight_decay": "weight_decay",
+    "adamw": "decoupled_wd",
+    "dropout": "dropout",
+}
 
 
 def _strength(family: str, settings: dict[str, float]) -> float:
@@ -46,8 +54,15 @@ def _strength(family: str, settings: dict[str, float]) -> float:
     return settings.get(STRENGTH_OF.get(family, ""), 0.0)
 
 
-def _metrics(family: str, settings: dict[str, float], effect: float, rng: np.random.Generator,
-             seed_shift: float, noise: float, progress: float = 1.0) -> dict[str, float]:
+def _metrics(
+    family: str,
+    settings: dict[str, float],
+    effect: float,
+    rng: np.random.Generator,
+    seed_shift: float,
+    noise: float,
+    progress: float = 1.0,
+) -> dict[str, float]:
     """Plausible metrics: L1 sparsifies, L2 shrinks, dropout narrows the gap, all scaled by effect."""
     l1 = settings.get("l1", 0.0) + settings.get("prox_l1", 0.0)
     l2 = settings.get("l2", 0.0) + settings.get("weight_decay", 0.0) + settings.get("decoupled_wd", 0.0) / 10
@@ -66,44 +81,77 @@ def _metrics(family: str, settings: dict[str, float], effect: float, rng: np.ran
     val_acc = test_acc + jitter()
     train_loss = 0.1 + (1 - train_acc)
     test_loss = 0.45 - 0.1 * gap_cut + jitter()
-    frac = {results.sparsity_column(t): float(np.clip(sparse * (1 - 0.2 * i) + 0.01 * (i + 1) + abs(jitter()), 0, 1))
-            for i, t in enumerate(sorted(THRESHOLDS, reverse=True))}
+    frac = {
+        results.sparsity_column(t): float(np.clip(sparse * (1 - 0.2 * i) + 0.01 * (i + 1) + abs(jitter()), 0, 1))
+        for i, t in enumerate(sorted(THRESHOLDS, reverse=True))
+    }
     exact = float(np.clip(sparse * 0.8, 0, 1)) if settings.get("prox_l1") else 0.0
     weight_l2 = 30.0 * (1 - shrink) + jitter() * 5
     return {
-        "train_loss": train_loss, "train_acc": train_acc, "val_loss": test_loss + jitter(), "val_acc": val_acc,
-        "test_loss": test_loss, "test_acc": test_acc, "gap_acc": train_acc - test_acc,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "val_loss": test_loss + jitter(),
+        "val_acc": val_acc,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "gap_acc": train_acc - test_acc,
         "gap_loss": test_loss - train_loss,
-        "weight_l1": weight_l2 * 40 * (1 - sparse), "weight_l2": weight_l2,
-        "exact_zeros": exact, "hoyer": 0.2 + 0.6 * sparse, **frac,
+        "weight_l1": weight_l2 * 40 * (1 - sparse),
+        "weight_l2": weight_l2,
+        "exact_zeros": exact,
+        "hoyer": 0.2 + 0.6 * sparse,
+        **frac,
     }
 
 
-def make_results(dataset: str = "diabetes", seeds: int = 10, effect: float = 1.0, noise: float = 0.005,
-                 epochs: int = 4, hidden: tuple[int, ...] = (16, 8), inputs: int = 8, classes: int = 2,
-                 seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def make_results(
+    dataset: str = "diabetes",
+    seeds: int = 10,
+    effect: float = 1.0,
+    noise: float = 0.005,
+    epochs: int = 4,
+    hidden: tuple[int, ...] = (16, 8),
+    inputs: int = 8,
+    classes: int = 2,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Return (runs, curves, weights) for a synthetic grid, in the contract's layout."""
     rng = np.random.default_rng(seed)
     seed_shifts = rng.normal(0, 0.01, size=seeds)
     runs, curves = [], []
     configs = [(*g, False) for g in GRID] + [(*g, True) for g in BIAS_ABLATION]
     for member, ((optimizer, family, settings, penalize_bias), s) in enumerate(
-            (c, s) for c in configs for s in range(seeds)):
+        (c, s) for c in configs for s in range(seeds)
+    ):
         row = {c: 0.0 for c in SETTING_COLUMNS} | settings
         identity = {
-            "dataset": dataset, "member": member, "config": config_name(optimizer, family, settings, penalize_bias),
-            "family": family, "optimizer": optimizer, "lr": 1e-3 if optimizer != "sgd" else 1e-2,
-            "momentum": 0.9 if optimizer == "sgd" else 0.0, "seed": s, "penalize_bias": penalize_bias,
-            "strength": _strength(family, settings), **row,
+            "dataset": dataset,
+            "member": member,
+            "config": config_name(optimizer, family, settings, penalize_bias),
+            "family": family,
+            "optimizer": optimizer,
+            "lr": 1e-3 if optimizer != "sgd" else 1e-2,
+            "momentum": 0.9 if optimizer == "sgd" else 0.0,
+            "seed": s,
+            "penalize_bias": penalize_bias,
+            "strength": _strength(family, settings),
+            **row,
             "dropout_layers": ";".join(f"{row['dropout']:g}" for _ in hidden),
-            "hidden": "-".join(map(str, hidden)), "activation": "relu", "batch_size": 32, "epochs": epochs,
+            "hidden": "-".join(map(str, hidden)),
+            "activation": "relu",
+            "batch_size": 32,
+            "epochs": epochs,
         }
         for epoch in range(1, epochs + 1):
             m = _metrics(family, settings, effect, rng, seed_shifts[s], noise, progress=0.9 + 0.1 * epoch / epochs)
-            curves.append({k: identity[k] for k in ("dataset", "member", "config", "family", "seed")}
-                          | {"epoch": epoch} | m)
-        runs.append(identity | {"status": "ok", "diverged_epoch": np.nan, "epochs_run": epochs,
-                                "run_id": f"run{member:04d}"} | m)
+            curves.append(
+                {k: identity[k] for k in ("dataset", "member", "config", "family", "seed")} | {"epoch": epoch} | m
+            )
+        runs.append(
+            identity
+            | {"status": "ok", "diverged_epoch": np.nan, "epochs_run": epochs, "run_id": f"run{member:04d}"}
+            | m
+        )
     runs_frame, curves_frame = pd.DataFrame(runs), pd.DataFrame(curves)
     weights = _weights(runs_frame, (inputs, *hidden, classes), seed)
     return runs_frame, curves_frame, weights
@@ -114,7 +162,7 @@ def _weights(runs: pd.DataFrame, sizes: tuple[int, ...], seed: int) -> dict:
     members = len(runs)
     layers = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        weight = torch.randn(members, fan_out, fan_in, generator=generator) / fan_in ** 0.5
+        weight = torch.randn(members, fan_out, fan_in, generator=generator) / fan_in**0.5
         zeroed = torch.tensor((runs["family"] == "prox_l1").to_numpy())
         weight[zeroed] = torch.where(weight[zeroed].abs() < 0.3, 0.0, weight[zeroed])
         layers.append({"weight": weight, "bias": torch.zeros(members, fan_out)})

@@ -68,8 +68,11 @@ def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> No
         # The synthetic effects: L1 sparsifies, L2 shrinks, dropout narrows the gap.
         assert rows.loc[["H1", "H2", "H3"], "verdict"].tolist() == ["supported"] * 3
         selected = table("selected")
-        baseline = selected[(selected["dataset"] == dataset) & (selected["optimizer"] == summary["best_optimizer"])
-                            & (selected["family"] == "none")]
+        baseline = selected[
+            (selected["dataset"] == dataset)
+            & (selected["optimizer"] == summary["best_optimizer"])
+            & (selected["family"] == "none")
+        ]
         assert summary["baseline_test_acc"] == pytest.approx(baseline["test_acc_mean"].item())
         assert summary["members"] == len(pd.read_csv(results.runs_path(dataset)))
 
@@ -81,7 +84,8 @@ def test_corrections_never_lower_p_and_holm_only_in_h4(workdir: Path) -> None:
     tested = comparisons.dropna(subset=["wilcoxon_p"])
     assert (tested["bh_p"] >= tested["wilcoxon_p"] - 1e-12).all()
     assert comparisons["holm_p"].notna().groupby(comparisons["hypothesis"]).any().to_dict() == {
-        h: h == "H4" for h in sorted(comparisons["hypothesis"].unique())}
+        h: h == "H4" for h in sorted(comparisons["hypothesis"].unique())
+    }
     assert (comparisons["n"] == 10).all()
     h6 = table("equivalence").query("hypothesis == 'H6'")
     assert len(h6) == len(synthetic.BIAS_ABLATION)
@@ -98,8 +102,13 @@ def test_no_effect_is_not_supported(workdir: Path) -> None:
 
 def test_missing_results_file_is_one_line_error_and_nothing_is_written(workdir: Path) -> None:
     synthetic.write_results(workdir, "diabetes")  # fashion_mnist is missing
-    done = subprocess.run([sys.executable, "-m", "pipelines.analyze"], cwd=workdir, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.analyze"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "reports/results/fashion_mnist/runs.csv" in lines[0]

@@ -17,23 +17,64 @@ from pipelines.reporting import compare
 def write_reports(root: Path, shift: float = 0.0, h2: str = "supported", best: str = "adam/l2/l2=0.01") -> Path:
     """reports/ as analyze writes it, for one dataset; `shift` moves every accuracy and difference."""
     (root / TABLES_DIR).mkdir(parents=True)
-    metrics = {"diabetes": {"members": 40, "diverged": 0, "seeds": 10, "best_config": best, "best_family": "l2",
-                            "best_optimizer": "adam", "best_test_acc": 0.76 + shift,
-                            "baseline_test_acc": 0.72 + shift, "H1": {"verdict": "supported"},
-                            "H2": {"verdict": h2}}}
+    metrics = {
+        "diabetes": {
+            "members": 40,
+            "diverged": 0,
+            "seeds": 10,
+            "best_config": best,
+            "best_family": "l2",
+            "best_optimizer": "adam",
+            "best_test_acc": 0.76 + shift,
+            "baseline_test_acc": 0.72 + shift,
+            "H1": {"verdict": "supported"},
+            "H2": {"verdict": h2},
+        }
+    }
     (root / METRICS_FILE).write_text(json.dumps(metrics))
-    pd.DataFrame([
-        {"dataset": "diabetes", "optimizer": "adam", "family": "none", "config": "adam/none",
-         "test_acc_mean": 0.72 + shift, "test_acc_ci_low": 0.70, "test_acc_ci_high": 0.74},
-        {"dataset": "diabetes", "optimizer": "adam", "family": "l2", "config": best,
-         "test_acc_mean": 0.76 + shift, "test_acc_ci_low": 0.75, "test_acc_ci_high": 0.77},
-    ]).to_csv(root / TABLES_DIR / "selected.csv", index=False)
-    pd.DataFrame([{"dataset": "diabetes", "hypothesis": "H4", "scope": "selected", "metric": "test_acc",
-                   "a": "adam/l2/l2=0.01", "b": "adam/none", "mean_diff": 0.04 + shift, "ci_low": 0.02,
-                   "ci_high": 0.06}]).to_csv(root / TABLES_DIR / "comparisons.csv", index=False)
-    pd.DataFrame([{"dataset": "diabetes", "hypothesis": h, "title": "t", "verdict": v, "rule": "r", "evidence": "e"}
-                  for h, v in (("H1", "supported"), ("H2", h2))]).to_csv(root / TABLES_DIR / "verdicts.csv",
-                                                                         index=False)
+    pd.DataFrame(
+        [
+            {
+                "dataset": "diabetes",
+                "optimizer": "adam",
+                "family": "none",
+                "config": "adam/none",
+                "test_acc_mean": 0.72 + shift,
+                "test_acc_ci_low": 0.70,
+                "test_acc_ci_high": 0.74,
+            },
+            {
+                "dataset": "diabetes",
+                "optimizer": "adam",
+                "family": "l2",
+                "config": best,
+                "test_acc_mean": 0.76 + shift,
+                "test_acc_ci_low": 0.75,
+                "test_acc_ci_high": 0.77,
+            },
+        ]
+    ).to_csv(root / TABLES_DIR / "selected.csv", index=False)
+    pd.DataFrame(
+        [
+            {
+                "dataset": "diabetes",
+                "hypothesis": "H4",
+                "scope": "selected",
+                "metric": "test_acc",
+                "a": "adam/l2/l2=0.01",
+                "b": "adam/none",
+                "mean_diff": 0.04 + shift,
+                "ci_low": 0.02,
+                "ci_high": 0.06,
+            }
+        ]
+    ).to_csv(root / TABLES_DIR / "comparisons.csv", index=False)
+    pd.DataFrame(
+        [
+            {"dataset": "diabetes", "hypothesis": h, "title": "t", "verdict": v, "rule": "r", "evidence": "e"}
+            for h, v in (("H1", "supported"), ("H2", h2))
+        ]
+    ).to_csv(root / TABLES_DIR / "verdicts.csv", index=False)
     return root
 
 

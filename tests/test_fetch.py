@@ -79,8 +79,9 @@ def test_env_mirror_wins_over_params_key(workdir: Path, set_param, shared_mirror
     assert stored == (shared_mirror / PIMA.mirror_path).read_bytes()
 
 
-def test_mirror_wins_over_debian_dir_and_a_broken_file_falls_through(tmp_path: Path, shared_mirror: Path,
-                                                                      monkeypatch, no_network: str) -> None:
+def test_mirror_wins_over_debian_dir_and_a_broken_file_falls_through(
+    tmp_path: Path, shared_mirror: Path, monkeypatch, no_network: str
+) -> None:
     debian = tmp_path / "debian"
     mirror = tmp_path / "mirror"
     for root in (debian, mirror):
@@ -93,8 +94,9 @@ def test_mirror_wins_over_debian_dir_and_a_broken_file_falls_through(tmp_path: P
     (mirror / broken.mirror_path).write_bytes(gz[: len(gz) // 2])  # a truncated gzip
     monkeypatch.setenv(raw_sources.MIRROR_ENV, str(mirror))
 
-    raw = raw_sources.fetch("fashion_mnist", raw_sources.default_sources(None, debian_dir=debian),
-                            raw_root=tmp_path / "raw")
+    raw = raw_sources.fetch(
+        "fashion_mnist", raw_sources.default_sources(None, debian_dir=debian), raw_root=tmp_path / "raw"
+    )
 
     sources = {name: entry["source"] for name, entry in record(raw).items()}
     expected = {f.name: "mirror $REGBENCH_DATA_MIRROR" for f in RAW_FILES["fashion_mnist"]}
@@ -109,8 +111,10 @@ def test_mirror_wins_over_debian_dir_and_a_broken_file_falls_through(tmp_path: P
 def test_mismatching_mirror_falls_through_to_download(tmp_path: Path, shared_mirror: Path, http_server) -> None:
     base, served = http_server
     shutil.copy(shared_mirror / PIMA.mirror_path, served / "pima.csv")
-    sources = [raw_sources.Directory("mirror", pima_mirror(tmp_path / "mirror", shared_mirror, corrupt=True)),
-               raw_sources.Download("download", url_of=lambda file: f"{base}/pima.csv")]
+    sources = [
+        raw_sources.Directory("mirror", pima_mirror(tmp_path / "mirror", shared_mirror, corrupt=True)),
+        raw_sources.Download("download", url_of=lambda file: f"{base}/pima.csv"),
+    ]
 
     raw = raw_sources.fetch("diabetes", sources, raw_root=tmp_path / "raw")
 
@@ -123,8 +127,9 @@ def test_the_same_bytes_from_another_mirror_give_the_same_raw_output(tmp_path: P
     outputs = []
     for name in ("one", "another"):
         mirror = pima_mirror(tmp_path / name / "mirror", shared_mirror)
-        raw = raw_sources.fetch("diabetes", [raw_sources.Directory(f"mirror {name}", mirror)],
-                                raw_root=tmp_path / name / "raw")
+        raw = raw_sources.fetch(
+            "diabetes", [raw_sources.Directory(f"mirror {name}", mirror)], raw_root=tmp_path / name / "raw"
+        )
         assert record(raw)[PIMA.name] == {"source": f"mirror {name}", "location": str(mirror / PIMA.mirror_path)}
         outputs.append(snapshot(raw))
     assert outputs[0] == outputs[1]
@@ -132,8 +137,9 @@ def test_the_same_bytes_from_another_mirror_give_the_same_raw_output(tmp_path: P
     assert json.loads(outputs[0][SOURCE_RECORD]) == hashed
 
 
-def test_all_sources_failing_lists_each_and_leaves_raw_untouched(tmp_path: Path, shared_mirror: Path,
-                                                                 http_server, no_network: str) -> None:
+def test_all_sources_failing_lists_each_and_leaves_raw_untouched(
+    tmp_path: Path, shared_mirror: Path, http_server, no_network: str
+) -> None:
     base, _ = http_server
     raw = tmp_path / "raw"
     (raw / "diabetes").mkdir(parents=True)
@@ -143,10 +149,12 @@ def test_all_sources_failing_lists_each_and_leaves_raw_untouched(tmp_path: Path,
     before = snapshot(raw)
     bad = pima_mirror(tmp_path / "bad", shared_mirror, corrupt=True)
     bad_hash = hashlib.sha256((bad / PIMA.mirror_path).read_bytes()).hexdigest()
-    sources = [raw_sources.Directory("empty mirror", tmp_path / "nowhere"),
-               raw_sources.Directory("bad mirror", bad),
-               raw_sources.Download("missing on server", url_of=lambda file: f"{base}/absent.csv"),
-               raw_sources.Download("dead server", url_of=lambda file: f"{no_network}/pima.csv")]
+    sources = [
+        raw_sources.Directory("empty mirror", tmp_path / "nowhere"),
+        raw_sources.Directory("bad mirror", bad),
+        raw_sources.Download("missing on server", url_of=lambda file: f"{base}/absent.csv"),
+        raw_sources.Download("dead server", url_of=lambda file: f"{no_network}/pima.csv"),
+    ]
 
     with pytest.raises(DataError) as caught:
         raw_sources.fetch("diabetes", sources, raw_root=raw)

@@ -27,7 +27,7 @@ from pipelines.core.results import RESULTS_DIR, group_of, runs_path, weights_pat
 from pipelines.core.tables import COLUMNS as TABLE_COLUMNS
 from pipelines.core.tables import read as read_tables
 from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
-from pipelines.plots import catalog
+from pipelines.plots import accuracy_figures, catalog, weight_figures
 from pipelines.plots import evidence as plot_evidence
 from pipelines.plots import style as plotting
 
@@ -57,29 +57,63 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
             config = rows.groupby("config")["val_acc"].mean().idxmax()
             chosen.append((family, config))
             mine = rows[rows["config"] == config]
-            selected.append({"dataset": dataset, "optimizer": group, "family": family, "config": config,
-                             "strength": mine["strength"].iloc[0], "val_acc_mean": mine["val_acc"].mean(),
-                             "test_acc_mean": mine["test_acc"].mean(), "n_seeds": len(mine),
-                             "n_diverged": int((runs["config"] == config).sum() - len(mine))})
+            selected.append(
+                {
+                    "dataset": dataset,
+                    "optimizer": group,
+                    "family": family,
+                    "config": config,
+                    "strength": mine["strength"].iloc[0],
+                    "val_acc_mean": mine["val_acc"].mean(),
+                    "test_acc_mean": mine["test_acc"].mean(),
+                    "n_seeds": len(mine),
+                    "n_diverged": int((runs["config"] == config).sum() - len(mine)),
+                }
+            )
             if family != "none":
                 pair = accuracy[[config, f"{group}/none"]].dropna()
-                result = inference.paired_comparison(pair[config].to_numpy(), pair[f"{group}/none"].to_numpy(),
-                                                      alpha=0.05, resamples=200, seed=0)
-                comparisons.append({"dataset": dataset, "hypothesis": "H4", "metric": "test_acc", "a": config,
-                                    "b": f"{group}/none", "family_a": family, "family_b": "none",
-                                    "optimizer": group} | vars(result))
+                result = inference.paired_comparison(
+                    pair[config].to_numpy(), pair[f"{group}/none"].to_numpy(), alpha=0.05, resamples=200, seed=0
+                )
+                comparisons.append(
+                    {
+                        "dataset": dataset,
+                        "hypothesis": "H4",
+                        "metric": "test_acc",
+                        "a": config,
+                        "b": f"{group}/none",
+                        "family_a": family,
+                        "family_b": "none",
+                        "optimizer": group,
+                    }
+                    | vars(result)
+                )
         configs = [config for _, config in chosen]
         result = inference.friedman(accuracy[configs].dropna().to_numpy())
-        ranking += [{"dataset": dataset, "optimizer": group, "family": family, "config": config, "mean_rank": rank,
-                     "friedman_p": result.p, "n_seeds": len(accuracy[configs].dropna())}
-                    for (family, config), rank in zip(chosen, result.mean_ranks)]
+        ranking += [
+            {
+                "dataset": dataset,
+                "optimizer": group,
+                "family": family,
+                "config": config,
+                "mean_rank": rank,
+                "friedman_p": result.p,
+                "n_seeds": len(accuracy[configs].dropna()),
+            }
+            for (family, config), rank in zip(chosen, result.mean_ranks)
+        ]
     comparisons = pd.DataFrame(comparisons)
     comparisons["bh_p"] = inference.benjamini_hochberg(comparisons["wilcoxon_p"].to_numpy())
     return {"comparisons": comparisons, "ranking": pd.DataFrame(ranking), "selected": pd.DataFrame(selected)}
 
 
-def write_study(root: Path, seeds: int = SEEDS, diverge: dict[str, int] | None = None,
-                datasets: tuple[str, ...] = tuple(DATASETS), **sizes: dict) -> None:
+def write_study(
+    root: Path,
+    seeds: int = SEEDS,
+    diverge: dict[str, int] | None = None,
+    datasets: tuple[str, ...] = tuple(DATASETS),
+    **sizes: dict,
+) -> None:
     """Synthetic results, their analysis tables and a params.yaml, under root. `diverge` marks the
     first members of a config as diverged, with the chance-level accuracy a diverged network has."""
     tables: dict[str, list[pd.DataFrame]] = {}
@@ -95,8 +129,9 @@ def write_study(root: Path, seeds: int = SEEDS, diverge: dict[str, int] | None =
             tables.setdefault(name, []).append(table)
     (root / results.TABLES_DIR).mkdir(parents=True)
     for name, parts in tables.items():
-        pd.concat(parts).reindex(columns=TABLE_COLUMNS[name]).to_csv(root / results.TABLES_DIR / f"{name}.csv",
-                                                                      index=False)
+        pd.concat(parts).reindex(columns=TABLE_COLUMNS[name]).to_csv(
+            root / results.TABLES_DIR / f"{name}.csv", index=False
+        )
     config = yaml.safe_load((REPO / "params.yaml").read_text())
     config["figures"]["dpi"] = DPI
     (root / "params.yaml").write_text(yaml.safe_dump(config))
@@ -139,24 +174,34 @@ def labels(drawn: plotting.Drawn) -> tuple[set[str], set[str]]:
 
 
 def test_every_figure_is_drawn_for_each_dataset_and_only_where_it_applies(drawn):
-    common = {"01_sparsity", "02_weight_magnitudes", "03_weight_norm", "04_test_accuracy",
-              "05_generalization_gap", "06_learning_curves", "07_elastic_net", "10_statistics"}
+    common = {
+        "01_sparsity",
+        "02_weight_magnitudes",
+        "03_weight_norm",
+        "04_test_accuracy",
+        "05_generalization_gap",
+        "06_learning_curves",
+        "07_elastic_net",
+        "10_statistics",
+    }
     assert set(drawn["fashion_mnist"]) == common | {"08_first_layer_images"}
     assert set(drawn["diabetes"]) == common | {"09_input_features"}
 
 
-@pytest.mark.parametrize(("name", "xlabels", "ylabels"), [
-    ("01_sparsity", {"strength λ"}, {"fraction of weights"}),
-    ("02_weight_magnitudes", {"log10 |w|"}, {"fraction of weights ≤ |w| (ECDF)"}),
-    ("03_weight_norm", {"strength λ", "dropout probability p"}, {"weight L2 norm ‖w‖₂"}),
-    ("04_test_accuracy", {"strength λ", "dropout probability p"}, {"test accuracy (%)"}),
-    ("05_generalization_gap", {"strength λ", "dropout probability p"},
-     {"train − test accuracy (points)"}),
-    ("06_learning_curves", {"epoch"}, {"loss (nats)"}),
-    ("07_elastic_net", {"λ1 (L1 strength)"}, {"λ2 (L2 strength)"}),
-    ("09_input_features", {"input feature"}, {"mean |w| over hidden units"}),
-    ("10_statistics", {"test accuracy − baseline (points)", "mean rank\n(1 = best)"}, set()),
-])
+@pytest.mark.parametrize(
+    ("name", "xlabels", "ylabels"),
+    [
+        ("01_sparsity", {"strength λ"}, {"fraction of weights"}),
+        ("02_weight_magnitudes", {"log10 |w|"}, {"fraction of weights ≤ |w| (ECDF)"}),
+        ("03_weight_norm", {"strength λ", "dropout probability p"}, {"weight L2 norm ‖w‖₂"}),
+        ("04_test_accuracy", {"strength λ", "dropout probability p"}, {"test accuracy (%)"}),
+        ("05_generalization_gap", {"strength λ", "dropout probability p"}, {"train − test accuracy (points)"}),
+        ("06_learning_curves", {"epoch"}, {"loss (nats)"}),
+        ("07_elastic_net", {"λ1 (L1 strength)"}, {"λ2 (L2 strength)"}),
+        ("09_input_features", {"input feature"}, {"mean |w| over hidden units"}),
+        ("10_statistics", {"test accuracy − baseline (points)", "mean rank\n(1 = best)"}, set()),
+    ],
+)
 def test_axes_are_labelled(drawn, name, xlabels, ylabels):
     for dataset in (d for d in DATASETS if name in drawn[d]):
         found_x, found_y = labels(drawn[dataset][name])
@@ -179,8 +224,12 @@ def test_one_sparsity_panel_per_threshold_plus_exact_zeros(drawn):
 def test_each_family_keeps_its_colour_in_every_figure(drawn):
     l1 = plotting.FAMILY_COLORS["L1"]
     for name in ("01_sparsity", "03_weight_norm", "04_test_accuracy"):
-        colours = {tuple(np.round(to_rgb(line.get_color()), 3)) for ax in drawn["diabetes"][name].figure.get_axes()
-                   for line in ax.get_lines() if line.get_xydata().size}
+        colours = {
+            tuple(np.round(to_rgb(line.get_color()), 3))
+            for ax in drawn["diabetes"][name].figure.get_axes()
+            for line in ax.get_lines()
+            if line.get_xydata().size
+        }
         assert tuple(np.round(l1, 3)) in colours, name
     assert len(set(plotting.FAMILY_COLORS.values())) == len(plotting.FAMILY_COLORS)
 
@@ -199,8 +248,9 @@ def test_first_layer_images_are_28_by_28_and_same_units_in_every_row(drawn):
     figure = drawn["fashion_mnist"]["08_first_layer_images"].figure
     images = [ax.get_images()[0].get_array().shape for ax in figure.get_axes()]
     assert set(images) == {(28, 28)}
-    assert [ax.get_title() for ax in figure.get_axes()[:catalog.IMAGE_UNITS]] == [
-        f"unit {u}" for u in range(catalog.IMAGE_UNITS)]
+    assert [ax.get_title() for ax in figure.get_axes()[: weight_figures.IMAGE_UNITS]] == [
+        f"unit {u}" for u in range(weight_figures.IMAGE_UNITS)
+    ]
 
 
 def test_input_features_use_the_pima_names_and_mean_weights(drawn, study):
@@ -254,7 +304,7 @@ def test_stage_writes_png_pdf_and_captions_for_every_figure(tmp_path, monkeypatc
 def test_pdf_and_png_files_are_reproducible(in_study, tmp_path):
     evidence = plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES))
     for attempt in ("first", "second"):
-        plotting.save(catalog.accuracy(evidence), tmp_path / attempt, DPI)
+        plotting.save(accuracy_figures.accuracy(evidence), tmp_path / attempt, DPI)
     for suffix in ("png", "pdf"):
         first = (tmp_path / "first" / f"04_test_accuracy.{suffix}").read_bytes()
         assert first == (tmp_path / "second" / f"04_test_accuracy.{suffix}").read_bytes()
@@ -265,7 +315,7 @@ def test_diverged_members_are_left_out_and_counted_in_captions(tmp_path, monkeyp
     write_study(tmp_path, diverge={"adam/l1/l1=0.001": 1}, datasets=("diabetes",))
     monkeypatch.chdir(tmp_path)
     plotting.use_theme()
-    drawn = catalog.accuracy(plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES)))
+    drawn = accuracy_figures.accuracy(plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES)))
     assert "1 in all (adam/l1/l1=0.001: 1)" in drawn.caption
     assert "2–3 seeds per point" in drawn.caption
     runs = pd.read_csv(tmp_path / runs_path("diabetes"))
@@ -285,10 +335,10 @@ def test_captions_count_members_that_diverged_outside_the_configurations_drawn(t
     monkeypatch.chdir(tmp_path / "partly")
     plotting.use_theme()
     ev = plot_evidence.load_evidence("diabetes", plot_evidence.read_tables())
-    curves = catalog.learning_curves(ev)  # draws the selected configurations only
+    curves = accuracy_figures.learning_curves(ev)  # draws the selected configurations only
     assert f"none of those drawn diverged; {SEEDS} members of configurations not drawn here diverged" in curves.caption
     assert "(none diverged)" not in curves.caption
-    accuracy = catalog.accuracy(ev)  # draws every strength of every family
+    accuracy = accuracy_figures.accuracy(ev)  # draws every strength of every family
     assert f"{SEEDS} in all ({lost}: {SEEDS})." in accuracy.caption
     for drawn in (curves, accuracy):
         plotting.plt.close(drawn.figure)
@@ -297,8 +347,9 @@ def test_captions_count_members_that_diverged_outside_the_configurations_drawn(t
 def family_line(ax: Axes, label: str) -> Line2D:
     """The one line a panel draws in a family's colour."""
     colour = plotting.FAMILY_COLORS[label]
-    [line] = [line for line in ax.get_lines()
-              if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata())]
+    [line] = [
+        line for line in ax.get_lines() if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata())
+    ]
     return line
 
 
@@ -314,9 +365,11 @@ def test_lines_are_the_mean_over_seeds(drawn, study):
     figure_01 = drawn["diabetes"]["01_sparsity"].figure.get_axes()
     assert l1_line(figure_01[1]) == pytest.approx(l1["frac_below_0.001"].mean().to_dict())
     assert l1_line(drawn["diabetes"]["03_weight_norm"].figure.get_axes()[0]) == pytest.approx(
-        l1["weight_l2"].mean().to_dict())
+        l1["weight_l2"].mean().to_dict()
+    )
     assert l1_line(drawn["diabetes"]["05_generalization_gap"].figure.get_axes()[0]) == pytest.approx(
-        (l1["gap_acc"].mean() * 100).to_dict())
+        (l1["gap_acc"].mean() * 100).to_dict()
+    )
 
 
 def test_magnitude_ecdf_starts_at_the_fraction_of_zero_weights(drawn, study):
@@ -328,10 +381,10 @@ def test_magnitude_ecdf_starts_at_the_fraction_of_zero_weights(drawn, study):
     for member in runs.loc[runs["config"] == config, "member"]:
         row = stored["members"].index(member)
         flat = torch.cat([layer["weight"][row].flatten() for layer in stored["layers"]])
-        zeros.append(float((flat.abs() <= catalog.MAGNITUDE_FLOOR).double().mean()))
+        zeros.append(float((flat.abs() <= weight_figures.MAGNITUDE_FLOOR).double().mean()))
     assert np.mean(zeros) > 0.5  # the synthetic proximal L1 weights are mostly exact zeros
     line = family_line(drawn["diabetes"]["02_weight_magnitudes"].figure.get_axes()[0], "proximal L1")
-    assert line.get_xdata()[0] == pytest.approx(np.log10(catalog.MAGNITUDE_FLOOR))
+    assert line.get_xdata()[0] == pytest.approx(np.log10(weight_figures.MAGNITUDE_FLOOR))
     assert line.get_ydata()[0] == pytest.approx(np.mean(zeros))
     caption = drawn["diabetes"]["02_weight_magnitudes"].caption
     assert f"proximal L1 {config.split('/')[2]}: {np.mean(zeros):.1%}" in caption
@@ -352,8 +405,13 @@ def test_feature_names_come_from_the_prepared_metadata(in_study):
 
 
 def run_stage(cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.figures"], cwd=cwd, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.figures"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -375,18 +433,36 @@ def test_missing_table_is_one_line_error_and_previous_figures_stay(tmp_path):
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["figures", "results", "tables"]
 
 
-@pytest.mark.parametrize(("damage", "message"), [
-    (lambda root: (root / weights_path("diabetes")).write_bytes(b"not a checkpoint"),
-     "models/diabetes/weights.pt: not a readable weights file"),
-    (lambda root: torch.save({"members": [0, 1]}, root / weights_path("diabetes")),
-     "models/diabetes/weights.pt: expected {'members'"),
-    (lambda root: pd.read_csv(root / results.TABLES_DIR / "selected.csv").drop(columns="config").to_csv(
-        root / results.TABLES_DIR / "selected.csv", index=False),
-     "reports/tables/selected.csv: missing columns ['config']"),
-    (lambda root: pd.read_csv(root / runs_path("diabetes")).assign(status="crashed").to_csv(
-        root / runs_path("diabetes"), index=False),
-     "reports/results/diabetes/runs.csv: config 'adam/none', seed 0: status 'crashed'; expected 'ok' or 'diverged'"),
-])
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda root: (root / weights_path("diabetes")).write_bytes(b"not a checkpoint"),
+            "models/diabetes/weights.pt: not a readable weights file",
+        ),
+        (
+            lambda root: torch.save({"members": [0, 1]}, root / weights_path("diabetes")),
+            "models/diabetes/weights.pt: expected {'members'",
+        ),
+        (
+            lambda root: (
+                pd.read_csv(root / results.TABLES_DIR / "selected.csv")
+                .drop(columns="config")
+                .to_csv(root / results.TABLES_DIR / "selected.csv", index=False)
+            ),
+            "reports/tables/selected.csv: missing columns ['config']",
+        ),
+        (
+            lambda root: (
+                pd.read_csv(root / runs_path("diabetes"))
+                .assign(status="crashed")
+                .to_csv(root / runs_path("diabetes"), index=False)
+            ),
+            "reports/results/diabetes/runs.csv: config 'adam/none', seed 0: status 'crashed'; "
+            "expected 'ok' or 'diverged'",
+        ),
+    ],
+)
 def test_bad_input_names_the_file_and_what_was_expected(tmp_path, monkeypatch, capsys, damage, message):
     write_study(tmp_path, seeds=2)
     damage(tmp_path)
@@ -418,14 +494,16 @@ def test_mean_ci_is_the_student_t_interval():
 
 def test_captions_name_lines_drawn_on_top_of_each_other(in_study):
     evidence = plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES))
-    drawn = catalog.accuracy(evidence)
+    drawn = accuracy_figures.accuracy(evidence)
     assert "L2 (sgd) and weight decay (sgd)" not in drawn.caption
     plotting.plt.close(drawn.figure)
     runs = evidence.runs
-    l2, decay = (runs[runs["config"].str.startswith(f"sgd/{f}/")].sort_values(["strength", "seed"]).index
-                 for f in ("l2", "weight_decay"))
+    l2, decay = (
+        runs[runs["config"].str.startswith(f"sgd/{f}/")].sort_values(["strength", "seed"]).index
+        for f in ("l2", "weight_decay")
+    )
     runs.loc[decay, "test_acc"] = runs.loc[l2, "test_acc"].to_numpy()  # SGD: L2 and weight decay, one update
-    drawn = catalog.accuracy(evidence)
+    drawn = accuracy_figures.accuracy(evidence)
     assert "Lines on top of each other: L2 (sgd) and weight decay (sgd)." in drawn.caption
     plotting.plt.close(drawn.figure)
 

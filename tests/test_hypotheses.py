@@ -50,10 +50,12 @@ def without_bias(runs: pd.DataFrame) -> pd.DataFrame:
 
 def family_ranks(none_best: bool) -> Edit:
     """Test accuracy ordered by family within every seed: none the best, or the worst."""
+
     def edit(runs: pd.DataFrame) -> pd.DataFrame:
         step = runs["family"].map(results.FAMILIES.index) * (-0.01 if none_best else 0.01)
         noise = np.random.default_rng(1).normal(0, 1e-4, len(runs))
         return runs.assign(test_acc=0.8 + 0.001 * runs["seed"] + step + noise)
+
     return edit
 
 
@@ -74,6 +76,7 @@ def like(runs: pd.DataFrame, chosen: pd.Series, partner: Callable[[pd.Series], s
 
 def decay(sgd_offset: float, keep_adamw: bool = True) -> Edit:
     """sgd weight_decay at l2's test accuracy (plus sgd_offset); adamw 5 points above adam's l2 configs."""
+
     def edit(runs: pd.DataFrame) -> pd.DataFrame:
         sgd_decay = (runs["optimizer"] == "sgd") & (runs["family"] == "weight_decay")
         runs = like(runs, sgd_decay, lambda r: f"sgd/l2/l2={r['weight_decay']:g}", sgd_offset)
@@ -81,6 +84,7 @@ def decay(sgd_offset: float, keep_adamw: bool = True) -> Edit:
         runs = like(runs, adam_l2, lambda r: "adam/none", 0.0)
         runs = like(runs, runs["family"] == "adamw", lambda r: "adam/none", 0.05)
         return runs if keep_adamw else runs[runs["family"] != "adamw"]
+
     return edit
 
 
@@ -111,10 +115,20 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("hypothesis", "size", "edit", "verdict", "evidence"), CASES,
-                         ids=[f"{c[0]}-{c[3].replace(' ', '_')}" for c in CASES])
-def test_outcome_known_by_construction(effect: dict[float, pd.DataFrame], tmp_path: Path, hypothesis: str,
-                                       size: float, edit: Edit | None, verdict: str, evidence: str) -> None:
+@pytest.mark.parametrize(
+    ("hypothesis", "size", "edit", "verdict", "evidence"),
+    CASES,
+    ids=[f"{c[0]}-{c[3].replace(' ', '_')}" for c in CASES],
+)
+def test_outcome_known_by_construction(
+    effect: dict[float, pd.DataFrame],
+    tmp_path: Path,
+    hypothesis: str,
+    size: float,
+    edit: Edit | None,
+    verdict: str,
+    evidence: str,
+) -> None:
     runs = effect[size].copy()
     found, text = outcome(edit(runs) if edit else runs, hypothesis, tmp_path)
     assert (found, evidence in text) == (verdict, True), text

@@ -164,6 +164,7 @@ def test_float32_accuracies_one_row_apart_are_ties() -> None:
     noisy = np.round(a.astype(float) - b.astype(float), 12)
     assert np.unique(np.abs(noisy)).size > np.unique(np.abs(rows)).size  # the noise is there
     d = inference.differences(a, b)
+
     def ties(x: np.ndarray) -> np.ndarray:
         return np.abs(x)[:, None] == np.abs(x)[None, :]
 

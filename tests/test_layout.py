@@ -67,8 +67,9 @@ def test_each_stage_depends_on_every_module_it_imports(stage):
     deps = stage_deps(stage)
     closure = import_closure(f"pipelines.{stage}")
     # The top-level package's __init__ holds only a docstring; every stage shares it.
-    missing = sorted(str(p.relative_to(ROOT)) for p in closure
-                     if not covered(p, deps) and p != ROOT / "pipelines" / "__init__.py")
+    missing = sorted(
+        str(p.relative_to(ROOT)) for p in closure if not covered(p, deps) and p != ROOT / "pipelines" / "__init__.py"
+    )
     assert not missing, f"dvc.yaml stage {stage!r} imports these but does not depend on them: {missing}"
 
 

@@ -11,10 +11,16 @@ CASES = [
     # (dotted key, bad value, words the one-line message must contain)
     ("train.diabetes.epoch", 5, ["train.diabetes.epoch", "unknown key"]),
     ("train.diabetes.epochs", "ten", ["train.diabetes.epochs", "'ten'", "integer"]),
-    ("train.diabetes.optimizers.adam.families.l1", [1e-3, -0.5],
-     ["families.l1.1", "-0.5", "greater than or equal to 0"]),
-    ("train.diabetes.optimizers.adam.families.dropout", [0.2, 0.3, 1.0],
-     ["train.diabetes.optimizers.adam.families.dropout.2: found 1.0;", "less than 1"]),
+    (
+        "train.diabetes.optimizers.adam.families.l1",
+        [1e-3, -0.5],
+        ["families.l1.1", "-0.5", "greater than or equal to 0"],
+    ),
+    (
+        "train.diabetes.optimizers.adam.families.dropout",
+        [0.2, 0.3, 1.0],
+        ["train.diabetes.optimizers.adam.families.dropout.2: found 1.0;", "less than 1"],
+    ),
     ("train.diabetes.optimizers", {}, ["train.diabetes.optimizers", "the grid is empty"]),
     ("train.fashion_mnist.seeds", [0, 1, 1, 2], ["train.fashion_mnist.seeds", "[0, 1, 1, 2]", "repeated: [1]"]),
     ("train.diabetes.seeds", [], ["train.diabetes.seeds", "at least 1"]),
@@ -59,7 +65,6 @@ def test_a_profile_overlay_is_applied(workdir, set_param):
     smoke = params.load()
     assert smoke.train.diabetes.seeds == [0, 1, 2]
     assert smoke.data.fashion_mnist.train_subset == 1000
-
 
 
 def test_a_bad_value_in_an_unused_profile_is_caught_too(workdir, set_param):

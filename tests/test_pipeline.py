@@ -27,8 +27,13 @@ pytestmark = pytest.mark.slow
 
 
 def _copy_repository(target: Path) -> None:
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
-                            capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     archive = target / "repo.tar"
     with tarfile.open(archive, "w") as tar:
         for name in filter(None, listed):
@@ -72,8 +77,9 @@ def _env() -> dict[str, str]:
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> str:
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=_env(), capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=repo, env=_env(), capture_output=True, text=True, timeout=900
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done.stdout + done.stderr
@@ -129,8 +135,15 @@ def test_an_analysis_param_reruns_only_what_follows(repo: Path) -> None:
 
 def test_an_interrupted_training_stage_completes_on_the_next_run(repo: Path) -> None:
     _edit_params(repo, "diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 40, seeds: [0, 1, 2]}")
-    process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train@diabetes"], cwd=repo, env=_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "train@diabetes"],
+        cwd=repo,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     for line in process.stdout:  # interrupt once training has started
         if line.startswith("train diabetes:") or time.monotonic() > deadline:
@@ -160,8 +173,13 @@ def _snapshot(repo: Path, *paths: str) -> dict[str, bytes]:
 def test_a_stage_failing_under_dvc_repro_leaves_its_previous_outputs(repo: Path) -> None:
     dvc(repo, "repro")  # whatever ran before, a complete set of outputs
     cached = ("reports/results/diabetes", "models/diabetes")
-    committed = ("reports/tables", "reports/metrics.json", "reports/figures", "reports/report.md",
-                 "reports/report.html")
+    committed = (
+        "reports/tables",
+        "reports/metrics.json",
+        "reports/figures",
+        "reports/report.md",
+        "reports/report.html",
+    )
     before = _snapshot(repo, *cached, *committed)
     assert before
 

@@ -46,13 +46,19 @@ def pima_table(labels: np.ndarray, seed: int = 0) -> pd.DataFrame:
     columns where zero means missing."""
     rng = np.random.default_rng(seed)
     n = len(labels)
-    table = pd.DataFrame({
-        "Pregnancies": rng.integers(0, 12, n), "Glucose": rng.normal(120, 30, n).round(),
-        "BloodPressure": rng.normal(70, 12, n).round(), "SkinThickness": rng.normal(29, 10, n).round(),
-        "Insulin": rng.normal(150, 90, n).round().clip(15), "BMI": rng.normal(32, 7, n).round(1),
-        "DiabetesPedigreeFunction": rng.uniform(0.08, 2.4, n).round(3), "Age": rng.integers(21, 80, n),
-        "Outcome": labels,
-    })
+    table = pd.DataFrame(
+        {
+            "Pregnancies": rng.integers(0, 12, n),
+            "Glucose": rng.normal(120, 30, n).round(),
+            "BloodPressure": rng.normal(70, 12, n).round(),
+            "SkinThickness": rng.normal(29, 10, n).round(),
+            "Insulin": rng.normal(150, 90, n).round().clip(15),
+            "BMI": rng.normal(32, 7, n).round(1),
+            "DiabetesPedigreeFunction": rng.uniform(0.08, 2.4, n).round(3),
+            "Age": rng.integers(21, 80, n),
+            "Outcome": labels,
+        }
+    )
     for column in PIMA_ZERO_MEANS_MISSING:
         table.loc[rng.random(n) < 0.1, column] = 0
     return table[list(PIMA_COLUMNS)]
@@ -75,15 +81,18 @@ def test_idx_reader_reads_what_was_written(images: Path) -> None:
     assert np.array_equal(read_idx(images, (5, 4, 3)), np.arange(60).reshape(5, 4, 3))
 
 
-@pytest.mark.parametrize(("damage", "expected"), [
-    (lambda b: b[:-1], "75 bytes; expected 76 for shape (5, 4, 3)"),
-    (lambda b: b + b"\x00", "77 bytes; expected 76 for shape (5, 4, 3)"),
-    (lambda b: b[:10], "10 bytes; expected a header of 16 bytes"),
-    (lambda b: b"\x1f\x8b" + b[2:], "magic number 0x1f8b0803; expected 0x00000803"),
-    (lambda b: b[:2] + b"\x0d" + b[3:], "magic number 0x00000d03; expected 0x00000803"),
-    (lambda b: b[:3] + b"\x02" + b[4:], "magic number 0x00000802; expected 0x00000803"),
-    (lambda b: b[:12] + (4).to_bytes(4, "big") + b[16:], "header announces shape (5, 4, 4); expected (5, 4, 3)"),
-])
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda b: b[:-1], "75 bytes; expected 76 for shape (5, 4, 3)"),
+        (lambda b: b + b"\x00", "77 bytes; expected 76 for shape (5, 4, 3)"),
+        (lambda b: b[:10], "10 bytes; expected a header of 16 bytes"),
+        (lambda b: b"\x1f\x8b" + b[2:], "magic number 0x1f8b0803; expected 0x00000803"),
+        (lambda b: b[:2] + b"\x0d" + b[3:], "magic number 0x00000d03; expected 0x00000803"),
+        (lambda b: b[:3] + b"\x02" + b[4:], "magic number 0x00000802; expected 0x00000803"),
+        (lambda b: b[:12] + (4).to_bytes(4, "big") + b[16:], "header announces shape (5, 4, 4); expected (5, 4, 3)"),
+    ],
+)
 def test_idx_reader_refuses_damaged_files(images: Path, damage, expected: str) -> None:
     images.write_bytes(damage(images.read_bytes()))
     with pytest.raises(DataError, match=rf"^{images}: ") as caught:
@@ -108,19 +117,30 @@ def test_pima_parser_reads_both_variants(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(read_pima(tmp_path / "header.csv", rows=len(table)), plain)
 
 
-@pytest.mark.parametrize(("edit", "expected"), [
-    (lambda t: t.drop(columns="Age"), "8 columns; expected 9 (Pregnancies, Glucose"),
-    (lambda t: t.assign(Extra=1), "10 columns; expected 9"),
-    (lambda t: t.iloc[:-1], "767 data rows; expected 768"),
-    (lambda t: t.astype({"BMI": object}).assign(BMI=lambda f: f["BMI"].where(f.index != 2, "abc")),
-     "data row 3, column BMI: found 'abc'; expected a finite number"),
-    (lambda t: t.assign(Outcome=lambda f: f["Outcome"].where(f.index != 4, 2)),
-     "data row 5, column Outcome: found '2'; expected 0 or 1"),
-    (lambda t: t.astype({"BMI": object}).assign(BMI=lambda f: f["BMI"].where(f.index != 6, "inf")),
-     "data row 7, column BMI: found 'inf'; expected a finite number"),
-    (lambda t: t.astype({"Glucose": object}).assign(Glucose=lambda f: f["Glucose"].where(f.index != 0, "1e400")),
-     "data row 1, column Glucose: found '1e400'; expected a finite number"),
-])
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda t: t.drop(columns="Age"), "8 columns; expected 9 (Pregnancies, Glucose"),
+        (lambda t: t.assign(Extra=1), "10 columns; expected 9"),
+        (lambda t: t.iloc[:-1], "767 data rows; expected 768"),
+        (
+            lambda t: t.astype({"BMI": object}).assign(BMI=lambda f: f["BMI"].where(f.index != 2, "abc")),
+            "data row 3, column BMI: found 'abc'; expected a finite number",
+        ),
+        (
+            lambda t: t.assign(Outcome=lambda f: f["Outcome"].where(f.index != 4, 2)),
+            "data row 5, column Outcome: found '2'; expected 0 or 1",
+        ),
+        (
+            lambda t: t.astype({"BMI": object}).assign(BMI=lambda f: f["BMI"].where(f.index != 6, "inf")),
+            "data row 7, column BMI: found 'inf'; expected a finite number",
+        ),
+        (
+            lambda t: t.astype({"Glucose": object}).assign(Glucose=lambda f: f["Glucose"].where(f.index != 0, "1e400")),
+            "data row 1, column Glucose: found '1e400'; expected a finite number",
+        ),
+    ],
+)
 def test_pima_parser_refuses_bad_tables(tmp_path: Path, edit, expected: str) -> None:
     path = tmp_path / "pima.csv"
     edit(pima_table(pima_labels())).to_csv(path, header=False, index=False)
@@ -163,8 +183,9 @@ def test_imputation_and_scaling_use_training_rows_only(tmp_path: Path) -> None:
     parts = split_diabetes(labels, settings.val_fraction, settings.test_fraction, settings.seed)
     table = pima_table(labels)
     held_out = np.concatenate([parts["val"], parts["test"]])
-    table.loc[held_out, "Glucose"] = table.loc[held_out, "Glucose"].where(table.loc[held_out, "Glucose"] == 0,
-                                                                          table.loc[held_out, "Glucose"] + 500)
+    table.loc[held_out, "Glucose"] = table.loc[held_out, "Glucose"].where(
+        table.loc[held_out, "Glucose"] == 0, table.loc[held_out, "Glucose"] + 500
+    )
     table.to_csv(tmp_path / PIMA.name, header=False, index=False)
 
     arrays, details = preparation.prepare_diabetes(tmp_path, settings)
@@ -202,8 +223,9 @@ def test_load_prepared_before_prepare_says_what_to_run(tmp_path: Path) -> None:
         load_prepared("diabetes", root=tmp_path)
 
 
-def test_bad_raw_data_fails_in_one_line_and_keeps_earlier_outputs(workdir: Path, shared_mirror: Path, capsys,
-                                                                  monkeypatch) -> None:
+def test_bad_raw_data_fails_in_one_line_and_keeps_earlier_outputs(
+    workdir: Path, shared_mirror: Path, capsys, monkeypatch
+) -> None:
     monkeypatch.setenv(raw_sources.MIRROR_ENV, str(shared_mirror))
     fetch.main(["diabetes"])
     prepare.main(["diabetes"])
@@ -234,7 +256,8 @@ def edit_glucose(raw: Path) -> None:
 
 
 def test_edited_raw_data_is_refused_naming_both_hashes_and_keeps_earlier_outputs(
-        workdir: Path, shared_mirror: Path, capsys, monkeypatch) -> None:
+    workdir: Path, shared_mirror: Path, capsys, monkeypatch
+) -> None:
     monkeypatch.setenv(raw_sources.MIRROR_ENV, str(shared_mirror))
     fetch.main(["diabetes"])
     prepare.main(["diabetes"])
@@ -255,8 +278,9 @@ def test_edited_raw_data_is_refused_naming_both_hashes_and_keeps_earlier_outputs
     assert [path.read_bytes() for path in outputs] == before
 
 
-def test_edited_raw_data_with_the_override_records_the_hash_it_read(workdir: Path, shared_mirror: Path, set_param,
-                                                                    monkeypatch) -> None:
+def test_edited_raw_data_with_the_override_records_the_hash_it_read(
+    workdir: Path, shared_mirror: Path, set_param, monkeypatch
+) -> None:
     monkeypatch.setenv(raw_sources.MIRROR_ENV, str(shared_mirror))
     fetch.main(["diabetes"])
     raw = workdir / "data/raw/diabetes" / PIMA.name
@@ -269,8 +293,9 @@ def test_edited_raw_data_with_the_override_records_the_hash_it_read(workdir: Pat
 
 
 @pytest.mark.slow
-def test_fetch_and_prepare_the_real_datasets(workdir: Path, set_param, shared_mirror: Path, run_stage,
-                                             monkeypatch) -> None:
+def test_fetch_and_prepare_the_real_datasets(
+    workdir: Path, set_param, shared_mirror: Path, run_stage, monkeypatch
+) -> None:
     monkeypatch.setenv(raw_sources.MIRROR_ENV, str(shared_mirror))
     set_param("data.fashion_mnist.train_subset", None)  # all 55,000 after validation
     for stage, dataset in [("fetch", d) for d in DATASETS] + [("prepare", d) for d in DATASETS]:

@@ -11,25 +11,37 @@ import numpy
 import pytest
 import yaml
 
-from pipelines.core import params
-from pipelines.core import provenance
+from pipelines.core import params, provenance
 from pipelines.core.errors import DataError
+
 
 def lock(outs_md5: str = "a" * 32, report_md5: str = "b" * 32) -> dict:
     """A dvc.lock as dvc repro writes it: foreach stages named stage@item, and the report stage."""
+
     def entry(path: str, md5: str) -> dict:
         return {"path": path, "hash": "md5", "md5": md5, "size": 10}
 
-    return {"schema": "2.0", "stages": {
-        "prepare@diabetes": {"cmd": "python -m pipelines.prepare diabetes",
-                             "deps": [entry("data/raw/diabetes", "c" * 32 + ".dir")],
-                             "params": {"params.yaml": {"data.diabetes": {"seed": 0}}},
-                             "outs": [entry("data/prepared/diabetes.pt", outs_md5)]},
-        "analyze": {"cmd": "python -m pipelines.analyze", "deps": [entry("reports/results", "d" * 32 + ".dir")],
-                    "outs": [entry("reports/metrics.json", "e" * 32)]},
-        "report": {"cmd": "python -m pipelines.report", "deps": [entry("reports/metrics.json", "e" * 32)],
-                   "outs": [entry("reports/report.md", report_md5)]},
-    }}
+    return {
+        "schema": "2.0",
+        "stages": {
+            "prepare@diabetes": {
+                "cmd": "python -m pipelines.prepare diabetes",
+                "deps": [entry("data/raw/diabetes", "c" * 32 + ".dir")],
+                "params": {"params.yaml": {"data.diabetes": {"seed": 0}}},
+                "outs": [entry("data/prepared/diabetes.pt", outs_md5)],
+            },
+            "analyze": {
+                "cmd": "python -m pipelines.analyze",
+                "deps": [entry("reports/results", "d" * 32 + ".dir")],
+                "outs": [entry("reports/metrics.json", "e" * 32)],
+            },
+            "report": {
+                "cmd": "python -m pipelines.report",
+                "deps": [entry("reports/metrics.json", "e" * 32)],
+                "outs": [entry("reports/report.md", report_md5)],
+            },
+        },
+    }
 
 
 @pytest.fixture
@@ -82,8 +94,10 @@ def test_a_changed_upstream_hash_changes_the_id_and_the_report_stage_does_not(lo
 def test_stage_hashes_leave_out_the_report_stage(locked: Path) -> None:
     stages = provenance.stage_hashes()
     assert sorted(stages) == ["analyze", "prepare@diabetes"]
-    assert stages["prepare@diabetes"] == {"deps": {"data/raw/diabetes": "c" * 32 + ".dir"},
-                                          "outs": {"data/prepared/diabetes.pt": "a" * 32}}
+    assert stages["prepare@diabetes"] == {
+        "deps": {"data/raw/diabetes": "c" * 32 + ".dir"},
+        "outs": {"data/prepared/diabetes.pt": "a" * 32},
+    }
 
 
 def test_without_dvc_lock_the_input_files_name_the_report(locked: Path) -> None:
@@ -106,8 +120,13 @@ def test_a_malformed_dvc_lock_is_named(locked: Path) -> None:
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root,
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def test_git_state_reports_the_commit_and_the_dirty_flag(tmp_path: Path) -> None:
@@ -130,9 +149,17 @@ def test_files_the_pipeline_writes_do_not_make_the_tree_dirty(tmp_path: Path) ->
     files = {"code.py": "x = 1", "reports/report.md": "old", "reports/figures/a.png": "old"}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
-        "report": {"outs": [{"path": "reports/report.md", "md5": "0"}]},
-        "figures": {"outs": [{"path": "reports/figures", "md5": "1.dir"}]}}}))
+    (tmp_path / "dvc.lock").write_text(
+        yaml.safe_dump(
+            {
+                "schema": "2.0",
+                "stages": {
+                    "report": {"outs": [{"path": "reports/report.md", "md5": "0"}]},
+                    "figures": {"outs": [{"path": "reports/figures", "md5": "1.dir"}]},
+                },
+            }
+        )
+    )
     git("init", "-q")
     git("add", ".")
     git("commit", "-q", "-m", "first")

@@ -65,10 +65,9 @@ def test_unpruned_curve_equals_the_reference_network():
 
 
 def test_prunable_fraction_stops_at_the_first_fall_and_keeps_nan():
-    accuracy = torch.tensor([[0.9, 0.9, math.nan],
-                             [0.9, 0.8, math.nan],
-                             [0.9, 0.9, math.nan],
-                             [0.895, 0.9, math.nan]], dtype=torch.float64)
+    accuracy = torch.tensor(
+        [[0.9, 0.9, math.nan], [0.9, 0.8, math.nan], [0.9, 0.9, math.nan], [0.895, 0.9, math.nan]], dtype=torch.float64
+    )
     fractions = (0.0, 0.5, 0.8, 0.9)
     result = pruning.prunable_fraction(accuracy, fractions, tolerance=0.005)
     assert result[:2].tolist() == [0.9, 0.0]  # 0.895 is exactly 0.005 below: within
@@ -79,7 +78,7 @@ def test_prunable_fraction_stops_at_the_first_fall_and_keeps_nan():
 
 def test_layer_measures_by_hand():
     denormal = 1e-39  # below float32's smallest normal, 1.18e-38, yet not zero
-    first = torch.tensor([[[3.0, 4.0], [0.01, 0.0]]])    # RMS 2.5: 0.01 and 0 are below 0.01 × RMS
+    first = torch.tensor([[[3.0, 4.0], [0.01, 0.0]]])  # RMS 2.5: 0.01 and 0 are below 0.01 × RMS
     second = torch.tensor([[[0.0, denormal, 1.0, 0.0]]])
     measures = pruning.layer_measures([first, second])
     assert measures["layer1_negligible"].item() == 0.5
@@ -127,7 +126,7 @@ def test_measure_equals_a_plain_loop_over_trained_networks():
             with torch.no_grad():
                 for layer, w, b in zip(model.layers, weights, biases):
                     flat = w[member.member].flatten().clone()
-                    flat[flat.abs().sort(stable=True).indices[:round(fraction * flat.numel())]] = 0
+                    flat[flat.abs().sort(stable=True).indices[: round(fraction * flat.numel())]] = 0
                     layer.weight.copy_(flat.view_as(layer.weight))
                     layer.bias.copy_(b[member.member])
                 logits, _ = model(data.x_val)

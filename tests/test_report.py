@@ -41,19 +41,34 @@ HYPOTHESES = ("H1", "H2", "H3", "H4", "H5", "H6")
 
 # --- inputs -------------------------------------------------------------------------------------
 
+
 def _summary(dataset: str, runs: pd.DataFrame) -> dict:
-    return {"device": "cpu", "device_name": "synthetic CPU", "torch": "2.14.1", "cuda": None,
-            "seconds": 12.5 + len(dataset), "members": len(runs), "diverged": int((runs["status"] == "diverged").sum()),
-            "profile": "smoke", "experiment_name": f"regbench-{dataset}", "experiment_id": "7",
-            "parent_run_id": f"parent{dataset}"}
+    return {
+        "device": "cpu",
+        "device_name": "synthetic CPU",
+        "torch": "2.14.1",
+        "cuda": None,
+        "seconds": 12.5 + len(dataset),
+        "members": len(runs),
+        "diverged": int((runs["status"] == "diverged").sum()),
+        "profile": "smoke",
+        "experiment_name": f"regbench-{dataset}",
+        "experiment_id": "7",
+        "parent_run_id": f"parent{dataset}",
+    }
 
 
 def _prepared(dataset: str) -> dict:
     """The keys of data/prepared/<dataset>.json that the report reads, as pipelines/prepare.py writes them."""
     classes = [f"class {i}" for i in range(DATASETS[dataset].get("classes", 2))]
     features = [f"x{i}" for i in range(DATASETS[dataset].get("inputs", 8))]
-    return {"dataset": dataset, "split_sizes": {"train": 600, "val": 150, "test": 180}, "class_names": classes,
-            "feature_names": features, "source_sha256": {f"{dataset}.raw": "ab" * 32}}
+    return {
+        "dataset": dataset,
+        "split_sizes": {"train": 600, "val": 150, "test": 180},
+        "class_names": classes,
+        "feature_names": features,
+        "source_sha256": {f"{dataset}.raw": "ab" * 32},
+    }
 
 
 def write_results(root: Path, seeds: int) -> None:
@@ -69,39 +84,103 @@ def write_results(root: Path, seeds: int) -> None:
 def _analysis(runs: pd.DataFrame, dataset: str, rng: np.random.Generator) -> tuple[dict, dict[str, list[dict]]]:
     """Hand-made analysis tables with the columns the report reads, consistent with metrics.json."""
     means = runs.groupby(["optimizer", "family", "config"], as_index=False).agg(
-        strength=("strength", "first"), val_acc_mean=("val_acc", "mean"), test_acc_mean=("test_acc", "mean"),
-        n_seeds=("seed", "nunique"))
+        strength=("strength", "first"),
+        val_acc_mean=("val_acc", "mean"),
+        test_acc_mean=("test_acc", "mean"),
+        n_seeds=("seed", "nunique"),
+    )
     selected = means.loc[means.groupby(["optimizer", "family"])["val_acc_mean"].idxmax()].assign(
-        dataset=dataset, test_acc_ci_low=lambda f: f["test_acc_mean"] - 0.01,
-        test_acc_ci_high=lambda f: f["test_acc_mean"] + 0.01, n_diverged=0)
-    ranking = selected.assign(mean_rank=rng.uniform(1, len(selected), len(selected)), friedman_statistic=42.5,
-                              friedman_p=3.2e-6)
+        dataset=dataset,
+        test_acc_ci_low=lambda f: f["test_acc_mean"] - 0.01,
+        test_acc_ci_high=lambda f: f["test_acc_mean"] + 0.01,
+        n_diverged=0,
+    )
+    ranking = selected.assign(
+        mean_rank=rng.uniform(1, len(selected), len(selected)), friedman_statistic=42.5, friedman_p=3.2e-6
+    )
     best = selected.loc[selected["val_acc_mean"].idxmax()]
     baseline = selected.loc[(selected["family"] == "none") & (selected["optimizer"] == best["optimizer"])].iloc[0]
     tables: dict[str, list[dict]] = {name: [] for name in TABLE_COLUMNS}
     tables["selected"] = selected.to_dict("records")
     tables["ranking"] = ranking.to_dict("records")
-    metrics = {"members": len(runs), "diverged": 0, "baseline_test_acc": float(baseline["test_acc_mean"]),
-               "best_family": best["family"], "best_test_acc": float(best["test_acc_mean"])}
+    metrics = {
+        "members": len(runs),
+        "diverged": 0,
+        "baseline_test_acc": float(baseline["test_acc_mean"]),
+        "best_family": best["family"],
+        "best_test_acc": float(best["test_acc_mean"]),
+    }
     for i, hypothesis in enumerate(HYPOTHESES):
         verdict = ("supported", "not supported", "inconclusive")[i % 3]
         metrics[hypothesis] = {"verdict": verdict}
-        tables["verdicts"].append({"dataset": dataset, "hypothesis": hypothesis, "title": f"claim number {i + 1}",
-                                   "verdict": verdict, "rule": "BH-adjusted p < 0.05.", "evidence": "see the table"})
+        tables["verdicts"].append(
+            {
+                "dataset": dataset,
+                "hypothesis": hypothesis,
+                "title": f"claim number {i + 1}",
+                "verdict": verdict,
+                "rule": "BH-adjusted p < 0.05.",
+                "evidence": "see the table",
+            }
+        )
         p = float(rng.uniform(1e-6, 0.2))
-        tables["comparisons"].append({
-            "dataset": dataset, "hypothesis": hypothesis, "scope": "selected", "metric": "test_acc",
-            "a": "adam/l2", "b": "adam/none", "optimizer": "adam", "n": 10, "mean_a": 0.85, "mean_b": 0.84,
-            "mean_diff": 0.01, "ci_low": 0.004, "ci_high": 0.016, "wilcoxon_p": p, "holm_p": p, "bh_p": p,
-            "cohens_dz": 1.2, "p_a_beats_b": 0.9, "can_reach_alpha": i != 5})
-        tables["trends"].append({"dataset": dataset, "hypothesis": hypothesis, "optimizer": "adam", "family": "l1",
-                                 "metric": "exact_zeros", "levels": "0;0.001;0.01", "level_means": "0;0.2;0.5",
-                                 "page_L": 140.0, "page_p": 1e-5, "bh_p": 2e-5, "n_seeds": 10, "monotone": True})
-        tables["equivalence"].append({"dataset": dataset, "hypothesis": hypothesis, "optimizer": "sgd",
-                                      "a": "sgd/l2", "b": "sgd/weight_decay", "metric": "test_acc", "margin": 0.01,
-                                      "mean_diff": 0.0004, "tost_p": 2e-4, "equivalent": True})
-    tables["exclusions"] += [{"dataset": dataset, "config": "adam/l1/l1=0.01", "members": 4, "diverged": 2},
-                             {"dataset": dataset, "config": "adam/l2/l2=0.01", "members": 4, "diverged": 0}]
+        tables["comparisons"].append(
+            {
+                "dataset": dataset,
+                "hypothesis": hypothesis,
+                "scope": "selected",
+                "metric": "test_acc",
+                "a": "adam/l2",
+                "b": "adam/none",
+                "optimizer": "adam",
+                "n": 10,
+                "mean_a": 0.85,
+                "mean_b": 0.84,
+                "mean_diff": 0.01,
+                "ci_low": 0.004,
+                "ci_high": 0.016,
+                "wilcoxon_p": p,
+                "holm_p": p,
+                "bh_p": p,
+                "cohens_dz": 1.2,
+                "p_a_beats_b": 0.9,
+                "can_reach_alpha": i != 5,
+            }
+        )
+        tables["trends"].append(
+            {
+                "dataset": dataset,
+                "hypothesis": hypothesis,
+                "optimizer": "adam",
+                "family": "l1",
+                "metric": "exact_zeros",
+                "levels": "0;0.001;0.01",
+                "level_means": "0;0.2;0.5",
+                "page_L": 140.0,
+                "page_p": 1e-5,
+                "bh_p": 2e-5,
+                "n_seeds": 10,
+                "monotone": True,
+            }
+        )
+        tables["equivalence"].append(
+            {
+                "dataset": dataset,
+                "hypothesis": hypothesis,
+                "optimizer": "sgd",
+                "a": "sgd/l2",
+                "b": "sgd/weight_decay",
+                "metric": "test_acc",
+                "margin": 0.01,
+                "mean_diff": 0.0004,
+                "tost_p": 2e-4,
+                "equivalent": True,
+            }
+        )
+    tables["exclusions"] += [
+        {"dataset": dataset, "config": "adam/l1/l1=0.01", "members": 4, "diverged": 2},
+        {"dataset": dataset, "config": "adam/l2/l2=0.01", "members": 4, "diverged": 0},
+    ]
     return metrics, tables
 
 
@@ -113,8 +192,11 @@ def _figures(folder: Path, dataset: str) -> None:
         ax.plot([0, 1, 2], [n, n + 1, n * 3])
         fig.savefig(folder / f"{n:02d}_{name}.png", dpi=60)
         plt.close(fig)
-        captions[f"{n:02d}_{name}"] = {"title": f"The {name} of {dataset}", "caption": f"What {name} shows.",
-                                       **({"hypotheses": ["H1", "H2"]} if name == "sparsity" else {})}
+        captions[f"{n:02d}_{name}"] = {
+            "title": f"The {name} of {dataset}",
+            "caption": f"What {name} shows.",
+            **({"hypotheses": ["H1", "H2"]} if name == "sparsity" else {}),
+        }
     (folder / "captions.json").write_text(json.dumps(captions))
 
 
@@ -131,15 +213,15 @@ def write_handmade_analysis(root: Path) -> None:
         _figures(root / results.FIGURES_DIR / dataset, dataset)
     (root / results.TABLES_DIR).mkdir(parents=True)
     for name, rows in tables.items():
-        pd.DataFrame(rows, columns=TABLE_COLUMNS[name]).to_csv(root / results.TABLES_DIR / f"{name}.csv",
-                                                                      index=False)
+        pd.DataFrame(rows, columns=TABLE_COLUMNS[name]).to_csv(root / results.TABLES_DIR / f"{name}.csv", index=False)
     (root / results.METRICS_FILE).write_text(json.dumps(metrics))
 
 
 def run_stage(stage: str, cwd: Path) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", f"pipelines.{stage}"], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", f"pipelines.{stage}"], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture
@@ -190,6 +272,7 @@ def close(shown: str, value: float) -> bool:
 
 # --- content ------------------------------------------------------------------------------------
 
+
 def test_number_writes_small_values_in_scientific_notation() -> None:
     assert numbers.number(3.2e-6) == "3.20e-06"
     assert numbers.number(0.04567) == "0.0457"
@@ -206,17 +289,21 @@ def test_abstract_numbers_equal_metrics_json(rendered: Path) -> None:
     abstract = section(text, "Abstract")
     for dataset, m in metrics.items():
         name = inputs.DISPLAY_NAMES[dataset]
-        match = re.search(rf"\*\*{re.escape(name)}\*\*: (\S+) networks trained, (\S+) diverged;\s+the best family "
-                          r"on validation, `(\w+)`, reaches a mean test accuracy of\s+(\S+), against (\S+) for the "
-                          r"unregularized\s+baseline of the same optimizer\.\n", abstract)
+        match = re.search(
+            rf"\*\*{re.escape(name)}\*\*: (\S+) networks trained, (\S+) diverged;\s+the best family "
+            r"on validation, `(\w+)`, reaches a mean test accuracy of\s+(\S+), against (\S+) for the "
+            r"unregularized\s+baseline of the same optimizer\.\n",
+            abstract,
+        )
         assert match, f"no headline for {name} in the abstract:\n{abstract}"
         members, diverged, best_family, best, baseline = match.groups()
         assert int(members) == m["members"] and int(diverged) == m["diverged"]
         assert close(baseline, m["baseline_test_acc"]) and close(best, m["best_test_acc"])
         assert best_family == m["best_family"]
         for hypothesis in HYPOTHESES:
-            verdict = re.search(rf"^- \*\*{hypothesis}\*\* — .*?{re.escape(name)}: \*\*([^*]+)\*\*", abstract,
-                                flags=re.M)
+            verdict = re.search(
+                rf"^- \*\*{hypothesis}\*\* — .*?{re.escape(name)}: \*\*([^*]+)\*\*", abstract, flags=re.M
+            )
             assert verdict and verdict.group(1) == m[hypothesis]["verdict"], f"{hypothesis} on {name}"
     total = re.search(r"— (\S+) networks\s+on (\S+) datasets", abstract)
     assert total and int(total.group(1)) == sum(m["members"] for m in metrics.values())
@@ -230,8 +317,9 @@ def test_selected_table_numbers_equal_the_csv(rendered: Path) -> None:
         name = inputs.DISPLAY_NAMES[dataset]
         table = re.search(rf"\*\*{re.escape(name)}\*\* — selected configurations:\n\n(.*?)\n\n", text, flags=re.S)
         assert table, f"no selected table for {name}"
-        cells = re.findall(r"^\| (\w+) \| (\w+) \| (\S+) \| \S+ \| (\S+) \| (\S+) \| \[(\S+), (\S+)\]",
-                           table.group(1), flags=re.M)
+        cells = re.findall(
+            r"^\| (\w+) \| (\w+) \| (\S+) \| \S+ \| (\S+) \| (\S+) \| \[(\S+), (\S+)\]", table.group(1), flags=re.M
+        )
         shown = {(o, f, c): numbers for o, f, c, *numbers in cells}
         assert len(shown) == len(rows)
         for row in rows.itertuples():
@@ -262,7 +350,8 @@ def test_figures_appear_under_their_hypotheses_and_the_rest_under_figures(handma
     text = (handmade / render.REPORT_MD).read_text()
     assert "figures/diabetes/01_sparsity.png" in section(text, "H1: claim number 1")
     assert "See also figure 01 (Pima Indians diabetes), *The sparsity of diabetes*, under H1." in section(
-        text, "H2: claim number 2")
+        text, "H2: claim number 2"
+    )
     assert "01_sparsity.png" not in section(text, "H2: claim number 2") + section(text, "H3: claim number 3")
     assert "figures/diabetes/02_gap.png" in section(text, "Figures")
 
@@ -278,8 +367,13 @@ def test_provenance_lists_the_dvc_lock_outputs_of_upstream_stages(handmade: Path
     def stage(out: str, md5: str) -> dict:
         return {"cmd": "python -m pipelines.x", "deps": [], "outs": [{"path": out, "hash": "md5", "md5": md5}]}
 
-    lock = {"schema": "2.0", "stages": {"train@diabetes": stage("models/diabetes", "1" * 32 + ".dir"),
-                                        "report": stage("reports/report.md", "2" * 32)}}
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "train@diabetes": stage("models/diabetes", "1" * 32 + ".dir"),
+            "report": stage("reports/report.md", "2" * 32),
+        },
+    }
     (handmade / "dvc.lock").write_text(yaml.safe_dump(lock))
     report.main()
     provenance = section((handmade / render.REPORT_MD).read_text(), "Provenance")
@@ -290,8 +384,9 @@ def test_provenance_lists_the_dvc_lock_outputs_of_upstream_stages(handmade: Path
 def test_report_md_links_figures_that_exist(rendered: Path) -> None:
     text = (rendered / render.REPORT_MD).read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert sorted(links) == sorted(p.relative_to(rendered / "reports").as_posix()
-                                   for p in (rendered / results.FIGURES_DIR).glob("*/*.png"))
+    assert sorted(links) == sorted(
+        p.relative_to(rendered / "reports").as_posix() for p in (rendered / results.FIGURES_DIR).glob("*/*.png")
+    )
 
 
 def test_html_is_self_contained(rendered: Path) -> None:
@@ -312,12 +407,15 @@ def test_the_same_inputs_give_the_same_report_and_a_changed_param_a_new_id(handm
     params_file = handmade / "params.yaml"
     params_file.write_text(params_file.read_text().replace("\n  alpha: 0.05", "\n  alpha: 0.01", 1))
     report.main()
-    ids = [re.search(r"report id `(\w+)`", text.decode()).group(1)
-           for text in (first[render.REPORT_MD], (handmade / render.REPORT_MD).read_bytes())]
+    ids = [
+        re.search(r"report id `(\w+)`", text.decode()).group(1)
+        for text in (first[render.REPORT_MD], (handmade / render.REPORT_MD).read_bytes())
+    ]
     assert ids[0] != ids[1]
 
 
 # --- bad input ----------------------------------------------------------------------------------
+
 
 def test_a_missing_input_fails_in_one_line_and_keeps_the_old_report(handmade: Path) -> None:
     report.main()
@@ -328,24 +426,50 @@ def test_a_missing_input_fails_in_one_line_and_keeps_the_old_report(handmade: Pa
     assert failed.stderr.strip().count("\n") == 0
     assert "reports/tables/trends.csv: not found; run the analyze stage first" in failed.stderr
     assert {p: (handmade / p).read_bytes() for p in before} == before
-    assert sorted(p.name for p in (handmade / "reports").iterdir()) == ["figures", "metrics.json", "report.html",
-                                                                        "report.md", "results", "tables"]
+    assert sorted(p.name for p in (handmade / "reports").iterdir()) == [
+        "figures",
+        "metrics.json",
+        "report.html",
+        "report.md",
+        "results",
+        "tables",
+    ]
 
 
-@pytest.mark.parametrize(("path", "change", "message"), [
-    ("reports/tables/comparisons.csv", lambda f: f.drop(columns=["holm_p"]),
-     "reports/tables/comparisons.csv: missing columns ['holm_p']"),
-    ("data/prepared/diabetes.json", lambda d: {k: v for k, v in d.items() if k != "split_sizes"},
-     "data/prepared/diabetes.json: missing keys ['split_sizes']"),
-    ("reports/results/diabetes/summary.json", lambda d: {k: v for k, v in d.items() if k != "seconds"},
-     "reports/results/diabetes/summary.json: missing keys ['seconds']"),
-    ("reports/metrics.json", lambda d: d | {"diabetes": {"members": 1}},
-     "reports/metrics.json: diabetes: missing keys ['diverged', 'baseline_test_acc', 'best_family', 'best_test_acc']"),
-    ("reports/figures/diabetes/captions.json", lambda d: d | {"99_lost": {"title": "t", "caption": "c"}},
-     "reports/figures/diabetes/99_lost.png: not found"),
-])
-def test_a_malformed_input_is_named_in_one_line(handmade: Path, capsys: pytest.CaptureFixture[str], path: str,
-                                               change, message: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "change", "message"),
+    [
+        (
+            "reports/tables/comparisons.csv",
+            lambda f: f.drop(columns=["holm_p"]),
+            "reports/tables/comparisons.csv: missing columns ['holm_p']",
+        ),
+        (
+            "data/prepared/diabetes.json",
+            lambda d: {k: v for k, v in d.items() if k != "split_sizes"},
+            "data/prepared/diabetes.json: missing keys ['split_sizes']",
+        ),
+        (
+            "reports/results/diabetes/summary.json",
+            lambda d: {k: v for k, v in d.items() if k != "seconds"},
+            "reports/results/diabetes/summary.json: missing keys ['seconds']",
+        ),
+        (
+            "reports/metrics.json",
+            lambda d: d | {"diabetes": {"members": 1}},
+            "reports/metrics.json: diabetes: missing keys "
+            "['diverged', 'baseline_test_acc', 'best_family', 'best_test_acc']",
+        ),
+        (
+            "reports/figures/diabetes/captions.json",
+            lambda d: d | {"99_lost": {"title": "t", "caption": "c"}},
+            "reports/figures/diabetes/99_lost.png: not found",
+        ),
+    ],
+)
+def test_a_malformed_input_is_named_in_one_line(
+    handmade: Path, capsys: pytest.CaptureFixture[str], path: str, change, message: str
+) -> None:
     file = handmade / path
     if file.suffix == ".csv":
         change(pd.read_csv(file)).to_csv(file, index=False)
@@ -372,6 +496,7 @@ def exit_code_of_main() -> int | str | None:
 
 
 # --- citation -----------------------------------------------------------------------------------
+
 
 def test_rendered_citation_cff_validates(rendered: Path, tmp_path: Path) -> None:
     text = (rendered / render.REPORT_MD).read_text()
@@ -404,9 +529,19 @@ def validate(path: Path) -> None:
 # --- the HTML in a real browser -----------------------------------------------------------------
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=5000",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 # Injected before </body>: writes what the browser decoded and laid out into the DOM, for --dump-dom.
 PROBE = """<script>
 window.addEventListener("load", () => {
@@ -429,14 +564,20 @@ def chromium() -> Path:
         for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
             done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
             if done.returncode != 0:
-                pytest.fail(f"headless Chromium is needed at {CHROMIUM}; `{' '.join(command)}` failed: "
-                            f"{(done.stderr or done.stdout).strip()[-500:]}")
+                pytest.fail(
+                    f"headless Chromium is needed at {CHROMIUM}; `{' '.join(command)}` failed: "
+                    f"{(done.stderr or done.stdout).strip()[-500:]}"
+                )
     return CHROMIUM
 
 
 def browse(chromium: Path, page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(chromium), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(chromium), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def check_in_browser(chromium: Path, html: str, folder: Path, width: int) -> tuple[dict, list[str]]:
@@ -465,15 +606,18 @@ def test_html_loads_in_chromium_with_every_image_decoded(chain: Path, chromium: 
         assert seen["pageWidth"] <= seen["viewWidth"], f"page wider than a {width}px window: {seen}"
     for name, size in (("wide", "1280,2000"), ("phone", "390,2000")):
         shot = tmp_path / f"screenshot-{name}.png"
-        browse(chromium, chain / render.REPORT_HTML, tmp_path / "profile", f"--window-size={size}",
-               f"--screenshot={shot}")
+        browse(
+            chromium, chain / render.REPORT_HTML, tmp_path / "profile", f"--window-size={size}", f"--screenshot={shot}"
+        )
         assert shot.stat().st_size > 10_000
 
 
 @pytest.mark.slow
 def test_the_browser_check_sees_a_broken_image_and_a_script_error(tmp_path: Path, chromium: Path) -> None:
-    broken = ('<html><body><img src="data:image/png;base64,bm90IGEgcG5n">'
-              '<script>throw new Error("boom")</script></body></html>')
+    broken = (
+        '<html><body><img src="data:image/png;base64,bm90IGEgcG5n">'
+        '<script>throw new Error("boom")</script></body></html>'
+    )
     seen, errors = check_in_browser(chromium, broken, tmp_path, 800)
     assert seen["images"] == [0]
     assert any("boom" in line for line in errors), errors
@@ -484,9 +628,9 @@ def test_the_browser_check_sees_a_broken_image_and_a_script_error(tmp_path: Path
 # Each would run, link or format if it reached the page as markup; each sets a marker on <body> if it runs.
 HOSTILE = [
     '<script>document.body.setAttribute("data-pwned", "script")</script>',
-    '<img src=x onerror="document.body.setAttribute(\'data-pwned\', \'img\')">',
+    "<img src=x onerror=\"document.body.setAttribute('data-pwned', 'img')\">",
     "[click me](javascript:document.body.setAttribute('data-pwned','link'))",
-    '"><svg onload="document.body.setAttribute(\'data-pwned\',\'svg\')">',
+    "\"><svg onload=\"document.body.setAttribute('data-pwned','svg')\">",
     "<javascript:alert(1)> **bold** _it_ `code` | pipe ```",
 ]
 
@@ -499,15 +643,24 @@ def write_hostile_values(root: Path) -> list[str]:
     """Hostile strings in every field a user controls: params, results, run names, captions. Returns them."""
     # Edited as text: the comments heading params.yaml are part of the report.
     params_file = root / "params.yaml"
-    report_block = yaml.safe_dump({"report": {"title": _hostile(0), "authors": [_hostile(1), _hostile(2)],
-                                              "version": _hostile(3)}}, width=1000)
+    report_block = yaml.safe_dump(
+        {"report": {"title": _hostile(0), "authors": [_hostile(1), _hostile(2)], "version": _hostile(3)}}, width=1000
+    )
     params_file.write_text(re.sub(r"(?m)^report:\n(  .*\n)+", lambda _: report_block, params_file.read_text()))
     summary = root / results.summary_path("diabetes")
-    summary.write_text(json.dumps(json.loads(summary.read_text()) | {
-        "device_name": _hostile(4), "experiment_name": _hostile(0), "parent_run_id": _hostile(1)}))
+    summary.write_text(
+        json.dumps(
+            json.loads(summary.read_text())
+            | {"device_name": _hostile(4), "experiment_name": _hostile(0), "parent_run_id": _hostile(1)}
+        )
+    )
     prepared = root / datasets.prepared_paths("diabetes")[1]
-    prepared.write_text(json.dumps(json.loads(prepared.read_text()) | {
-        "class_names": [_hostile(2), "b"], "source_sha256": {_hostile(3): _hostile(4)}}))
+    prepared.write_text(
+        json.dumps(
+            json.loads(prepared.read_text())
+            | {"class_names": [_hostile(2), "b"], "source_sha256": {_hostile(3): _hostile(4)}}
+        )
+    )
     captions = root / results.FIGURES_DIR / "diabetes" / "captions.json"
     shown = json.loads(captions.read_text())
     shown["02_gap"] |= {"title": _hostile(0), "caption": _hostile(2)}

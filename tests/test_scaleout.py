@@ -44,8 +44,7 @@ from test_trainer import THRESHOLDS, make_config, make_splits
 
 REPO = Path(__file__).resolve().parents[1]
 MEMBERS = 32
-NODE = {"num_cpus": 1, "object_store_memory": 200 * 1024 ** 2}
-
+NODE = {"num_cpus": 1, "object_store_memory": 200 * 1024**2}
 
 
 def test_shards_of_whole_seed_quanta_train_every_member_bit_identically() -> None:
@@ -61,8 +60,9 @@ def test_shards_of_whole_seed_quanta_train_every_member_bit_identically() -> Non
         shard = [m for m in members if m.seed in block]
         part = train_grid(shard, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
         rows = [m.member for m in shard]
-        pd.testing.assert_frame_equal(part.final, whole.final.set_index("member").loc[rows].reset_index(),
-                                      check_exact=True)
+        pd.testing.assert_frame_equal(
+            part.final, whole.final.set_index("member").loc[rows].reset_index(), check_exact=True
+        )
         for (w, b), (w_part, b_part) in zip(whole.weights, part.weights, strict=True):
             assert torch.equal(w[rows], w_part) and torch.equal(b[rows], b_part)
 
@@ -102,19 +102,31 @@ def postgres() -> Iterator[str]:
         shutil.chown(root, user)
     data, port = root / "data", _free_port()
     as_user = {"user": user} if user else {}
-    subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", "regbench", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True, **as_user)
-    server = subprocess.Popen([str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
-                               "-k", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **as_user)
+    subprocess.run(
+        [str(bin_dir / "initdb"), "-D", str(data), "-U", "regbench", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+        **as_user,
+    )
+    server = subprocess.Popen(
+        [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **as_user,
+    )
     try:
         for _ in range(120):
-            ready = subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                                   capture_output=True)
+            ready = subprocess.run(
+                [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+            )
             if ready.returncode == 0:
                 break
             time.sleep(0.5)
-        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "regbench", "mlflow"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "regbench", "mlflow"],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://regbench@127.0.0.1:{port}/mlflow"
     finally:
         server.terminate()
@@ -128,10 +140,26 @@ def tracking_server(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> 
     port = _free_port()
     artifacts = tmp_path_factory.mktemp("artifacts")
     mlflow = Path(sys.executable).parent / "mlflow"
-    server = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", postgres, "--artifacts-destination",
-                               str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"})
+    server = subprocess.Popen(
+        [
+            str(mlflow),
+            "server",
+            "--backend-store-uri",
+            postgres,
+            "--artifacts-destination",
+            str(artifacts),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -153,8 +181,10 @@ def tracking_server(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """A head without CPUs (shards go to the workers) and two worker nodes of one CPU each."""
-    ray_cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
-                                                               "object_store_memory": NODE["object_store_memory"]})
+    ray_cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "include_dashboard": False, "object_store_memory": NODE["object_store_memory"]},
+    )
     for _ in range(2):
         ray_cluster.add_node(**NODE)
     ray_cluster.wait_for_nodes()
@@ -195,9 +225,24 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     diabetes = tree["train"]["diabetes"]
     # 8 configurations: a seed's stacked tensors span whole units of the fused optimizer (seed
     # quantum 1), so the 4 seeds make two shards of two seeds on the two worker nodes.
-    diabetes.update(hidden=[16, 16], epochs=30, eval_every=5, seeds=[0, 1, 2, 3], bias_ablation=[], optimizers={
-        "adam": {"lr": 3.0e-3, "families": {"l1": [1.0e-3, 1.0e-2], "l2": [1.0e-3, 1.0e-2],
-                                            "weight_decay": [1.0e-2, 1.0e-1], "dropout": [0.2]}}})
+    diabetes.update(
+        hidden=[16, 16],
+        epochs=30,
+        eval_every=5,
+        seeds=[0, 1, 2, 3],
+        bias_ablation=[],
+        optimizers={
+            "adam": {
+                "lr": 3.0e-3,
+                "families": {
+                    "l1": [1.0e-3, 1.0e-2],
+                    "l2": [1.0e-3, 1.0e-2],
+                    "weight_decay": [1.0e-2, 1.0e-1],
+                    "dropout": [0.2],
+                },
+            }
+        },
+    )
     (root / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
     for stage in ("fetch", "prepare"):
         done = _run(root, stage)
@@ -214,8 +259,9 @@ def _assert_same_results(workdir: Path) -> pd.DataFrame:
     """runs.csv (but for the run ids), curves.csv and the weights equal the local backend's, bit for bit."""
     ours, local = workdir / "reports/results/diabetes", workdir / "reference/reports/results/diabetes"
     runs = pd.read_csv(ours / "runs.csv")
-    pd.testing.assert_frame_equal(runs.drop(columns="run_id"), pd.read_csv(local / "runs.csv").drop(columns="run_id"),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        runs.drop(columns="run_id"), pd.read_csv(local / "runs.csv").drop(columns="run_id"), check_exact=True
+    )
     assert (ours / "curves.csv").read_bytes() == (local / "curves.csv").read_bytes()
     weights = torch.load(workdir / "models/diabetes/weights.pt")
     expected = torch.load(workdir / "reference/models/diabetes/weights.pt")
@@ -228,8 +274,9 @@ def _assert_same_results(workdir: Path) -> pd.DataFrame:
 def _children(url: str, parent_run_id: str) -> list:
     client = MlflowClient(url)
     experiment = client.get_experiment_by_name("regbench-diabetes")
-    return client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'",
-                              max_results=1000)
+    return client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=1000
+    )
 
 
 def _assert_one_finished_run_per_member(url: str, workdir: Path, runs: pd.DataFrame) -> list:
@@ -250,7 +297,8 @@ def _ray_env(cluster: Cluster, uri: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_ray_backend_gives_the_local_results_and_one_child_run_per_member(
-        workdir: Path, cluster: Cluster, tracking_server: str) -> None:
+    workdir: Path, cluster: Cluster, tracking_server: str
+) -> None:
     _set_backend(workdir, "ray", tracking=True)
     done = _run(workdir, "train", **_ray_env(cluster, tracking_server))
     assert done.returncode == 0, done.stderr
@@ -276,8 +324,14 @@ def _start_training(workdir: Path, cluster: Cluster, url: str) -> subprocess.Pop
     client = MlflowClient(url)
     experiment = client.get_experiment_by_name("regbench-diabetes").experiment_id
     before = {run.info.run_id for run in client.search_runs([experiment], max_results=1000)}
-    stage = subprocess.Popen(_stage("train"), cwd=workdir, env=_env(**_ray_env(cluster, url)),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stage = subprocess.Popen(
+        _stage("train"),
+        cwd=workdir,
+        env=_env(**_ray_env(cluster, url)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while True:
         assert stage.poll() is None, f"the stage ended before its shards were seen training:\n{stage.communicate()}"
@@ -291,24 +345,27 @@ def _start_training(workdir: Path, cluster: Cluster, url: str) -> subprocess.Pop
 
 
 @pytest.mark.slow
-def test_ctrl_c_cancels_the_shards_and_ends_every_run_killed(workdir: Path, cluster: Cluster,
-                                                             tracking_server: str) -> None:
+def test_ctrl_c_cancels_the_shards_and_ends_every_run_killed(
+    workdir: Path, cluster: Cluster, tracking_server: str
+) -> None:
     stage = _start_training(workdir, cluster, tracking_server)
     stage.send_signal(signal.SIGINT)
     _, stderr = stage.communicate(timeout=300)
     assert stage.returncode != 0 and "KeyboardInterrupt" in stderr
     client = MlflowClient(tracking_server)
     experiment = client.get_experiment_by_name("regbench-diabetes").experiment_id
-    newest = client.search_runs([experiment], "attributes.run_name = 'train diabetes'", max_results=1,
-                                order_by=["attributes.start_time DESC"])[0]
+    newest = client.search_runs(
+        [experiment], "attributes.run_name = 'train diabetes'", max_results=1, order_by=["attributes.start_time DESC"]
+    )[0]
     assert newest.info.status == "KILLED"
     children = _children(tracking_server, newest.info.run_id)
     assert len(children) == MEMBERS and {run.info.status for run in children} == {"KILLED"}
 
 
 @pytest.mark.slow
-def test_a_killed_worker_node_loses_and_duplicates_no_run(workdir: Path, cluster: Cluster,
-                                                          tracking_server: str) -> None:
+def test_a_killed_worker_node_loses_and_duplicates_no_run(
+    workdir: Path, cluster: Cluster, tracking_server: str
+) -> None:
     stage = _start_training(workdir, cluster, tracking_server)
     cluster.remove_node(next(iter(cluster.worker_nodes)), allow_graceful=False)
     _, stderr = stage.communicate(timeout=600)
@@ -319,8 +376,9 @@ def test_a_killed_worker_node_loses_and_duplicates_no_run(workdir: Path, cluster
 
 
 @pytest.mark.slow
-def test_a_shard_lost_on_every_attempt_fails_the_stage_naming_its_members(workdir: Path, cluster: Cluster,
-                                                                         tracking_server: str) -> None:
+def test_a_shard_lost_on_every_attempt_fails_the_stage_naming_its_members(
+    workdir: Path, cluster: Cluster, tracking_server: str
+) -> None:
     """After the node kill above one worker node is left, so one shard trains every seed; its worker
     process is killed on every attempt (only processes of this cluster's raylet)."""
     (worker,) = cluster.worker_nodes
@@ -341,8 +399,9 @@ def test_a_shard_lost_on_every_attempt_fails_the_stage_naming_its_members(workdi
     assert f"failed on every attempt (1 + {scaleout.RETRIES} retries)" in error
     client = MlflowClient(tracking_server)
     experiment = client.get_experiment_by_name("regbench-diabetes").experiment_id
-    newest = client.search_runs([experiment], "attributes.run_name = 'train diabetes'", max_results=1,
-                                order_by=["attributes.start_time DESC"])[0]
+    newest = client.search_runs(
+        [experiment], "attributes.run_name = 'train diabetes'", max_results=1, order_by=["attributes.start_time DESC"]
+    )[0]
     children = _children(tracking_server, newest.info.run_id)
     assert newest.info.status == "FAILED" and "shard 1" in newest.data.tags["failure_reason"]
     assert len(children) == MEMBERS and {run.info.status for run in children} == {"FAILED"}

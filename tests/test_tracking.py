@@ -26,10 +26,18 @@ from mlflow import MlflowClient
 from pipelines.core import results
 from pipelines.core.errors import RegbenchError
 from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
-from pipelines.training import orphans, tracking
+from pipelines.training import orphans, store, tracking
 
-TAGS = {"git_commit": "0123abc", "git_dirty": "false", "params_hash": "feed", "profile": "smoke",
-        "device": "cpu", "torch": "2.14.1", "cuda": "none", "dvc_stage": "train@diabetes"}
+TAGS = {
+    "git_commit": "0123abc",
+    "git_dirty": "false",
+    "params_hash": "feed",
+    "profile": "smoke",
+    "device": "cpu",
+    "torch": "2.14.1",
+    "cuda": "none",
+    "dvc_stage": "train@diabetes",
+}
 EPOCHS = 3
 
 
@@ -48,8 +56,9 @@ def epoch_rows(curves: pd.DataFrame, epoch: int) -> pd.DataFrame:
     return curves[curves["epoch"] == epoch].sort_values("member")
 
 
-def track(uri: str, final: pd.DataFrame, curves: pd.DataFrame, dataset: str = "diabetes",
-          **options: float) -> tracking.GridRun:
+def track(
+    uri: str, final: pd.DataFrame, curves: pd.DataFrame, dataset: str = "diabetes", **options: float
+) -> tracking.GridRun:
     with tracking.GridRun(dataset, final, TAGS, uri, **options) as grid:
         for epoch in sorted(curves["epoch"].unique()):
             grid.log_evaluation(epoch_rows(curves, epoch))
@@ -65,7 +74,7 @@ def all_runs(client: MlflowClient, experiment_id: str) -> list:
 def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty store with MLflow's schema: creating one runs dozens of migrations (seconds)."""
     database = tmp_path_factory.mktemp("template") / "mlflow.db"
-    tracking.check_store(f"sqlite:///{database}")
+    store.check_store(f"sqlite:///{database}")
     return database
 
 
@@ -73,8 +82,10 @@ def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def uri(tmp_path: Path, migrated_store: Path) -> str:
     """A store of this test's own, copied from the migrated template (through SQLite: its log too)."""
     copy = tmp_path / "mlflow.db"
-    with contextlib.closing(sqlite3.connect(migrated_store)) as source, \
-            contextlib.closing(sqlite3.connect(copy)) as target:
+    with (
+        contextlib.closing(sqlite3.connect(migrated_store)) as source,
+        contextlib.closing(sqlite3.connect(copy)) as target,
+    ):
         source.backup(target)
     return f"sqlite:///{copy}"
 
@@ -82,9 +93,9 @@ def uri(tmp_path: Path, migrated_store: Path) -> str:
 def test_tracking_uri_is_mlflow_db_in_the_working_directory_unless_set(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    assert store.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5123")
-    assert tracking.tracking_uri() == "http://127.0.0.1:5123"
+    assert store.tracking_uri() == "http://127.0.0.1:5123"
 
 
 def test_every_member_is_a_nested_child_run_with_its_params_curves_and_status(uri, tmp_path):
@@ -102,8 +113,9 @@ def test_every_member_is_a_nested_child_run_with_its_params_curves_and_status(ur
     assert parent.data.metrics == {"members": len(final), "diverged": 1}
 
     assert len(set(grid.run_ids)) == len(final)
-    for run_id, (_, member), (_, identity) in zip(grid.run_ids, final.iterrows(),
-                                                  final[IDENTITY_COLUMNS].astype(str).iterrows()):
+    for run_id, (_, member), (_, identity) in zip(
+        grid.run_ids, final.iterrows(), final[IDENTITY_COLUMNS].astype(str).iterrows()
+    ):
         run = runs[run_id]
         assert run.data.tags["mlflow.parentRunId"] == grid.parent_run_id
         assert run.data.params == identity.to_dict()  # run_ids[i] is the run of members row i
@@ -118,8 +130,12 @@ def test_every_member_is_a_nested_child_run_with_its_params_curves_and_status(ur
             assert run.data.metrics[f"final_{column}"] == pytest.approx(member[column], rel=1e-12)
 
         stats = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/weight_stats.json")
-        assert stats == pytest.approx(member[["weight_l1", "weight_l2", "exact_zeros", "hoyer",
-                                              *sparsity_columns(final)]].astype(float).to_dict(), rel=1e-12)
+        assert stats == pytest.approx(
+            member[["weight_l1", "weight_l2", "exact_zeros", "hoyer", *sparsity_columns(final)]]
+            .astype(float)
+            .to_dict(),
+            rel=1e-12,
+        )
         if member["status"] == "diverged":
             assert run.info.status == "FAILED"
             assert run.data.tags["failure_reason"] == "loss became non-finite at epoch 2"
@@ -168,8 +184,16 @@ def test_the_trainer_logs_each_chunk_as_it_evaluates_while_later_chunks_wait(uri
             if waiting:
                 assert history(waiting[0]) == []  # a chunk not trained yet
 
-        result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), max_chunk_members=8,
-                            progress=False, on_evaluation=log_and_read_back)
+        result = train_grid(
+            members,
+            make_splits(),
+            config,
+            THRESHOLDS,
+            torch.device("cpu"),
+            max_chunk_members=8,
+            progress=False,
+            on_evaluation=log_and_read_back,
+        )
         run.finish(result.final)
     assert len(evaluations) > 2 and evaluations[:2] == [1, 2]  # several chunks, each evaluated twice
     for member in identity["member"]:
@@ -209,8 +233,10 @@ def test_a_deleted_experiment_is_reported_with_what_to_do(uri):
     client = MlflowClient(uri)
     client.delete_experiment(client.create_experiment("regbench-diabetes"))
     final, _ = small_grid(members=2)
-    with pytest.raises(RegbenchError, match=r"regbench-diabetes is deleted; restore it"), \
-            tracking.GridRun("diabetes", final, TAGS, uri):
+    with (
+        pytest.raises(RegbenchError, match=r"regbench-diabetes is deleted; restore it"),
+        tracking.GridRun("diabetes", final, TAGS, uri),
+    ):
         pass
 
 
@@ -227,7 +253,7 @@ def test_logging_goes_on_while_a_reader_holds_the_store_open(uri):
 
 def test_check_store_creates_a_fresh_sqlite_store_in_a_new_directory(tmp_path):
     database = tmp_path / "new" / "dir" / "mlflow.db"
-    tracking.check_store(f"sqlite:///{database}")
+    store.check_store(f"sqlite:///{database}")
     with contextlib.closing(sqlite3.connect(database)) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert connection.execute("SELECT count(*) FROM experiments").fetchone() == (1,)  # MLflow's Default
@@ -238,7 +264,7 @@ def test_check_store_rejects_an_unwritable_location_quickly(tmp_path):
     uri = f"sqlite:///{tmp_path / 'blocker' / 'mlflow.db'}"
     start = time.monotonic()
     with pytest.raises(RegbenchError) as raised:
-        tracking.check_store(uri)
+        store.check_store(uri)
     assert time.monotonic() - start < 5
     message = str(raised.value)
     assert "\n" not in message
@@ -249,7 +275,7 @@ def test_check_store_rejects_a_file_that_is_not_a_sqlite_database(tmp_path):
     database = tmp_path / "mlflow.db"
     database.write_text("not a database")
     with pytest.raises(RegbenchError, match="is not a SQLite database"):
-        tracking.check_store(f"sqlite:///{database}")
+        store.check_store(f"sqlite:///{database}")
     assert database.read_text() == "not a database"
 
 
@@ -265,7 +291,7 @@ def test_check_store_rejects_a_store_with_a_damaged_page_before_training(uri):
         handle.write(bytes(range(256)) * (page_size // 256))
     started = time.monotonic()
     with pytest.raises(RegbenchError) as error:
-        tracking.check_store(uri)
+        store.check_store(uri)
     assert time.monotonic() - started < 10
     message = str(error.value)
     assert message.startswith(f"MLflow tracking store {uri}: {database} is damaged (SQLite quick_check: ")
@@ -282,26 +308,28 @@ def test_check_store_rejects_an_unreachable_server_quickly():
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens on a port just released
     start = time.monotonic()
     with pytest.raises(RegbenchError) as raised:
-        tracking.check_store(uri)
+        store.check_store(uri)
     assert time.monotonic() - start < 5
     assert uri in str(raised.value)
     assert "cannot connect; start the server" in str(raised.value)
     assert "unset MLFLOW_TRACKING_URI" in str(raised.value)
 
 
-@pytest.mark.parametrize("uri", ["file:///tmp/mlruns", "/tmp/mlruns", "postgresql://db/mlflow",
-                                 "sqlite://", "sqlite:///:memory:"])
+@pytest.mark.parametrize(
+    "uri", ["file:///tmp/mlruns", "/tmp/mlruns", "postgresql://db/mlflow", "sqlite://", "sqlite:///:memory:"]
+)
 def test_check_store_rejects_stores_it_cannot_use(uri):
     with pytest.raises(RegbenchError) as raised:
-        tracking.check_store(uri)
+        store.check_store(uri)
     assert repr(uri) in str(raised.value)
 
 
-def log_small_grid(uri: str, start: multiprocessing.synchronize.Barrier, final: pd.DataFrame,
-                   curves: pd.DataFrame) -> None:
+def log_small_grid(
+    uri: str, start: multiprocessing.synchronize.Barrier, final: pd.DataFrame, curves: pd.DataFrame
+) -> None:
     """One 'train stage' in its own process; waits for the other so both hit the fresh store at once."""
     start.wait(timeout=120)
-    tracking.check_store(uri)
+    store.check_store(uri)
     track(uri, final, curves, dataset="race", flush_seconds=0)
 
 
@@ -309,8 +337,9 @@ def test_two_processes_create_the_store_and_the_experiment_and_log_at_once(tmp_p
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # fresh: both run MLflow's migrations unless serialized
     spawn = multiprocessing.get_context("spawn")
     start = spawn.Barrier(2)
-    stages = [spawn.Process(target=log_small_grid, args=(uri, start, *small_grid(members=4, seed=seed)))
-              for seed in (0, 1)]
+    stages = [
+        spawn.Process(target=log_small_grid, args=(uri, start, *small_grid(members=4, seed=seed))) for seed in (0, 1)
+    ]
     for stage in stages:
         stage.start()
     for stage in stages:
@@ -335,10 +364,24 @@ def mlflow_server(tmp_path: Path):
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180
@@ -365,13 +408,16 @@ def mlflow_server(tmp_path: Path):
 @pytest.mark.slow
 def test_a_grid_logged_to_a_real_server_is_found_through_its_rest_api(mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    uri = tracking.tracking_uri()
-    tracking.check_store(uri)
+    uri = store.tracking_uri()
+    store.check_store(uri)
     final, curves = small_grid(members=3)
     grid = track(uri, final, curves)
 
-    response = requests.post(f"{mlflow_server}/api/2.0/mlflow/runs/search",
-                             json={"experiment_ids": [grid.experiment_id], "max_results": 100}, timeout=30)
+    response = requests.post(
+        f"{mlflow_server}/api/2.0/mlflow/runs/search",
+        json={"experiment_ids": [grid.experiment_id], "max_results": 100},
+        timeout=30,
+    )
     response.raise_for_status()
     runs = {run["info"]["run_id"]: run for run in response.json()["runs"]}
     assert set(runs) == {grid.parent_run_id, *grid.run_ids}
@@ -383,12 +429,19 @@ def test_a_grid_logged_to_a_real_server_is_found_through_its_rest_api(mlflow_ser
     params = {p["key"]: p["value"] for p in child["data"]["params"]}
     assert params["family"] == final["family"].iloc[0]
 
-    history = requests.get(f"{mlflow_server}/api/2.0/mlflow/metrics/get-history",
-                           params={"run_id": grid.run_ids[0], "metric_key": "train_loss"}, timeout=30).json()
+    history = requests.get(
+        f"{mlflow_server}/api/2.0/mlflow/metrics/get-history",
+        params={"run_id": grid.run_ids[0], "metric_key": "train_loss"},
+        timeout=30,
+    ).json()
     assert sorted(m["step"] for m in history["metrics"]) == list(range(1, EPOCHS + 1))
-    stats = json.loads(requests.get(f"{mlflow_server}/get-artifact",
-                                    params={"run_uuid": grid.run_ids[0], "path": "weight_stats.json"},
-                                    timeout=30).text)
+    stats = json.loads(
+        requests.get(
+            f"{mlflow_server}/get-artifact",
+            params={"run_uuid": grid.run_ids[0], "path": "weight_stats.json"},
+            timeout=30,
+        ).text
+    )
     assert math.isclose(stats["weight_l2"], final["weight_l2"].iloc[0], rel_tol=1e-12)
 
 
@@ -399,25 +452,40 @@ def test_the_train_stage_logs_a_tiny_grid_to_a_real_server(mlflow_server, tmp_pa
     text = (repo / "params.yaml").read_text().replace("\nprofile: standard", "\nprofile: smoke")
     text = text.replace("diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 3, seeds: [0, 1]}")
     (tmp_path / "params.yaml").write_text(text)
-    env = os.environ | {"PYTHONPATH": str(repo), "MLFLOW_TRACKING_URI": mlflow_server,
-                        "REGBENCH_DATA_MIRROR": str(shared_mirror)}
+    env = os.environ | {
+        "PYTHONPATH": str(repo),
+        "MLFLOW_TRACKING_URI": mlflow_server,
+        "REGBENCH_DATA_MIRROR": str(shared_mirror),
+    }
     for stage in ("fetch", "prepare", "train"):
-        done = subprocess.run([sys.executable, "-m", f"pipelines.{stage}", "diabetes"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", f"pipelines.{stage}", "diabetes"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     assert not (tmp_path / "mlflow.db").exists()  # everything went to the server
 
     runs_csv = pd.read_csv(tmp_path / "reports/results/diabetes/runs.csv")
     summary = json.loads((tmp_path / "reports/results/diabetes/summary.json").read_text())
-    found = requests.post(f"{mlflow_server}/api/2.0/mlflow/runs/search",
-                          json={"experiment_ids": [summary["experiment_id"]], "max_results": 1000}, timeout=30)
+    found = requests.post(
+        f"{mlflow_server}/api/2.0/mlflow/runs/search",
+        json={"experiment_ids": [summary["experiment_id"]], "max_results": 1000},
+        timeout=30,
+    )
     found.raise_for_status()
     runs = {run["info"]["run_id"]: run for run in found.json()["runs"]}
     assert set(runs) == {summary["parent_run_id"], *runs_csv["run_id"]}
     first = runs[runs_csv["run_id"].iloc[0]]
     assert {p["key"]: p["value"] for p in first["data"]["params"]}["config"] == runs_csv["config"].iloc[0]
-    history = requests.get(f"{mlflow_server}/api/2.0/mlflow/metrics/get-history",
-                           params={"run_id": runs_csv["run_id"].iloc[0], "metric_key": "val_acc"}, timeout=30).json()
+    history = requests.get(
+        f"{mlflow_server}/api/2.0/mlflow/metrics/get-history",
+        params={"run_id": runs_csv["run_id"].iloc[0], "metric_key": "val_acc"},
+        timeout=30,
+    ).json()
     assert sorted(m["step"] for m in history["metrics"]) == [3]  # diabetes evaluates every 5 epochs and at the end
 
     assert {m["key"] for m in first["data"]["metrics"]} >= {"final_prunable_fraction", "final_layer1_dead"}
@@ -433,7 +501,9 @@ def test_the_train_stage_logs_a_tiny_grid_to_a_real_server(mlflow_server, tmp_pa
     assert moments["layers"][0]["weight"].shape[:2] == (len(adam), 64)
     assert (moments["step"] > 0).all() and (moments["layers"][0]["weight"] >= 0).all()
 
+
 # --- a stage stopped from outside ---------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def prepared_diabetes(tmp_path_factory: pytest.TempPathFactory, shared_mirror: Path) -> Path:
@@ -445,37 +515,55 @@ def prepared_diabetes(tmp_path_factory: pytest.TempPathFactory, shared_mirror: P
     text = text.replace("diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 5000, seeds: [0, 1]}")
     (root / "params.yaml").write_text(text)
     for stage in ("fetch", "prepare"):
-        done = subprocess.run([sys.executable, "-m", f"pipelines.{stage}", "diabetes"], cwd=root,
-                              env=stage_env(shared_mirror), capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", f"pipelines.{stage}", "diabetes"],
+            cwd=root,
+            env=stage_env(shared_mirror),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     return root
 
 
 def stage_env(shared_mirror: Path) -> dict[str, str]:
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-                        "REGBENCH_DATA_MIRROR": str(shared_mirror)}
+    env = os.environ | {
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "REGBENCH_DATA_MIRROR": str(shared_mirror),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
 
 
 def train_until_running(root: Path, shared_mirror: Path) -> tuple[subprocess.Popen, list]:
     """Start the train stage; return it and its runs once all of them are RUNNING in ./mlflow.db."""
-    process = subprocess.Popen([sys.executable, "-m", "pipelines.train", "diabetes"], cwd=root,
-                               env=stage_env(shared_mirror) | {"PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.train", "diabetes"],
+        cwd=root,
+        env=stage_env(shared_mirror) | {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     announced = re.match(r"train diabetes: (\d+) members", process.stdout.readline())
     assert announced, process.communicate()
     expected = int(announced.group(1)) + 1  # and the parent
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-    experiment_id = client.get_experiment_by_name("regbench-diabetes").experiment_id \
-        if (root / "mlflow.db").exists() else None
+    experiment_id = (
+        client.get_experiment_by_name("regbench-diabetes").experiment_id if (root / "mlflow.db").exists() else None
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
-        experiment_id = experiment_id or getattr(client.get_experiment_by_name("regbench-diabetes"),
-                                                 "experiment_id", None)
-        runs = client.search_runs([experiment_id], f"tags.{orphans.PID_TAG} = '{process.pid}'",
-                                  max_results=10_000) if experiment_id else []
+        experiment_id = experiment_id or getattr(
+            client.get_experiment_by_name("regbench-diabetes"), "experiment_id", None
+        )
+        runs = (
+            client.search_runs([experiment_id], f"tags.{orphans.PID_TAG} = '{process.pid}'", max_results=10_000)
+            if experiment_id
+            else []
+        )
         if len(runs) == expected:
             return process, runs
         time.sleep(0.5)
@@ -495,8 +583,9 @@ def test_sigterm_ends_the_runs_killed_in_one_line(prepared_diabetes: Path, share
 
 
 @pytest.mark.slow
-def test_runs_of_a_sigkilled_stage_are_ended_killed_by_the_next_one(prepared_diabetes: Path,
-                                                                     shared_mirror: Path) -> None:
+def test_runs_of_a_sigkilled_stage_are_ended_killed_by_the_next_one(
+    prepared_diabetes: Path, shared_mirror: Path
+) -> None:
     process, runs = train_until_running(prepared_diabetes, shared_mirror)
     assert {run.data.tags[orphans.HOST_TAG] for run in runs} == {socket.gethostname()}
     process.kill()  # SIGKILL: what the out-of-memory killer sends; nothing in the stage runs
@@ -506,8 +595,14 @@ def test_runs_of_a_sigkilled_stage_are_ended_killed_by_the_next_one(prepared_dia
 
     params_file = prepared_diabetes / "params.yaml"
     params_file.write_text(params_file.read_text().replace("epochs: 5000", "epochs: 3"))
-    done = subprocess.run([sys.executable, "-m", "pipelines.train", "diabetes"], cwd=prepared_diabetes,
-                          env=stage_env(shared_mirror), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.train", "diabetes"],
+        cwd=prepared_diabetes,
+        env=stage_env(shared_mirror),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"that process {process.pid} left RUNNING" in done.stderr
     for run in runs:

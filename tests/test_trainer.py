@@ -32,16 +32,41 @@ def make_splits(n: int = 96, features: int = 6, classes: int = 3, seed: int = 0)
 
 def make_config(**overrides: object) -> DatasetTrain:
     base = {
-        "hidden": [7, 5], "activation": "relu", "batch_size": 16, "epochs": 2, "eval_every": 1,
-        "seeds": [0, 1], "penalize_bias": False, "bias_ablation": ["l2", "weight_decay", "sgdw"],
+        "hidden": [7, 5],
+        "activation": "relu",
+        "batch_size": 16,
+        "epochs": 2,
+        "eval_every": 1,
+        "seeds": [0, 1],
+        "penalize_bias": False,
+        "bias_ablation": ["l2", "weight_decay", "sgdw"],
         "optimizers": {
-            "adam": {"lr": 0.01, "families": {
-                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "l2_norm": [1e-2],
-                "elastic": {"l1": [1e-3], "l2": [1e-2]}, "weight_decay": [1e-2], "adamw": [0.1],
-                "dropout": [0.3, [0.5, 0.1]], "activity": {"l1": [1e-3], "l2": [1e-3]}}},
-            "sgd": {"lr": 0.05, "momentum": 0.9, "families": {
-                "l1": [1e-3], "prox_l1": [1e-2], "l2": [1e-2], "weight_decay": [1e-2], "sgdw": [0.1],
-                "dropout": [0.3]}},
+            "adam": {
+                "lr": 0.01,
+                "families": {
+                    "l1": [1e-3],
+                    "prox_l1": [1e-2],
+                    "l2": [1e-2],
+                    "l2_norm": [1e-2],
+                    "elastic": {"l1": [1e-3], "l2": [1e-2]},
+                    "weight_decay": [1e-2],
+                    "adamw": [0.1],
+                    "dropout": [0.3, [0.5, 0.1]],
+                    "activity": {"l1": [1e-3], "l2": [1e-3]},
+                },
+            },
+            "sgd": {
+                "lr": 0.05,
+                "momentum": 0.9,
+                "families": {
+                    "l1": [1e-3],
+                    "prox_l1": [1e-2],
+                    "l2": [1e-2],
+                    "weight_decay": [1e-2],
+                    "sgdw": [0.1],
+                    "dropout": [0.3],
+                },
+            },
         },
     }
     return DatasetTrain.model_validate(base | overrides)
@@ -57,8 +82,19 @@ def batched():
 
 def test_every_family_and_optimizer_is_in_the_grid(batched):
     _, members, _, _ = batched
-    assert {m.family for m in members} == {"none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay",
-                                           "adamw", "sgdw", "dropout", "activity"}
+    assert {m.family for m in members} == {
+        "none",
+        "l1",
+        "prox_l1",
+        "l2",
+        "l2_norm",
+        "elastic",
+        "weight_decay",
+        "adamw",
+        "sgdw",
+        "dropout",
+        "activity",
+    }
     assert {m.optimizer for m in members} == {"sgd", "adam", "adamw", "sgdw"}
     assert any(m.penalize_bias for m in members)
 
@@ -70,12 +106,21 @@ def test_batched_members_equal_the_reference(batched):
         ours = result.curves[result.curves["member"] == member.member].reset_index(drop=True)
         assert len(ours) == len(curve) == config.epochs
         for column in ("train_loss", "test_loss", "val_acc", "weight_l2", "weight_l1"):
-            torch.testing.assert_close(torch.tensor(ours[column].to_numpy(float)),
-                                       torch.tensor(curve[column].to_numpy(float)),
-                                       rtol=1e-5, atol=1e-6, msg=f"{member.config} seed {member.seed}: {column}")
+            torch.testing.assert_close(
+                torch.tensor(ours[column].to_numpy(float)),
+                torch.tensor(curve[column].to_numpy(float)),
+                rtol=1e-5,
+                atol=1e-6,
+                msg=f"{member.config} seed {member.seed}: {column}",
+            )
         for layer, (weight, bias) in zip(model.layers, result.weights):
-            torch.testing.assert_close(weight[member.member], layer.weight.detach(), rtol=1e-5, atol=1e-6,
-                                       msg=f"{member.config} seed {member.seed}: weights")
+            torch.testing.assert_close(
+                weight[member.member],
+                layer.weight.detach(),
+                rtol=1e-5,
+                atol=1e-6,
+                msg=f"{member.config} seed {member.seed}: weights",
+            )
             torch.testing.assert_close(bias[member.member], layer.bias.detach(), rtol=1e-5, atol=1e-6)
 
 
@@ -99,8 +144,9 @@ def test_adam_second_moments_equal_torch_optim_adams_state(batched):
         for layer, (weight, bias) in zip(model.layers, moments.layers):
             state = optimizer.state[layer.weight]
             assert moments.step[row] == int(state["step"]) == 2 * 6  # 2 epochs of 6 mini-batches
-            torch.testing.assert_close(weight[row], state["exp_avg_sq"], rtol=1e-4, atol=1e-12,
-                                       msg=f"{member.config}: exp_avg_sq")
+            torch.testing.assert_close(
+                weight[row], state["exp_avg_sq"], rtol=1e-4, atol=1e-12, msg=f"{member.config}: exp_avg_sq"
+            )
             torch.testing.assert_close(bias[row], optimizer.state[layer.bias]["exp_avg_sq"], rtol=1e-4, atol=1e-12)
         assert (moments.beta2[row], moments.eps[row]) == (member.betas[1], member.eps)
 
@@ -136,14 +182,16 @@ def _final(result, members, config_name):
 
 
 def test_sgd_l2_penalty_equals_sgd_weight_decay():
-    config = make_config(epochs=3, optimizers={"sgd": {"lr": 0.05, "momentum": 0.9, "families": {
-        "l2": [0.05], "weight_decay": [0.05]}}})
+    config = make_config(
+        epochs=3, optimizers={"sgd": {"lr": 0.05, "momentum": 0.9, "families": {"l2": [0.05], "weight_decay": [0.05]}}}
+    )
     members = grid.expand(config)
     result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), progress=False)
     l2, wd = _final(result, members, "sgd/l2/l2=0.05"), _final(result, members, "sgd/weight_decay/weight_decay=0.05")
     for column in ("train_loss", "weight_l2", "test_acc"):
-        torch.testing.assert_close(torch.tensor(l2[column].to_numpy(float)), torch.tensor(wd[column].to_numpy(float)),
-                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            torch.tensor(l2[column].to_numpy(float)), torch.tensor(wd[column].to_numpy(float)), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_adam_l2_penalty_differs_from_adamw():
@@ -159,8 +207,9 @@ def test_adam_l2_penalty_differs_from_adamw():
 def test_sgdw_equals_sgd_l2_without_momentum_and_differs_with_it(momentum):
     # SGDW: w ← (1 − lr·λ)·w − lr·b with b the momentum buffer of the data gradients alone; SGD+L2
     # puts λ·w into the buffer. Without momentum both are w − lr·(g + λ·w).
-    config = make_config(epochs=3, optimizers={"sgd": {"lr": 0.05, "momentum": momentum, "families": {
-        "l2": [0.1], "sgdw": [0.1]}}})
+    config = make_config(
+        epochs=3, optimizers={"sgd": {"lr": 0.05, "momentum": momentum, "families": {"l2": [0.1], "sgdw": [0.1]}}}
+    )
     members = grid.expand(config)
     result = train_grid(members, make_splits(), config, THRESHOLDS, torch.device("cpu"), progress=False)
     l2, sgdw = _final(result, members, "sgd/l2/l2=0.1"), _final(result, members, "sgdw/sgdw/decoupled_wd=0.1")
@@ -185,10 +234,10 @@ def test_adam_threshold_is_lr_lambda_over_adams_own_denominator():
     optimizer = torch.optim.Adam([w], lr=0.01, betas=(0.9, 0.99), eps=1e-8)
     for _ in range(3):
         optimizer.zero_grad()
-        (w ** 3).sum().backward()
+        (w**3).sum().backward()
         optimizer.step()
     state = optimizer.state[w]
-    v_hat = state["exp_avg_sq"].double() / (1 - 0.99 ** 3)
+    v_hat = state["exp_avg_sq"].double() / (1 - 0.99**3)
     expected = 0.01 * 0.5 / (v_hat.sqrt() + 1e-8)
     threshold = regularizers.adam_scaled_threshold(0.01 * 0.5, state["exp_avg_sq"], state["step"], 0.99, 1e-8)
     torch.testing.assert_close(threshold.double(), expected, rtol=1e-6, atol=0)
@@ -210,6 +259,7 @@ def test_adam_proximal_l1_makes_zeros_where_the_plain_threshold_leaves_none(monk
 
 def test_dropout_is_inactive_in_evaluation(batched):
     from pipelines.training.reference import MLP, evaluate
+
     config, members, data, result = batched
     member = next(m for m in members if m.family == "dropout")
     model = MLP([6, *config.hidden, 3], config.activation, member.dropout)
@@ -253,7 +303,12 @@ def test_cuda_members_equal_the_cpu_reference():
     for member in [m for m in members if not any(m.dropout)][::3]:
         _, curve, model, _ = train_reference(member, data, config, THRESHOLDS)
         ours = result.curves[result.curves["member"] == member.member]
-        torch.testing.assert_close(torch.tensor(ours["train_loss"].to_numpy(float)),
-                                   torch.tensor(curve["train_loss"].to_numpy(float)), rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(result.weights[0][0][member.member], model.layers[0].weight.detach(),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            torch.tensor(ours["train_loss"].to_numpy(float)),
+            torch.tensor(curve["train_loss"].to_numpy(float)),
+            rtol=1e-4,
+            atol=1e-5,
+        )
+        torch.testing.assert_close(
+            result.weights[0][0][member.member], model.layers[0].weight.detach(), rtol=1e-4, atol=1e-5
+        )

@@ -36,8 +36,9 @@ class Grid:
 
     def paired(self, a: str, b: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """Values of a and b on the seeds both have."""
-        joined = pd.concat([self.values(a, metric).rename("a"), self.values(b, metric).rename("b")],
-                           axis=1, join="inner").sort_index()
+        joined = pd.concat(
+            [self.values(a, metric).rename("a"), self.values(b, metric).rename("b")], axis=1, join="inner"
+        ).sort_index()
         return joined["a"].to_numpy(), joined["b"].to_numpy()
 
     def matrix(self, configs: list[str], metric: str) -> np.ndarray:
@@ -52,9 +53,12 @@ class Grid:
     def lost(self) -> dict[str, str]:
         """The groups that cannot be analysed, each with the reason."""
         c = self.configs
-        return {group: f"{group}: every member of baseline {self._baselines(group)[0]} diverged, so the group "
-                       "cannot be compared against it"
-                for group in self._all_groups() if (c.loc[self._baselines(group), "n_seeds"] == 0).all()}
+        return {
+            group: f"{group}: every member of baseline {self._baselines(group)[0]} diverged, so the group "
+            "cannot be compared against it"
+            for group in self._all_groups()
+            if (c.loc[self._baselines(group), "n_seeds"] == 0).all()
+        }
 
     def family(self, group: str, family: str) -> pd.DataFrame:
         """The group's configs of a family that trained at least one seed, weakest first."""
@@ -91,14 +95,15 @@ def _check_members(runs: pd.DataFrame, path: Path) -> None:
     repeated = runs[runs.duplicated(["config", "seed"])]
     if not repeated.empty:
         row = repeated.iloc[0]
-        raise DataError(f"{path}: config {row['config']!r}, seed {row['seed']} appears more than once; "
-                        "expected one member per config and seed")
+        raise DataError(
+            f"{path}: config {row['config']!r}, seed {row['seed']} appears more than once; "
+            "expected one member per config and seed"
+        )
     facts = runs.groupby("config")[["family", "optimizer", "strength", "penalize_bias"]].nunique()
     for column in facts.columns:
         varying = facts.index[facts[column] > 1]
         if len(varying):
-            raise DataError(f"{path}: config {varying[0]!r} has several values of {column}; "
-                            "expected one per config")
+            raise DataError(f"{path}: config {varying[0]!r} has several values of {column}; expected one per config")
 
 
 def _check_metrics(ok: pd.DataFrame, path: Path) -> None:
@@ -107,9 +112,11 @@ def _check_metrics(ok: pd.DataFrame, path: Path) -> None:
         numbers = pd.to_numeric(ok[column], errors="coerce")
         if numbers.isna().any():
             row = ok[numbers.isna()].iloc[0]
-            raise DataError(f"{path}: config {row['config']!r}, seed {row['seed']}: {column} is "
-                            f"{row[column]!r} in an 'ok' row; expected a number (a failed member "
-                            "must have status 'diverged')")
+            raise DataError(
+                f"{path}: config {row['config']!r}, seed {row['seed']}: {column} is "
+                f"{row[column]!r} in an 'ok' row; expected a number (a failed member "
+                "must have status 'diverged')"
+            )
         ok[column] = numbers
 
 
@@ -117,12 +124,16 @@ def _check_baselines(configs: pd.DataFrame, path: Path) -> None:
     """Every group needs a baseline config; one whose members all diverged is a lost group, not an error."""
     unpenalized = configs[~configs["penalize_bias"]]
     if unpenalized.empty:
-        raise DataError(f"{path}: every config has penalize_bias=True; expected configs with "
-                        "penalize_bias=False, baselines included (the /bias configs are only an ablation)")
+        raise DataError(
+            f"{path}: every config has penalize_bias=True; expected configs with "
+            "penalize_bias=False, baselines included (the /bias configs are only an ablation)"
+        )
     for group, members in unpenalized.groupby("group"):
         if (members["family"] != "none").all():
-            raise DataError(f"{path}: optimizer group {group!r} has no baseline config (family 'none'); "
-                            "expected one per optimizer group")
+            raise DataError(
+                f"{path}: optimizer group {group!r} has no baseline config (family 'none'); "
+                "expected one per optimizer group"
+            )
 
 
 def _config_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:

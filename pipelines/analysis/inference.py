@@ -111,8 +111,11 @@ def _signed_rank_permutation_p(d: np.ndarray) -> float:
     def positive_rank_sum(x: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.sum(ranks * (x > 0), axis=axis)
 
-    return float(scipy.stats.permutation_test((d,), positive_rank_sum, permutation_type="samples",
-                                              vectorized=True, n_resamples=np.inf).pvalue)
+    return float(
+        scipy.stats.permutation_test(
+            (d,), positive_rank_sum, permutation_type="samples", vectorized=True, n_resamples=np.inf
+        ).pvalue
+    )
 
 
 def ttest_p(d: np.ndarray) -> float:
@@ -161,8 +164,15 @@ def win_probability(d: np.ndarray, level: float) -> tuple[float, float, float]:
     return (successes / d.size if d.size else math.nan), low, high
 
 
-def bootstrap_interval(samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], *,
-                       paired: bool, level: float, resamples: int, seed: int) -> Interval:
+def bootstrap_interval(
+    samples: tuple[np.ndarray, ...],
+    statistic: Callable[..., np.ndarray],
+    *,
+    paired: bool,
+    level: float,
+    resamples: int,
+    seed: int,
+) -> Interval:
     """BCa bootstrap interval of statistic(*samples, axis=-1); percentile when BCa is degenerate
     (e.g. every value equal). A fresh generator from `seed` per call keeps intervals independent
     of the order in which they are computed."""
@@ -172,9 +182,16 @@ def bootstrap_interval(samples: tuple[np.ndarray, ...], statistic: Callable[...,
         with warnings.catch_warnings():
             # Degenerate data is detected from the NaN result below and reported in `method`.
             warnings.simplefilter("ignore")
-            result = scipy.stats.bootstrap(samples, statistic, paired=paired, vectorized=True,
-                                           n_resamples=resamples, confidence_level=level, method=method,
-                                           rng=np.random.default_rng(seed))
+            result = scipy.stats.bootstrap(
+                samples,
+                statistic,
+                paired=paired,
+                vectorized=True,
+                n_resamples=resamples,
+                confidence_level=level,
+                method=method,
+                rng=np.random.default_rng(seed),
+            )
         low, high = result.confidence_interval
         if np.isfinite(low) and np.isfinite(high):
             return Interval(float(low), float(high), method)
@@ -187,12 +204,12 @@ def _mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray
 
 def mean_interval(x: np.ndarray, *, level: float, resamples: int, seed: int) -> Interval:
     """Bootstrap interval of the mean of one sample."""
-    return bootstrap_interval((np.asarray(x, float),), np.mean, paired=False, level=level,
-                              resamples=resamples, seed=seed)
+    return bootstrap_interval(
+        (np.asarray(x, float),), np.mean, paired=False, level=level, resamples=resamples, seed=seed
+    )
 
 
-def paired_comparison(a: np.ndarray, b: np.ndarray, *, alpha: float, resamples: int,
-                      seed: int) -> PairedComparison:
+def paired_comparison(a: np.ndarray, b: np.ndarray, *, alpha: float, resamples: int, seed: int) -> PairedComparison:
     """Every paired statistic of a versus b (same subject at the same index).
 
     Fewer than two pairs give no test: p-values and effect sizes are NaN, can_reach_alpha is
@@ -206,8 +223,7 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, *, alpha: float, resamples: 
         notes.append(f"{n} pair{'s' * (n != 1)}: a paired test needs at least 2")
     elif np.ptp(d) == 0:
         notes.append("all differences equal: t-test and d_z undefined")
-    ci = bootstrap_interval((a, b), _mean_difference, paired=True, level=1 - alpha, resamples=resamples,
-                            seed=seed)
+    ci = bootstrap_interval((a, b), _mean_difference, paired=True, level=1 - alpha, resamples=resamples, seed=seed)
     if n >= 2 and ci.method == "percentile":
         notes.append("BCa degenerate: percentile interval")
     beats, beats_low, beats_high = win_probability(d, 1 - alpha)
@@ -217,12 +233,16 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, *, alpha: float, resamples: 
         mean_a=float(np.mean(a)) if n else math.nan,
         mean_b=float(np.mean(b)) if n else math.nan,
         mean_diff=float(np.mean(d)) if n else math.nan,
-        ci_low=ci.low, ci_high=ci.high, ci_method=ci.method,
+        ci_low=ci.low,
+        ci_high=ci.high,
+        ci_method=ci.method,
         wilcoxon_p=wilcoxon_p(d) if n >= 2 else math.nan,
         ttest_p=ttest_p(d) if n >= 2 else math.nan,
         rank_biserial=rank_biserial(d) if n >= 2 else math.nan,
         cohens_dz=cohens_dz(d),
-        p_a_beats_b=beats, p_beats_ci_low=beats_low, p_beats_ci_high=beats_high,
+        p_a_beats_b=beats,
+        p_beats_ci_low=beats_low,
+        p_beats_ci_high=beats_high,
         min_attainable_p=smallest,
         can_reach_alpha=n >= 2 and smallest <= alpha,
         note="; ".join(notes),
@@ -282,8 +302,7 @@ def page_trend(matrix: np.ndarray, *, decreasing: bool) -> Trend:
     subjects, levels = matrix.shape
     bound = min_page_p(subjects, levels)
     if subjects < 2 or levels < 3:
-        return Trend(math.nan, math.nan, bound,
-                     f"{subjects} seeds × {levels} levels: Page's test needs at least 2 × 3")
+        return Trend(math.nan, math.nan, bound, f"{subjects} seeds × {levels} levels: Page's test needs at least 2 × 3")
     ordered = matrix[:, ::-1] if decreasing else matrix
     result = scipy.stats.page_trend_test(ordered)
     return Trend(float(result.statistic), float(result.pvalue), bound, "")
@@ -309,8 +328,12 @@ def friedman(matrix: np.ndarray) -> Friedman:
     subjects, treatments = matrix.shape
     ranks = scipy.stats.rankdata(-matrix, axis=1).mean(axis=0) if subjects else np.full(treatments, math.nan)
     if subjects < 2 or treatments < 3:
-        return Friedman(math.nan, math.nan, ranks,
-                        f"{subjects} seeds × {treatments} treatments: Friedman's test needs at least 2 × 3")
+        return Friedman(
+            math.nan,
+            math.nan,
+            ranks,
+            f"{subjects} seeds × {treatments} treatments: Friedman's test needs at least 2 × 3",
+        )
     if np.all(matrix == matrix[:, :1]):
         return Friedman(0.0, 1.0, ranks, "every treatment tied within every seed")
     result = scipy.stats.friedmanchisquare(*matrix.T)

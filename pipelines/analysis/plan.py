@@ -163,14 +163,17 @@ def run(grid: Grid, plan: Plan, settings: AnalyzeParams) -> Findings:
     unique: dict[Key, Comparison] = {}
     for spec in plan.comparisons:
         unique.setdefault(spec.key, spec)
-    compared = [_compare(grid, spec, settings)
-                for spec in tqdm(unique.values(), desc=f"{grid.dataset}: paired tests", unit="test")]
+    compared = [
+        _compare(grid, spec, settings)
+        for spec in tqdm(unique.values(), desc=f"{grid.dataset}: paired tests", unit="test")
+    ]
     trended = [_trend(grid, spec) for spec in plan.trends]
-    bh = inference.benjamini_hochberg(np.array([c.test.wilcoxon_p for c in compared] + [t.test.p for t in trended],
-                                               dtype=float))
+    bh = inference.benjamini_hochberg(
+        np.array([c.test.wilcoxon_p for c in compared] + [t.test.p for t in trended], dtype=float)
+    )
     return Findings(
         comparisons=[replace(c, bh_p=float(p), holm_p=h) for c, p, h in zip(compared, bh, _holm(compared))],
-        trends=[replace(t, bh_p=float(p)) for t, p in zip(trended, bh[len(compared):])],
+        trends=[replace(t, bh_p=float(p)) for t, p in zip(trended, bh[len(compared) :])],
         equivalences=[_equivalence(grid, spec, settings) for spec in plan.equivalences],
         rankings=[_ranking(grid, spec) for spec in plan.rankings],
     )
@@ -178,11 +181,19 @@ def run(grid: Grid, plan: Plan, settings: AnalyzeParams) -> Findings:
 
 def _compare(grid: Grid, spec: Comparison, settings: AnalyzeParams) -> ComparisonResult:
     a, b = grid.paired(spec.a, spec.b, spec.metric)
-    test = inference.paired_comparison(a, b, alpha=settings.alpha, resamples=settings.bootstrap_resamples,
-                                       seed=settings.seed)
+    test = inference.paired_comparison(
+        a, b, alpha=settings.alpha, resamples=settings.bootstrap_resamples, seed=settings.seed
+    )
     facts = grid.configs
-    return ComparisonResult(spec, facts.at[spec.a, "group"], facts.at[spec.a, "family"], facts.at[spec.b, "family"],
-                            test, bh_p=math.nan, holm_p=math.nan)
+    return ComparisonResult(
+        spec,
+        facts.at[spec.a, "group"],
+        facts.at[spec.a, "family"],
+        facts.at[spec.b, "family"],
+        test,
+        bh_p=math.nan,
+        holm_p=math.nan,
+    )
 
 
 def _holm(compared: list[ComparisonResult]) -> list[float]:
@@ -198,23 +209,37 @@ def _holm(compared: list[ComparisonResult]) -> list[float]:
 def _trend(grid: Grid, spec: Trend) -> TrendResult:
     matrix = grid.matrix(list(spec.configs), spec.metric)
     means = matrix.mean(axis=0) if len(matrix) else np.full(len(spec.configs), math.nan)
-    return TrendResult(spec, grid.configs.at[spec.configs[0], "group"],
-                       [0.0, *grid.configs.loc[list(spec.configs[1:]), "strength"]], means, len(matrix),
-                       inference.page_trend(matrix, decreasing=True), inference.is_monotone(means, decreasing=True),
-                       bh_p=math.nan)
+    return TrendResult(
+        spec,
+        grid.configs.at[spec.configs[0], "group"],
+        [0.0, *grid.configs.loc[list(spec.configs[1:]), "strength"]],
+        means,
+        len(matrix),
+        inference.page_trend(matrix, decreasing=True),
+        inference.is_monotone(means, decreasing=True),
+        bh_p=math.nan,
+    )
 
 
 def _equivalence(grid: Grid, spec: Equivalence, settings: AnalyzeParams) -> EquivalenceResult:
     x, y = grid.paired(spec.a, spec.b, spec.metric)
     d = (x - y) / y if spec.relative else inference.differences(x, y)
     p = inference.tost_p(d, settings.equivalence_margin)
-    return EquivalenceResult(spec, grid.configs.at[spec.a, "group"], settings.equivalence_margin, d.size,
-                             float(np.mean(d)) if d.size else math.nan, p, bool(p < settings.alpha),
-                             "" if d.size >= 2 else f"{d.size} pairs: TOST needs 2")
+    return EquivalenceResult(
+        spec,
+        grid.configs.at[spec.a, "group"],
+        settings.equivalence_margin,
+        d.size,
+        float(np.mean(d)) if d.size else math.nan,
+        p,
+        bool(p < settings.alpha),
+        "" if d.size >= 2 else f"{d.size} pairs: TOST needs 2",
+    )
 
 
 def _ranking(grid: Grid, spec: Ranking) -> RankingResult:
     matrix = grid.matrix(list(spec.configs), "test_acc")
     facts = grid.configs.loc[list(spec.configs)]
-    return RankingResult(spec, list(facts["family"]), list(facts["test_acc_mean"]), len(matrix),
-                         inference.friedman(matrix))
+    return RankingResult(
+        spec, list(facts["family"]), list(facts["test_acc_mean"]), len(matrix), inference.friedman(matrix)
+    )

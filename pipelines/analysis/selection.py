@@ -28,21 +28,36 @@ def select(grid: Grid, settings: AnalyzeParams) -> pd.DataFrame:
             candidates = grid.family(group, family)
             if candidates.empty:
                 continue
-            best = candidates.sort_values(["val_acc_mean", "strength", "config"],
-                                          ascending=[False, True, True]).iloc[0]
-            ci = inference.mean_interval(grid.values(best["config"], "test_acc").to_numpy(), level=1 - settings.alpha,
-                                         resamples=settings.bootstrap_resamples, seed=settings.seed)
-            rows.append({"dataset": grid.dataset, "optimizer": group, "family": family, "config": best["config"],
-                         "strength": 0.0 if family == "none" else float(best["strength"]),
-                         "val_acc_mean": best["val_acc_mean"], "test_acc_mean": best["test_acc_mean"],
-                         "test_acc_ci_low": ci.low, "test_acc_ci_high": ci.high,
-                         "n_seeds": best["n_seeds"], "n_diverged": best["diverged"]})
+            best = candidates.sort_values(["val_acc_mean", "strength", "config"], ascending=[False, True, True]).iloc[0]
+            ci = inference.mean_interval(
+                grid.values(best["config"], "test_acc").to_numpy(),
+                level=1 - settings.alpha,
+                resamples=settings.bootstrap_resamples,
+                seed=settings.seed,
+            )
+            rows.append(
+                {
+                    "dataset": grid.dataset,
+                    "optimizer": group,
+                    "family": family,
+                    "config": best["config"],
+                    "strength": 0.0 if family == "none" else float(best["strength"]),
+                    "val_acc_mean": best["val_acc_mean"],
+                    "test_acc_mean": best["test_acc_mean"],
+                    "test_acc_ci_low": ci.low,
+                    "test_acc_ci_high": ci.high,
+                    "n_seeds": best["n_seeds"],
+                    "n_diverged": best["diverged"],
+                }
+            )
     return tables.frame("selected", rows)
 
 
 def matching_rule(tolerance: float) -> str:
-    return (f"the strongest config whose mean val_acc is at least the baseline's minus {tolerance:g}; "
-            "if none is, the config with the highest mean val_acc")
+    return (
+        f"the strongest config whose mean val_acc is at least the baseline's minus {tolerance:g}; "
+        "if none is, the config with the highest mean val_acc"
+    )
 
 
 def match(grid: Grid, tolerance: float) -> pd.DataFrame:
@@ -55,12 +70,24 @@ def match(grid: Grid, tolerance: float) -> pd.DataFrame:
             if candidates.empty:
                 continue
             within = candidates[candidates["val_acc_mean"] >= baseline_val - tolerance]
-            chosen = within.iloc[-1] if not within.empty else candidates.sort_values(
-                ["val_acc_mean", "strength"], ascending=[True, False]).iloc[-1]
-            rows.append({"dataset": grid.dataset, "optimizer": group, "family": family, "config": chosen["config"],
-                         "strength": chosen["strength"], "val_acc_mean": chosen["val_acc_mean"],
-                         "baseline_val_acc_mean": baseline_val, "within_tolerance": not within.empty,
-                         "rule": matching_rule(tolerance)})
+            chosen = (
+                within.iloc[-1]
+                if not within.empty
+                else candidates.sort_values(["val_acc_mean", "strength"], ascending=[True, False]).iloc[-1]
+            )
+            rows.append(
+                {
+                    "dataset": grid.dataset,
+                    "optimizer": group,
+                    "family": family,
+                    "config": chosen["config"],
+                    "strength": chosen["strength"],
+                    "val_acc_mean": chosen["val_acc_mean"],
+                    "baseline_val_acc_mean": baseline_val,
+                    "within_tolerance": not within.empty,
+                    "rule": matching_rule(tolerance),
+                }
+            )
     return tables.frame("matched", rows)
 
 

@@ -40,13 +40,21 @@ def analyze_dataset(grid: Grid, settings: AnalyzeParams) -> tuple[Tables, dict[s
         row, summary[hypothesis.id] = _verdict(hypothesis, context, findings)
         verdicts.append(row)
     exclusions = grid.configs.assign(dataset=grid.dataset)[tables.COLUMNS["exclusions"]].reset_index(drop=True)
-    return ({**_test_tables(grid.dataset, findings), "selected": context.selected, "matched": context.matched,
-             "exclusions": exclusions, "verdicts": tables.frame("verdicts", verdicts)},
-            {key: _plain(value) for key, value in summary.items()})
+    return (
+        {
+            **_test_tables(grid.dataset, findings),
+            "selected": context.selected,
+            "matched": context.matched,
+            "exclusions": exclusions,
+            "verdicts": tables.frame("verdicts", verdicts),
+        },
+        {key: _plain(value) for key, value in summary.items()},
+    )
 
 
-def _verdict(hypothesis: Hypothesis, context: Context, findings: tests.Findings) -> tuple[dict[str, str],
-                                                                                        dict[str, object]]:
+def _verdict(
+    hypothesis: Hypothesis, context: Context, findings: tests.Findings
+) -> tuple[dict[str, str], dict[str, object]]:
     """The hypothesis' row of the verdicts table and its entry of metrics.json. A lost group is an
     undecided check of every hypothesis about groups."""
     judgement = hypothesis.judge(context, findings)
@@ -56,8 +64,14 @@ def _verdict(hypothesis: Hypothesis, context: Context, findings: tests.Findings)
     evidence = judgement.evidence + (f". Undecided: {undecided}" if undecided else "")
     if lost and verdict == NOT_SUPPORTED:  # decided without the lost group, which still needs saying
         evidence += ". Not analysed: " + "; ".join(lost)
-    row = {"dataset": context.grid.dataset, "hypothesis": hypothesis.id, "title": hypothesis.title,
-           "verdict": verdict, "rule": hypothesis.rule(context.settings) + RULE, "evidence": evidence + "."}
+    row = {
+        "dataset": context.grid.dataset,
+        "hypothesis": hypothesis.id,
+        "title": hypothesis.title,
+        "verdict": verdict,
+        "rule": hypothesis.rule(context.settings) + RULE,
+        "evidence": evidence + ".",
+    }
     return row, {"verdict": verdict, **judgement.headline}
 
 
@@ -77,50 +91,120 @@ def plan(context: Context) -> tests.Plan:
 def stack(outputs: list[Tables]) -> Tables:
     """One table of every name from every dataset's; empty ones are left out, as they would turn
     every column into objects (and the floats would lose their formatting)."""
-    return {name: pd.concat([t[name] for t in outputs if not t[name].empty] or [outputs[0][name]], ignore_index=True)
-            for name in tables.COLUMNS}
+    return {
+        name: pd.concat([t[name] for t in outputs if not t[name].empty] or [outputs[0][name]], ignore_index=True)
+        for name in tables.COLUMNS
+    }
 
 
 def _test_tables(dataset: str, findings: tests.Findings) -> Tables:
     return {
-        "comparisons": tables.frame("comparisons", [
-            {"dataset": dataset, **vars(c.spec), "family_a": c.family_a, "family_b": c.family_b,
-             "optimizer": c.group, **vars(c.test), "bh_p": c.bh_p, "holm_p": c.holm_p} for c in findings.comparisons]),
-        "ranking": tables.frame("ranking", [
-            {"dataset": dataset, "optimizer": r.spec.group, "family": family, "config": config, "mean_rank": rank,
-             "test_acc_mean": mean, "friedman_statistic": r.test.statistic, "friedman_p": r.test.p,
-             "n_seeds": r.n_seeds, "note": r.test.note}
-            for r in findings.rankings
-            for family, config, rank, mean in zip(r.families, r.spec.configs, r.test.mean_ranks, r.test_acc_means)]),
-        "trends": tables.frame("trends", [
-            {"dataset": dataset, "hypothesis": t.spec.hypothesis, "optimizer": t.group, "family": t.spec.family,
-             "metric": t.spec.metric, "direction": "decreasing", "levels": t.levels_text, "level_means": t.means_text,
-             "first_mean": t.means[0], "last_mean": t.means[-1], "page_L": t.test.statistic, "page_p": t.test.p,
-             "bh_p": t.bh_p, "min_attainable_p": t.test.min_attainable_p, "n_seeds": t.n_seeds,
-             "monotone": t.monotone, "note": t.test.note} for t in findings.trends]),
-        "equivalence": tables.frame("equivalence", [
-            {"dataset": dataset, "hypothesis": e.spec.hypothesis, "optimizer": e.group, "a": e.spec.a, "b": e.spec.b,
-             "metric": f"{e.spec.metric}_relative" if e.spec.relative else e.spec.metric, "margin": e.margin,
-             "n": e.n, "mean_diff": e.mean_diff, "tost_p": e.tost_p, "equivalent": e.equivalent, "note": e.note}
-            for e in findings.equivalences]),
+        "comparisons": tables.frame(
+            "comparisons",
+            [
+                {
+                    "dataset": dataset,
+                    **vars(c.spec),
+                    "family_a": c.family_a,
+                    "family_b": c.family_b,
+                    "optimizer": c.group,
+                    **vars(c.test),
+                    "bh_p": c.bh_p,
+                    "holm_p": c.holm_p,
+                }
+                for c in findings.comparisons
+            ],
+        ),
+        "ranking": tables.frame(
+            "ranking",
+            [
+                {
+                    "dataset": dataset,
+                    "optimizer": r.spec.group,
+                    "family": family,
+                    "config": config,
+                    "mean_rank": rank,
+                    "test_acc_mean": mean,
+                    "friedman_statistic": r.test.statistic,
+                    "friedman_p": r.test.p,
+                    "n_seeds": r.n_seeds,
+                    "note": r.test.note,
+                }
+                for r in findings.rankings
+                for family, config, rank, mean in zip(r.families, r.spec.configs, r.test.mean_ranks, r.test_acc_means)
+            ],
+        ),
+        "trends": tables.frame(
+            "trends",
+            [
+                {
+                    "dataset": dataset,
+                    "hypothesis": t.spec.hypothesis,
+                    "optimizer": t.group,
+                    "family": t.spec.family,
+                    "metric": t.spec.metric,
+                    "direction": "decreasing",
+                    "levels": t.levels_text,
+                    "level_means": t.means_text,
+                    "first_mean": t.means[0],
+                    "last_mean": t.means[-1],
+                    "page_L": t.test.statistic,
+                    "page_p": t.test.p,
+                    "bh_p": t.bh_p,
+                    "min_attainable_p": t.test.min_attainable_p,
+                    "n_seeds": t.n_seeds,
+                    "monotone": t.monotone,
+                    "note": t.test.note,
+                }
+                for t in findings.trends
+            ],
+        ),
+        "equivalence": tables.frame(
+            "equivalence",
+            [
+                {
+                    "dataset": dataset,
+                    "hypothesis": e.spec.hypothesis,
+                    "optimizer": e.group,
+                    "a": e.spec.a,
+                    "b": e.spec.b,
+                    "metric": f"{e.spec.metric}_relative" if e.spec.relative else e.spec.metric,
+                    "margin": e.margin,
+                    "n": e.n,
+                    "mean_diff": e.mean_diff,
+                    "tost_p": e.tost_p,
+                    "equivalent": e.equivalent,
+                    "note": e.note,
+                }
+                for e in findings.equivalences
+            ],
+        ),
     }
 
 
 def _summary(grid: Grid, selected: pd.DataFrame) -> dict[str, object]:
     """The dataset's headline: the family one would pick on validation, and its test accuracy."""
     seeds = set().union(*(frame.index for frame in grid.ok.values()))
-    summary: dict[str, object] = {"members": grid.configs["members"].sum(), "diverged": grid.configs["diverged"].sum(),
-                                  "seeds": len(seeds)}
+    summary: dict[str, object] = {
+        "members": grid.configs["members"].sum(),
+        "diverged": grid.configs["diverged"].sum(),
+        "seeds": len(seeds),
+    }
     if grid.lost():  # only then, so that a study without one keeps its metrics.json
         summary["lost_groups"] = list(grid.lost().values())
     if selected.empty:  # every group lost: there is nothing to pick
-        return summary | dict.fromkeys(("baseline_test_acc", "best_family", "best_optimizer", "best_config",
-                                        "best_test_acc"))
+        return summary | dict.fromkeys(
+            ("baseline_test_acc", "best_family", "best_optimizer", "best_config", "best_test_acc")
+        )
     best = selected.sort_values(["val_acc_mean", "strength"], ascending=[False, True]).iloc[0]
     baseline = selected[(selected["optimizer"] == best["optimizer"]) & (selected["family"] == "none")].iloc[0]
-    return summary | {"baseline_test_acc": baseline["test_acc_mean"], "best_family": best["family"],
-                      "best_optimizer": best["optimizer"], "best_config": best["config"],
-                      "best_test_acc": best["test_acc_mean"]}
+    return summary | {
+        "baseline_test_acc": baseline["test_acc_mean"],
+        "best_family": best["family"],
+        "best_optimizer": best["optimizer"],
+        "best_config": best["config"],
+        "best_test_acc": best["test_acc_mean"],
+    }
 
 
 def _plain(value: object) -> object:

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pipelines.analysis.plan import ComparisonResult, EquivalenceResult, TrendResult
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
-RULE = (" Supported if every check passes; not supported if a check that could pass fails; inconclusive "
-        "if none fails but some cannot be decided (too few seeds to reach alpha, or configs missing).")
+RULE = (
+    " Supported if every check passes; not supported if a check that could pass fails; inconclusive "
+    "if none fails but some cannot be decided (too few seeds to reach alpha, or configs missing)."
+)
 
 Check = tuple[bool | None, str]  # passed (None: cannot be decided) and, if undecided, why
 

@@ -110,8 +110,7 @@ class DatasetTrain(Schema):
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     penalize_bias: bool
     # Families also trained with the opposite penalize_bias, for the H6 comparison.
-    bias_ablation: list[Literal["l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw",
-                                "sgdw"]] = []
+    bias_ablation: list[Literal["l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "sgdw"]] = []
     optimizers: dict[Literal["sgd", "adam"], Optimizer]
 
     @field_validator("seeds")

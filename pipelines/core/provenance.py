@@ -48,8 +48,13 @@ def collect(params: Params, inputs: list[Path], lock: Path = LOCK_FILE) -> Prove
     stages = stage_hashes(lock)
     upstream = stages if stages is not None else {"files": file_hashes(inputs)}
     digest = params_hash(params)
-    return Provenance(git=git_state(), stages=stages, params_hash=digest,
-                      packages=package_versions(), report_id=report_id(upstream, digest))
+    return Provenance(
+        git=git_state(),
+        stages=stages,
+        params_hash=digest,
+        packages=package_versions(),
+        report_id=report_id(upstream, digest),
+    )
 
 
 def git_state(root: Path = Path(".")) -> GitState:
@@ -91,9 +96,11 @@ def stage_hashes(lock: Path = LOCK_FILE) -> StageHashes | None:
     stages = data.get("stages") if isinstance(data, dict) else None
     if not isinstance(stages, dict):
         raise DataError(f"{lock}: found no 'stages' mapping; expected a dvc.lock written by dvc repro")
-    return {name: {kind: _md5s(lock, name, kind, entry.get(kind) or []) for kind in ("deps", "outs")}
-            for name, entry in sorted(stages.items())
-            if name.split("@")[0] != REPORT_STAGE}
+    return {
+        name: {kind: _md5s(lock, name, kind, entry.get(kind) or []) for kind in ("deps", "outs")}
+        for name, entry in sorted(stages.items())
+        if name.split("@")[0] != REPORT_STAGE
+    }
 
 
 def _md5s(lock: Path, stage: str, kind: str, entries: list[dict[str, Any]]) -> dict[str, str]:

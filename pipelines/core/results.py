@@ -48,22 +48,49 @@ GROUP_OF = {"adamw": "adam", "sgdw": "sgd"}
 STATUSES = ("ok", "diverged")
 SPARSITY_PREFIX = "frac_below_"
 
-FAMILIES = ("none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "sgdw", "dropout",
-            "activity")
+FAMILIES = ("none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "sgdw", "dropout", "activity")
 
 # What identifies a member and every setting it was trained with.
 IDENTITY_COLUMNS = [
-    "dataset", "member", "config", "family", "optimizer", "lr", "momentum", "seed", "penalize_bias",
+    "dataset",
+    "member",
+    "config",
+    "family",
+    "optimizer",
+    "lr",
+    "momentum",
+    "seed",
+    "penalize_bias",
     "strength",  # the family's headline strength: λ, or p for dropout; elastic: λ1; activity: its λ
-    "l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd", "dropout", "dropout_layers",
-    "act_l1", "act_l2", "hidden", "activation", "batch_size", "epochs",
+    "l1",
+    "prox_l1",
+    "l2",
+    "l2_norm",
+    "weight_decay",
+    "decoupled_wd",
+    "dropout",
+    "dropout_layers",
+    "act_l1",
+    "act_l2",
+    "hidden",
+    "activation",
+    "batch_size",
+    "epochs",
 ]
 # Measured on every evaluation, in runs.csv (final) and curves.csv (per epoch).
 METRIC_COLUMNS = [
-    "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-    "gap_acc",   # train_acc - test_acc
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "gap_acc",  # train_acc - test_acc
     "gap_loss",  # test_loss - train_loss
-    "weight_l1", "weight_l2", "exact_zeros", "hoyer",
+    "weight_l1",
+    "weight_l2",
+    "exact_zeros",
+    "hoyer",
 ]
 RUN_COLUMNS = IDENTITY_COLUMNS + ["status", "diverged_epoch", "epochs_run", "run_id"] + METRIC_COLUMNS
 CURVE_COLUMNS = ["dataset", "member", "config", "family", "seed", "epoch"] + METRIC_COLUMNS
@@ -73,15 +100,25 @@ CURVE_COLUMNS = ["dataset", "member", "config", "family", "seed", "epoch"] + MET
 # hidden layers, layer<i>_dead. NaN for a diverged member.
 STRUCTURE_COLUMNS = [
     "prunable_fraction",  # the largest fraction pruned per layer that costs at most 0.5 points of val_acc
-    "negligible",         # fraction of weights with |w| <= 0.01 x their layer's RMS
-    "hoyer_layers",       # Hoyer's sparsity per layer, weighted by layer size
-    "zeros",              # fraction of exact zeros
-    "underflow",          # fraction of nonzero weights below float32's smallest normal (denormals)
-    "dead_units",         # hidden units whose pre-activation is <= 0 on every validation sample
+    "negligible",  # fraction of weights with |w| <= 0.01 x their layer's RMS
+    "hoyer_layers",  # Hoyer's sparsity per layer, weighted by layer size
+    "zeros",  # fraction of exact zeros
+    "underflow",  # fraction of nonzero weights below float32's smallest normal (denormals)
+    "dead_units",  # hidden units whose pre-activation is <= 0 on every validation sample
 ]
 # The pruning curves: every member with each fraction of every layer's smallest weights set to 0.
-PRUNING_COLUMNS = ["dataset", "member", "config", "family", "seed", "fraction",
-                   "val_loss", "val_acc", "test_loss", "test_acc"]
+PRUNING_COLUMNS = [
+    "dataset",
+    "member",
+    "config",
+    "family",
+    "seed",
+    "fraction",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+]
 
 
 def group_of(optimizer: str) -> str:
@@ -102,7 +139,7 @@ def threshold_of(column: str) -> float:
 def structure_columns(frame: pd.DataFrame) -> list[str]:
     """The structure columns present: the overall ones, then each layer's, in layer order."""
     layers = [c for c in frame.columns if re.fullmatch(r"layer\d+_[a-z]+", c)]
-    return [c for c in STRUCTURE_COLUMNS if c in frame.columns] + sorted(layers, key=lambda c: int(c[5:c.index("_")]))
+    return [c for c in STRUCTURE_COLUMNS if c in frame.columns] + sorted(layers, key=lambda c: int(c[5 : c.index("_")]))
 
 
 def sparsity_columns(frame: pd.DataFrame) -> list[str]:
@@ -115,8 +152,10 @@ def check_statuses(runs: pd.DataFrame, path: Path) -> None:
     unknown = runs[~runs["status"].isin(STATUSES)]
     if not unknown.empty:
         row = unknown.iloc[0]
-        raise DataError(f"{path}: config {row['config']!r}, seed {row['seed']}: status {row['status']!r}; "
-                        f"expected {' or '.join(map(repr, STATUSES))}")
+        raise DataError(
+            f"{path}: config {row['config']!r}, seed {row['seed']}: status {row['status']!r}; "
+            f"expected {' or '.join(map(repr, STATUSES))}"
+        )
 
 
 def runs_path(dataset: str, root: Path = RESULTS_DIR) -> Path:

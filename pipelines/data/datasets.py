@@ -29,6 +29,8 @@ def origin_path(dataset: str, raw_root: Path = RAW_DIR) -> Path:
     """Where fetch records which source and location served each file: beside data/raw/<dataset>/, not
     in it, so that where the bytes came from never changes the hash DVC takes of them."""
     return raw_root / f"{dataset}.origin.json"
+
+
 DEBIAN_DIR = Path("/usr/share/datasets")  # where Debian's dataset-fashion-mnist puts fashion-mnist/
 
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -57,26 +59,51 @@ def _fashion(name: str, sha256: str, shape: tuple[int, ...]) -> RawFile:
 
 FASHION_TRAIN_IMAGES, FASHION_TEST_IMAGES = 60_000, 10_000
 PIMA_COLUMNS = (
-    "Pregnancies", "Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI",
-    "DiabetesPedigreeFunction", "Age", "Outcome",
+    "Pregnancies",
+    "Glucose",
+    "BloodPressure",
+    "SkinThickness",
+    "Insulin",
+    "BMI",
+    "DiabetesPedigreeFunction",
+    "Age",
+    "Outcome",
 )
 PIMA_FEATURES = PIMA_COLUMNS[:-1]
 PIMA_ZERO_MEANS_MISSING = ("Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI")
 
 RAW_FILES: dict[str, tuple[RawFile, ...]] = {
     "fashion_mnist": (
-        _fashion("train-images-idx3-ubyte", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-                 (FASHION_TRAIN_IMAGES, 28, 28)),
-        _fashion("train-labels-idx1-ubyte", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-                 (FASHION_TRAIN_IMAGES,)),
-        _fashion("t10k-images-idx3-ubyte", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-                 (FASHION_TEST_IMAGES, 28, 28)),
-        _fashion("t10k-labels-idx1-ubyte", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-                 (FASHION_TEST_IMAGES,)),
+        _fashion(
+            "train-images-idx3-ubyte",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            (FASHION_TRAIN_IMAGES, 28, 28),
+        ),
+        _fashion(
+            "train-labels-idx1-ubyte",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            (FASHION_TRAIN_IMAGES,),
+        ),
+        _fashion(
+            "t10k-images-idx3-ubyte",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            (FASHION_TEST_IMAGES, 28, 28),
+        ),
+        _fashion(
+            "t10k-labels-idx1-ubyte",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+            (FASHION_TEST_IMAGES,),
+        ),
     ),
     "diabetes": (
-        RawFile("pima-indians-diabetes.data.csv", "6bfe5d0f379d17a0e0819b996407e3c09bf80febd4287f2ed212190dfff154af",
-                (768, len(PIMA_COLUMNS)), "diabetes/pima-indians-diabetes.data.csv", PIMA_URL, gzipped=False),
+        RawFile(
+            "pima-indians-diabetes.data.csv",
+            "6bfe5d0f379d17a0e0819b996407e3c09bf80febd4287f2ed212190dfff154af",
+            (768, len(PIMA_COLUMNS)),
+            "diabetes/pima-indians-diabetes.data.csv",
+            PIMA_URL,
+            gzipped=False,
+        ),
     ),
 }
 
@@ -97,8 +124,10 @@ def read_idx(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         raise DataError(f"{path}: not found; run the fetch stage first") from None
     expected_magic = bytes([0, 0, IDX_UBYTE, len(shape)])
     if len(data) < 4 or data[:4] != expected_magic:
-        raise DataError(f"{path}: magic number 0x{data[:4].hex()}; expected 0x{expected_magic.hex()} "
-                        f"(IDX, unsigned bytes, {len(shape)} dimensions)")
+        raise DataError(
+            f"{path}: magic number 0x{data[:4].hex()}; expected 0x{expected_magic.hex()} "
+            f"(IDX, unsigned bytes, {len(shape)} dimensions)"
+        )
     header = 4 + 4 * len(shape)
     if len(data) < header:
         raise DataError(f"{path}: {len(data)} bytes; expected a header of {header} bytes")
@@ -134,12 +163,15 @@ def read_pima(path: Path, rows: int) -> pd.DataFrame:
         # "inf" and "1e400" parse, as infinity: one such cell makes its column's mean and std non-finite.
         bad = values.index[~np.isfinite(values[column])]
         if len(bad):
-            raise DataError(f"{path}: data row {bad[0] + 1}, column {column}: found {table.at[bad[0], column]!r}; "
-                            "expected a finite number")
+            raise DataError(
+                f"{path}: data row {bad[0] + 1}, column {column}: found {table.at[bad[0], column]!r}; "
+                "expected a finite number"
+            )
     wrong = values.index[~values["Outcome"].isin([0, 1])]
     if len(wrong):
-        raise DataError(f"{path}: data row {wrong[0] + 1}, column Outcome: found {table.at[wrong[0], 'Outcome']!r}; "
-                        "expected 0 or 1")
+        raise DataError(
+            f"{path}: data row {wrong[0] + 1}, column Outcome: found {table.at[wrong[0], 'Outcome']!r}; expected 0 or 1"
+        )
     return values.astype({name: "float64" for name in PIMA_FEATURES} | {"Outcome": "int64"})
 
 
@@ -219,17 +251,21 @@ def load_prepared(dataset: str, root: Path = PREPARED_DIR) -> Prepared:
         tensors = torch.load(tensors_path, weights_only=True)
         metadata = json.loads(metadata_path.read_text())
     except FileNotFoundError as error:
-        raise DataError(f"{error.filename}: not found; run `python -m pipelines.prepare {dataset}` "
-                        "(or dvc repro) first") from None
+        raise DataError(
+            f"{error.filename}: not found; run `python -m pipelines.prepare {dataset}` (or dvc repro) first"
+        ) from None
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as error:
-        raise DataError(f"{root / dataset}.*: not readable ({error}); run the prepare stage again"
-                        .replace("\n", " ")) from None
+        raise DataError(
+            f"{root / dataset}.*: not readable ({error}); run the prepare stage again".replace("\n", " ")
+        ) from None
     if not isinstance(tensors, dict) or sorted(tensors) != sorted(TENSORS):
         found = sorted(tensors) if isinstance(tensors, dict) else type(tensors).__name__
         raise DataError(f"{tensors_path}: holds {found}; expected the tensors {list(TENSORS)}")
     for split in SPLITS:
         x, y = tensors[f"x_{split}"], tensors[f"y_{split}"]
         if x.dtype != torch.float32 or y.dtype != torch.int64 or x.ndim != 2 or y.shape != x.shape[:1]:
-            raise DataError(f"{tensors_path}: {split} split is x {x.dtype} {tuple(x.shape)}, y {y.dtype} "
-                            f"{tuple(y.shape)}; expected float32 (n, features) and int64 (n,)")
+            raise DataError(
+                f"{tensors_path}: {split} split is x {x.dtype} {tuple(x.shape)}, y {y.dtype} "
+                f"{tuple(y.shape)}; expected float32 (n, features) and int64 (n,)"
+            )
     return Prepared(**tensors, class_names=tuple(metadata["class_names"]), metadata=metadata)

@@ -1,7 +1,6 @@
 """Preparation of one dataset: parse and validate the raw files, split them with a fixed seed, impute
 and standardize with statistics of the training split only, write tensors and metadata."""
 
-
 from __future__ import annotations
 
 import hashlib
@@ -41,9 +40,11 @@ def check_fashion_settings(settings: params.FashionData) -> None:
     """The subset must fit in what validation leaves; the schema cannot see both keys at once."""
     room = FASHION_TRAIN_IMAGES - settings.val_size
     if settings.train_subset is not None and settings.train_subset > room:
-        raise ParamsError(f"{params.PARAMS_FILE}: data.fashion_mnist.train_subset (after the profile's overrides): "
-                          f"found {settings.train_subset}; expected at most {room} (the {FASHION_TRAIN_IMAGES} "
-                          f"training images minus val_size {settings.val_size}) or null")
+        raise ParamsError(
+            f"{params.PARAMS_FILE}: data.fashion_mnist.train_subset (after the profile's overrides): "
+            f"found {settings.train_subset}; expected at most {room} (the {FASHION_TRAIN_IMAGES} "
+            f"training images minus val_size {settings.val_size}) or null"
+        )
 
 
 def source_hashes(raw_dir: Path, dataset: str, allow_modified: bool) -> dict[str, str]:
@@ -52,9 +53,11 @@ def source_hashes(raw_dir: Path, dataset: str, allow_modified: bool) -> dict[str
     found = {file.name: hashlib.sha256((raw_dir / file.name).read_bytes()).hexdigest() for file in RAW_FILES[dataset]}
     for file in RAW_FILES[dataset]:
         if found[file.name] != file.sha256 and not allow_modified:
-            raise DataError(f"{raw_dir / file.name}: sha256 {found[file.name]}; expected the pinned {file.sha256} "
-                            f"(the file changed after fetch verified it); fetch it again (`python -m pipelines.fetch "
-                            f"{dataset}`), or set data.{dataset}.allow_modified: true to prepare edited data")
+            raise DataError(
+                f"{raw_dir / file.name}: sha256 {found[file.name]}; expected the pinned {file.sha256} "
+                f"(the file changed after fetch verified it); fetch it again (`python -m pipelines.fetch "
+                f"{dataset}`), or set data.{dataset}.allow_modified: true to prepare edited data"
+            )
     return found
 
 
@@ -67,10 +70,16 @@ def prepare_fashion(raw_dir: Path, settings: params.FashionData) -> tuple[Arrays
             raise DataError(f"{raw_dir / name}: found label {idx[name].max()}; expected 0 to {n_classes - 1}")
     train_images, train_labels = idx["train-images-idx3-ubyte"], idx["train-labels-idx1-ubyte"]
     parts = split_fashion(train_labels, settings.val_size, settings.train_subset, settings.seed)
-    images = {"train": train_images[parts["train"]], "val": train_images[parts["val"]],
-              "test": idx["t10k-images-idx3-ubyte"]}
-    labels = {"train": train_labels[parts["train"]], "val": train_labels[parts["val"]],
-              "test": idx["t10k-labels-idx1-ubyte"]}
+    images = {
+        "train": train_images[parts["train"]],
+        "val": train_images[parts["val"]],
+        "test": idx["t10k-images-idx3-ubyte"],
+    }
+    labels = {
+        "train": train_labels[parts["train"]],
+        "val": train_labels[parts["val"]],
+        "test": idx["t10k-labels-idx1-ubyte"],
+    }
     # From a histogram of the 256 grey levels: exact, and no float copy of the training images.
     counts = np.bincount(images["train"].ravel(), minlength=256)
     levels = np.arange(256) / 255
@@ -100,14 +109,18 @@ def prepare_diabetes(raw_dir: Path, settings: params.DiabetesData) -> tuple[Arra
     features[missing] = features[missing].replace(0.0, np.nan)
     fill = features.iloc[parts["train"]][missing].agg(settings.impute)  # ignores the missing values
     if fill.isna().any():
-        raise DataError(f"{path}: column {fill.index[fill.isna()][0]} is missing (0) in every training row; "
-                        "expected values to impute from")
+        raise DataError(
+            f"{path}: column {fill.index[fill.isna()][0]} is missing (0) in every training row; "
+            "expected values to impute from"
+        )
     filled = features.fillna(fill)
     train = filled.iloc[parts["train"]]
     mean, std = train.mean(), train.std(ddof=0)
     if (std == 0).any():
-        raise DataError(f"{path}: column {std.index[std == 0][0]} is constant on the training split; "
-                        "expected variation to standardize")
+        raise DataError(
+            f"{path}: column {std.index[std == 0][0]} is constant on the training split; "
+            "expected variation to standardize"
+        )
     standardized = ((filled - mean) / std).to_numpy(np.float32)
     arrays = {}
     for split in SPLITS:
@@ -117,19 +130,23 @@ def prepare_diabetes(raw_dir: Path, settings: params.DiabetesData) -> tuple[Arra
         "method": settings.impute,
         "statistic_of": "train",
         "values": fill.to_dict(),
-        "imputed_counts": {split: {c: int(n) for c, n in features.iloc[parts[split]][missing].isna().sum().items()}
-                           for split in SPLITS},
+        "imputed_counts": {
+            split: {c: int(n) for c, n in features.iloc[parts[split]][missing].isna().sum().items()} for split in SPLITS
+        },
     }
     normalization = {"mean": mean.to_dict(), "std": std.to_dict(), "std_ddof": 0}
     return arrays, {"feature_names": list(PIMA_FEATURES), "normalization": normalization, "imputation": imputation}
 
 
 PREPARERS: dict[str, Callable[[Path, Any], tuple[Arrays, dict[str, Any]]]] = {
-    "fashion_mnist": prepare_fashion, "diabetes": prepare_diabetes}
+    "fashion_mnist": prepare_fashion,
+    "diabetes": prepare_diabetes,
+}
 
 
-def prepare(dataset: str, data: params.DataParams, raw_root: Path = RAW_DIR,
-            out_root: Path = PREPARED_DIR) -> tuple[Path, Path]:
+def prepare(
+    dataset: str, data: params.DataParams, raw_root: Path = RAW_DIR, out_root: Path = PREPARED_DIR
+) -> tuple[Path, Path]:
     """Prepare `dataset` from raw_root/<dataset>/ and write its tensors and metadata to out_root."""
     settings = getattr(data, dataset)
     if dataset == "fashion_mnist":
@@ -146,8 +163,9 @@ def prepare(dataset: str, data: params.DataParams, raw_root: Path = RAW_DIR,
         "class_names": list(class_names),
         "split_sizes": {split: len(arrays[f"y_{split}"]) for split in SPLITS},
         "class_balance": {
-            split: dict(zip(class_names, np.bincount(arrays[f"y_{split}"], minlength=len(class_names)).tolist(),
-                            strict=True))
+            split: dict(
+                zip(class_names, np.bincount(arrays[f"y_{split}"], minlength=len(class_names)).tolist(), strict=True)
+            )
             for split in SPLITS
         },
         "settings": settings.model_dump(),

@@ -1,7 +1,6 @@
 """Where raw files come from (a mirror, Debian's directory, the official download), how each copy
 is verified against its pinned sha256, and the all-or-nothing write of data/raw/<dataset>/."""
 
-
 from __future__ import annotations
 
 import gzip
@@ -134,8 +133,10 @@ def first_verified(file: RawFile, sources: Sequence[Source]) -> tuple[bytes, dic
             continue
         return content, {"source": source.label, "location": location}
     tried = "; ".join(failures) if failures else "none serves it"
-    raise DataError(f"{file.name}: no verified copy from any source; tried {tried}. "
-                    f"Set ${MIRROR_ENV} or data.mirror to a directory laid out like the shared mirror")
+    raise DataError(
+        f"{file.name}: no verified copy from any source; tried {tried}. "
+        f"Set ${MIRROR_ENV} or data.mirror to a directory laid out like the shared mirror"
+    )
 
 
 def fetch(dataset: str, sources: Sequence[Source], raw_root: Path = RAW_DIR) -> Path:

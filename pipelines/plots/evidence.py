@@ -69,6 +69,7 @@ class Evidence:
 
 # ---- reading ------------------------------------------------------------------------------------
 
+
 def datasets(root: Path = RESULTS_DIR) -> list[str]:
     """The datasets that have a results table, in name order."""
     found = sorted(path.parent.name for path in root.glob("*/runs.csv"))
@@ -85,13 +86,20 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
     comparisons = _rows_of(tables["comparisons"], dataset, "comparisons")
     comparisons = comparisons[(comparisons["hypothesis"] == "H4") & (comparisons["metric"] == "test_acc")]
     if comparisons.empty:
-        raise DataError(f"{TABLES_DIR / 'comparisons.csv'}: no H4 test_acc rows for dataset {dataset!r}; "
-                        "expected one per regularizer family")
+        raise DataError(
+            f"{TABLES_DIR / 'comparisons.csv'}: no H4 test_acc rows for dataset {dataset!r}; "
+            "expected one per regularizer family"
+        )
     configs = _selected_configs(runs, _rows_of(tables["selected"], dataset, "selected"))
     return Evidence(
-        dataset=dataset, runs=runs, curves=read_curves(curves_path(dataset)), weights=weights,
-        selected_configs=configs, selected=_selected_members(runs, configs, weights, weights_path(dataset)),
-        comparisons=comparisons, ranking=_rows_of(tables["ranking"], dataset, "ranking"),
+        dataset=dataset,
+        runs=runs,
+        curves=read_curves(curves_path(dataset)),
+        weights=weights,
+        selected_configs=configs,
+        selected=_selected_members(runs, configs, weights, weights_path(dataset)),
+        comparisons=comparisons,
+        ranking=_rows_of(tables["ranking"], dataset, "ranking"),
         feature_names=_feature_names(dataset, weights.layers[0].shape[2]),
     )
 
@@ -156,8 +164,10 @@ def _selected_configs(runs: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     """Each family's selected configuration (selected.csv) and each baseline."""
     unknown = sorted(set(table["config"]) - set(runs["config"]))
     if unknown:
-        raise DataError(f"{TABLES_DIR / 'selected.csv'}: configs {unknown} are not in the main grid of "
-                        f"{runs_path(runs['dataset'].iloc[0])}; expected the analyze stage's selection")
+        raise DataError(
+            f"{TABLES_DIR / 'selected.csv'}: configs {unknown} are not in the main grid of "
+            f"{runs_path(runs['dataset'].iloc[0])}; expected the analyze stage's selection"
+        )
     return sorted(set(table["config"]) | set(runs.loc[runs["family"] == "none", "config"]))
 
 
@@ -165,8 +175,9 @@ def _selected_members(runs: pd.DataFrame, configs: list[str], weights: Weights, 
     members = runs[runs["config"].isin(configs) & (runs["status"] == "ok")]
     missing = sorted(set(members["member"]) - set(weights.row))
     if missing:
-        raise DataError(f"{path}: members {missing[:10]} are in runs.csv but have no weights; "
-                        "expected every member of the grid")
+        raise DataError(
+            f"{path}: members {missing[:10]} are in runs.csv but have no weights; expected every member of the grid"
+        )
     order = members["family"].map(FAMILIES.index)
     return members.assign(_order=order).sort_values(["group", "_order", "optimizer", "seed"]).drop(columns="_order")
 
@@ -185,5 +196,3 @@ def _feature_names(dataset: str, inputs: int) -> list[str]:
     if not (isinstance(names, list) and len(names) == inputs and all(isinstance(n, str) for n in names)):
         raise DataError(f"{path}: feature_names is {names!r}; expected {inputs} strings, one per input")
     return names
-
-

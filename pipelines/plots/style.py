@@ -30,14 +30,32 @@ from pipelines.core import files
 from pipelines.core.results import FAMILIES
 
 FAMILY_LABELS = {
-    "none": "none (baseline)", "l1": "L1", "prox_l1": "proximal L1", "l2": "L2", "l2_norm": "L2 norm",
-    "elastic": "elastic net", "weight_decay": "weight decay", "adamw": "AdamW", "sgdw": "SGDW", "dropout": "dropout",
+    "none": "none (baseline)",
+    "l1": "L1",
+    "prox_l1": "proximal L1",
+    "l2": "L2",
+    "l2_norm": "L2 norm",
+    "elastic": "elastic net",
+    "weight_decay": "weight decay",
+    "adamw": "AdamW",
+    "sgdw": "SGDW",
+    "dropout": "dropout",
     "activity": "activity",
 }
 # Indices into seaborn's 10-colour "colorblind" palette. Related penalties get related hues (L1: blues,
 # L2-type: warm), the baseline gets the grey, and the hard-to-see yellow goes to the least central family.
-_PALETTE_INDEX = {"l1": 0, "prox_l1": 9, "l2": 1, "l2_norm": 5, "weight_decay": 3, "adamw": 6,
-                  "elastic": 4, "dropout": 2, "activity": 8, "none": 7}
+_PALETTE_INDEX = {
+    "l1": 0,
+    "prox_l1": 9,
+    "l2": 1,
+    "l2_norm": 5,
+    "weight_decay": 3,
+    "adamw": 6,
+    "elastic": 4,
+    "dropout": 2,
+    "activity": 8,
+    "none": 7,
+}
 _COLORBLIND = sns.color_palette("colorblind", 10)
 # Ten colours for eleven families: SGDW takes the dark shade of AdamW's hue (both are decoupled decay).
 _COLOURS = {f: _COLORBLIND[i] for f, i in _PALETTE_INDEX.items()} | {"sgdw": sns.color_palette("dark", 10)[6]}
@@ -68,8 +86,12 @@ class Drawn:
 
 def use_theme() -> None:
     """The one theme of every figure: seaborn's paper context on a light grid, the colorblind palette."""
-    sns.set_theme(context="paper", style="whitegrid", palette="colorblind",
-                  rc={"axes.titlesize": "medium", "legend.frameon": False})
+    sns.set_theme(
+        context="paper",
+        style="whitegrid",
+        palette="colorblind",
+        rc={"axes.titlesize": "medium", "legend.frameon": False},
+    )
 
 
 def family_label(family: str) -> str:
@@ -99,14 +121,16 @@ def _t_quantile(df: int) -> float:
     return float(stats.t.ppf(0.975, df))
 
 
-def panels(count: int, *, columns: int | None = None, height: float = 2.2, sharex: bool = False,
-           sharey: bool = True) -> tuple[Figure, list[Axes]]:
+def panels(
+    count: int, *, columns: int | None = None, height: float = 2.2, sharex: bool = False, sharey: bool = True
+) -> tuple[Figure, list[Axes]]:
     """A full-width figure of `count` panels, `columns` to a row, laid out by matplotlib's constrained
     layout (which also makes room for a legend placed 'outside')."""
     columns = columns or count
     rows = math.ceil(count / columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(WIDTH, height * rows), sharex=sharex, sharey=sharey,
-                                squeeze=False, layout="constrained")
+    figure, grid = plt.subplots(
+        rows, columns, figsize=(WIDTH, height * rows), sharex=sharex, sharey=sharey, squeeze=False, layout="constrained"
+    )
     for slot in range(count, rows * columns):
         row, column = divmod(slot, columns)
         grid[row, column].remove()
@@ -128,10 +152,21 @@ def family_lines(ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles
     """Mean of y over seeds per family (its fixed colour) and style level, with the interval as a band."""
     present = [level for level in styles if level in set(data["variant"])]
     markers = {level: styles[level][1] for level in present}
-    sns.lineplot(data, x=x, y=y, hue="family_label", palette=FAMILY_COLORS, style="variant", style_order=present,
-                 dashes={level: styles[level][0] for level in present},
-                 markers=markers if all(markers.values()) else False, markersize=4, errorbar=mean_ci,
-                 legend=False, ax=ax)
+    sns.lineplot(
+        data,
+        x=x,
+        y=y,
+        hue="family_label",
+        palette=FAMILY_COLORS,
+        style="variant",
+        style_order=present,
+        dashes={level: styles[level][0] for level in present},
+        markers=markers if all(markers.values()) else False,
+        markersize=4,
+        errorbar=mean_ci,
+        legend=False,
+        ax=ax,
+    )
 
 
 def legend(figure: Figure, sections: Mapping[str, Mapping[str, Artist]]) -> None:
@@ -151,21 +186,26 @@ def legend(figure: Figure, sections: Mapping[str, Mapping[str, Artist]]) -> None
         labels += entries.keys()
     size = FontProperties(size="small").get_size_in_points() / 72
     figure.set_figheight(max(figure.get_figheight(), (len(handles) + 1) * size * (1 + _LEGEND_SPACING)))
-    figure.legend(handles, labels, loc="outside right upper", handlelength=2.6, fontsize="small",
-                  labelspacing=_LEGEND_SPACING)
+    figure.legend(
+        handles, labels, loc="outside right upper", handlelength=2.6, fontsize="small", labelspacing=_LEGEND_SPACING
+    )
 
 
 def family_entries(families: Iterable[str]) -> dict[str, Artist]:
     """Legend handles: a line in each family's colour (families by their contract names)."""
-    return {family_label(f): Line2D([], [], color=FAMILY_COLORS[family_label(f)], lw=1.5)
-            for f in FAMILIES if f in set(families)}
+    return {
+        family_label(f): Line2D([], [], color=FAMILY_COLORS[family_label(f)], lw=1.5)
+        for f in FAMILIES
+        if f in set(families)
+    }
 
 
 def style_entries(styles: Styles) -> dict[str, Artist]:
     """Legend handles: a dark line in each style level's dashes and marker."""
-    return {level: Line2D([], [], color="0.2", lw=1.2, dashes=dashes or (None, None), marker=marker or None,
-                          markersize=4)
-            for level, (dashes, marker) in styles.items()}
+    return {
+        level: Line2D([], [], color="0.2", lw=1.2, dashes=dashes or (None, None), marker=marker or None, markersize=4)
+        for level, (dashes, marker) in styles.items()
+    }
 
 
 def baseline_band(ax: Axes, values: Sequence[float]) -> None:
@@ -184,9 +224,17 @@ def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str) -
     largest = float(np.nanmax(np.abs(mean.to_numpy()))) or 1.0
     decimals = max(0, 2 - math.floor(math.log10(largest)))
     text = mean.map(lambda v: f"{v:.{decimals}f}") + "\n±" + half.map(lambda v: f"{v:.{decimals}f}")
-    sns.heatmap(mean, annot=text, fmt="", cmap=cmap, ax=ax, linewidths=0.5, annot_kws={"fontsize": 6},
-                xticklabels=[f"{v:g}" if isinstance(v, float) else v for v in mean.columns],
-                yticklabels=[f"{v:g}" if isinstance(v, float) else v for v in mean.index])
+    sns.heatmap(
+        mean,
+        annot=text,
+        fmt="",
+        cmap=cmap,
+        ax=ax,
+        linewidths=0.5,
+        annot_kws={"fontsize": 6},
+        xticklabels=[f"{v:g}" if isinstance(v, float) else v for v in mean.columns],
+        yticklabels=[f"{v:g}" if isinstance(v, float) else v for v in mean.index],
+    )
 
 
 def seeds_phrase(counts: pd.Series) -> str:
@@ -205,12 +253,16 @@ def diverged_phrase(drawn: pd.DataFrame, grid: pd.DataFrame) -> str:
     elsewhere = int((grid["status"] == "diverged").sum()) - len(diverged)
     more = f"{elsewhere} member{'s' if elsewhere != 1 else ''} of configurations not drawn here diverged"
     if diverged.empty:
-        return f"Diverged members are excluded (none of those drawn diverged; {more})." if elsewhere \
+        return (
+            f"Diverged members are excluded (none of those drawn diverged; {more})."
+            if elsewhere
             else "Diverged members are excluded (none diverged)."
+        )
     counts = diverged.value_counts().sort_index()
     listed = "; ".join(f"{config}: {n}" for config, n in counts.items())
-    return (f"Diverged members are excluded from every statistic: {len(diverged)} in all ({listed})"
-            + (f"; {more} too." if elsewhere else "."))
+    return f"Diverged members are excluded from every statistic: {len(diverged)} in all ({listed})" + (
+        f"; {more} too." if elsewhere else "."
+    )
 
 
 def save(drawn: Drawn, directory: Path, dpi: int) -> None:
@@ -220,14 +272,19 @@ def save(drawn: Drawn, directory: Path, dpi: int) -> None:
     # The layout is now computed (in figure fractions, whatever the dpi): freeze it for the PDF
     # rather than lay out every text box again.
     drawn.figure.set_layout_engine("none")
-    drawn.figure.savefig(directory / f"{drawn.name}.pdf",
-                         metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    drawn.figure.savefig(
+        directory / f"{drawn.name}.pdf", metadata={"CreationDate": None, "Creator": None, "Producer": None}
+    )
     plt.close(drawn.figure)
 
 
 def write_captions(drawn: Iterable[Drawn], directory: Path, hypotheses: dict[str, tuple[str, ...]]) -> None:
     """captions.json: {"<nn>_<name>": {"title", "caption", "hypotheses"}} for the report stage,
     which draws a figure in the section of its first hypothesis and points to it from the others."""
-    files.write_json(directory / "captions.json",
-                     {d.name: {"title": d.title, "caption": d.caption, "hypotheses": list(hypotheses.get(d.name, ()))}
-                      for d in drawn})
+    files.write_json(
+        directory / "captions.json",
+        {
+            d.name: {"title": d.title, "caption": d.caption, "hypotheses": list(hypotheses.get(d.name, ()))}
+            for d in drawn
+        },
+    )

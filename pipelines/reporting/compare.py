@@ -94,8 +94,10 @@ def _read_file(path: Path) -> str:
 def _git_show(revision: str, path: Path) -> str:
     done = subprocess.run(["git", "show", f"{revision}:{path.as_posix()}"], capture_output=True, text=True)
     if done.returncode != 0:
-        raise DataError(f"{revision}:{path.as_posix()}: not in git ({' '.join(done.stderr.split())}); expected a "
-                        "revision whose commit holds the results, or a directory holding reports/")
+        raise DataError(
+            f"{revision}:{path.as_posix()}: not in git ({' '.join(done.stderr.split())}); expected a "
+            "revision whose commit holds the results, or a directory holding reports/"
+        )
     return done.stdout
 
 
@@ -115,10 +117,17 @@ def compare(committed: Reports, fresh: Reports) -> tuple[list[Number], list[Outc
             outcomes.append(Outcome(dataset, key, str(old.get(key, "absent")), str(new.get(key, "absent"))))
         if old and new:
             numbers += _headlines(dataset, old, new, committed.selected)
-    numbers += _table_numbers(committed.selected, fresh.selected, SELECTED_KEY, "test_acc_mean",
-                              ("test_acc_ci_low", "test_acc_ci_high"), "test accuracy of selected")
-    numbers += _table_numbers(committed.comparisons, fresh.comparisons, COMPARISON_KEY, "mean_diff",
-                              ("ci_low", "ci_high"), "mean difference")
+    numbers += _table_numbers(
+        committed.selected,
+        fresh.selected,
+        SELECTED_KEY,
+        "test_acc_mean",
+        ("test_acc_ci_low", "test_acc_ci_high"),
+        "test accuracy of selected",
+    )
+    numbers += _table_numbers(
+        committed.comparisons, fresh.comparisons, COMPARISON_KEY, "mean_diff", ("ci_low", "ci_high"), "mean difference"
+    )
     outcomes += _table_outcomes(committed.selected, fresh.selected, SELECTED_KEY, "config", "selected configuration")
     outcomes += _table_outcomes(committed.verdicts, fresh.verdicts, ["dataset", "hypothesis"], "verdict", "verdict")
     return numbers, outcomes
@@ -137,21 +146,35 @@ def _headlines(dataset: str, old: dict[str, Any], new: dict[str, Any], selected:
     return found
 
 
-def _table_numbers(old: pd.DataFrame, new: pd.DataFrame, key: list[str], value: str, interval: tuple[str, str],
-                   label: str) -> list[Number]:
+def _table_numbers(
+    old: pd.DataFrame, new: pd.DataFrame, key: list[str], value: str, interval: tuple[str, str], label: str
+) -> list[Number]:
     both = old.merge(new[[*key, value]], on=key, suffixes=("", "_fresh"))
     low, high = interval
-    return [Number(row["dataset"], f"{label} {' '.join(str(row[k]) for k in key[1:])}", float(row[value]),
-                   float(row[f"{value}_fresh"]), float(row[high] - row[low]) / 2)
-            for _, row in both.iterrows() if pd.notna(row[value]) and pd.notna(row[f"{value}_fresh"])]
+    return [
+        Number(
+            row["dataset"],
+            f"{label} {' '.join(str(row[k]) for k in key[1:])}",
+            float(row[value]),
+            float(row[f"{value}_fresh"]),
+            float(row[high] - row[low]) / 2,
+        )
+        for _, row in both.iterrows()
+        if pd.notna(row[value]) and pd.notna(row[f"{value}_fresh"])
+    ]
 
 
 def _table_outcomes(old: pd.DataFrame, new: pd.DataFrame, key: list[str], value: str, label: str) -> list[Outcome]:
     both = old[[*key, value]].merge(new[[*key, value]], on=key, how="outer", suffixes=("", "_fresh"))
-    return [Outcome(row["dataset"], f"{label} {' '.join(str(row[k]) for k in key[1:])}",
-                    str(row[value]) if pd.notna(row[value]) else "absent",
-                    str(row[f"{value}_fresh"]) if pd.notna(row[f"{value}_fresh"]) else "absent")
-            for _, row in both.iterrows()]
+    return [
+        Outcome(
+            row["dataset"],
+            f"{label} {' '.join(str(row[k]) for k in key[1:])}",
+            str(row[value]) if pd.notna(row[value]) else "absent",
+            str(row[f"{value}_fresh"]) if pd.notna(row[f"{value}_fresh"]) else "absent",
+        )
+        for _, row in both.iterrows()
+    ]
 
 
 def summary(committed: Reports, fresh: Reports, numbers: list[Number], outcomes: list[Outcome]) -> str:
@@ -159,18 +182,27 @@ def summary(committed: Reports, fresh: Reports, numbers: list[Number], outcomes:
     ones, and one line of verdict."""
     changed = [o for o in outcomes if not o.same]
     lines = [f"{fresh.where} against {committed.where}: {len(numbers)} numbers, {len(outcomes)} outcomes", ""]
-    lines += ["Outcomes that differ:" if changed else "Every outcome is the same (verdicts, selected "
-              "configurations, best configuration, members, diverged)."]
+    lines += [
+        "Outcomes that differ:"
+        if changed
+        else "Every outcome is the same (verdicts, selected configurations, best configuration, members, diverged)."
+    ]
     lines += [f"  {o.dataset}: {o.name}: {o.committed} -> {o.fresh}" for o in changed]
     ranked = sorted(numbers, key=lambda n: n.in_spreads, reverse=True)
     lines += ["", "Largest differences, in seed-to-seed spreads (half-width of the committed interval over seeds):"]
-    lines += [f"  {n.dataset}: {n.name}: {n.committed:.4g} -> {n.fresh:.4g} ({n.fresh - n.committed:+.3g}, "
-              f"{n.in_spreads:.2f} spreads)" for n in ranked[:10]]
+    lines += [
+        f"  {n.dataset}: {n.name}: {n.committed:.4g} -> {n.fresh:.4g} ({n.fresh - n.committed:+.3g}, "
+        f"{n.in_spreads:.2f} spreads)"
+        for n in ranked[:10]
+    ]
     beyond = sum(n.in_spreads > 1 for n in numbers)
     largest = f"{ranked[0].in_spreads:.2f}" if ranked else "n/a"
-    lines += ["", f"{len(numbers) - beyond} of {len(numbers)} numbers within one seed-to-seed spread of the committed "
-              f"value (largest: {largest} spreads); "
-              + ("every outcome the same." if not changed else f"{len(changed)} outcomes differ.")]
+    lines += [
+        "",
+        f"{len(numbers) - beyond} of {len(numbers)} numbers within one seed-to-seed spread of the committed "
+        f"value (largest: {largest} spreads); "
+        + ("every outcome the same." if not changed else f"{len(changed)} outcomes differ."),
+    ]
     return "\n".join(lines)
 
 

@@ -14,15 +14,20 @@ from pipelines.reporting.inputs import DISPLAY_NAMES, SHOWN, Inputs, dataset_nam
 from pipelines.reporting.numbers import markdown_table, number
 
 
-def build_context(config: params.Params, inputs: Inputs, origin: provenance.Provenance,
-                  today: datetime.date) -> dict[str, Any]:
+def build_context(
+    config: params.Params, inputs: Inputs, origin: provenance.Provenance, today: datetime.date
+) -> dict[str, Any]:
     """Everything the templates show, shaped; numbers stay numbers until `number` writes them."""
     names = dataset_names(inputs.metrics)
     tables = {name: _display(frame) for name, frame in inputs.tables.items()}
     comparisons = tables["comparisons"]
     return {
-        "title": config.report.title, "authors": config.report.authors, "version": config.report.version,
-        "date": today.isoformat(), "profile": config.profile, "report_id": origin.report_id,
+        "title": config.report.title,
+        "authors": config.report.authors,
+        "version": config.report.version,
+        "date": today.isoformat(),
+        "profile": config.profile,
+        "report_id": origin.report_id,
         "datasets": [_dataset_view(d, inputs, tables) for d in names],
         "hypotheses": _hypothesis_views(names, inputs, tables),
         "conventions": inputs.conventions,
@@ -65,8 +70,10 @@ def _dataset_view(dataset: str, inputs: Inputs, tables: dict[str, pd.DataFrame])
     runs = inputs.runs[dataset]
     ranking = _rows(tables["ranking"], dataset=dataset).sort_values(["optimizer", "mean_rank"])
     return {
-        "key": dataset, "name": DISPLAY_NAMES.get(dataset, dataset),
-        "metrics": inputs.metrics[dataset], "summary": inputs.summaries[dataset],
+        "key": dataset,
+        "name": DISPLAY_NAMES.get(dataset, dataset),
+        "metrics": inputs.metrics[dataset],
+        "summary": inputs.summaries[dataset],
         "prepared": inputs.prepared[dataset],
         "network": runs.iloc[0][["hidden", "activation", "epochs", "batch_size"]].to_dict(),
         "seeds": sorted(runs["seed"].unique().tolist()),
@@ -84,17 +91,26 @@ def _diverged(exclusions: pd.DataFrame) -> pd.DataFrame:
 
 def _grid(runs: pd.DataFrame) -> list[dict[str, Any]]:
     """One row per (optimizer, family): its learning rate, strengths and how many configurations and networks."""
-    return [{"optimizer": optimizer, "family": family, "lr": group["lr"].iloc[0],
-             "strengths": sorted(group["strength"].unique().tolist()),
-             "configs": group["config"].nunique(), "members": len(group)}
-            for (optimizer, family), group in runs.groupby(["optimizer", "family"], sort=True)]
+    return [
+        {
+            "optimizer": optimizer,
+            "family": family,
+            "lr": group["lr"].iloc[0],
+            "strengths": sorted(group["strength"].unique().tolist()),
+            "configs": group["config"].nunique(),
+            "members": len(group),
+        }
+        for (optimizer, family), group in runs.groupby(["optimizer", "family"], sort=True)
+    ]
 
 
 def _hypothesis_views(names: list[str], inputs: Inputs, tables: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
     verdicts = tables["verdicts"]
     # Natural order, so that H10 would follow H9.
-    hypotheses = sorted(verdicts["hypothesis"].unique(),
-                        key=lambda h: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(h))])
+    hypotheses = sorted(
+        verdicts["hypothesis"].unique(),
+        key=lambda h: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(h))],
+    )
     views = []
     for hypothesis in hypotheses:
         rows = _rows(verdicts, hypothesis=hypothesis)
@@ -104,14 +120,19 @@ def _hypothesis_views(names: list[str], inputs: Inputs, tables: dict[str, pd.Dat
             if verdict.empty:
                 continue
             where = {"dataset": dataset, "hypothesis": hypothesis}
-            per_dataset.append({
-                "name": DISPLAY_NAMES.get(dataset, dataset), "verdict": verdict.iloc[0].to_dict(),
-                **{name: markdown_table(_rows(tables[name], **where), SHOWN[name])
-                   for name in ("comparisons", "trends", "equivalence")},
-                # A figure is drawn once, in the first section it names; the others refer to it.
-                "figures": [f for f in inputs.figures[dataset] if f.hypotheses[:1] == (hypothesis,)],
-                "see_also": [f for f in inputs.figures[dataset] if hypothesis in f.hypotheses[1:]],
-            })
+            per_dataset.append(
+                {
+                    "name": DISPLAY_NAMES.get(dataset, dataset),
+                    "verdict": verdict.iloc[0].to_dict(),
+                    **{
+                        name: markdown_table(_rows(tables[name], **where), SHOWN[name])
+                        for name in ("comparisons", "trends", "equivalence")
+                    },
+                    # A figure is drawn once, in the first section it names; the others refer to it.
+                    "figures": [f for f in inputs.figures[dataset] if f.hypotheses[:1] == (hypothesis,)],
+                    "see_also": [f for f in inputs.figures[dataset] if hypothesis in f.hypotheses[1:]],
+                }
+            )
         views.append({"id": hypothesis, "title": rows.iloc[0]["title"], "datasets": per_dataset})
     return views
 
@@ -126,9 +147,14 @@ def citation_cff(config: params.Params, origin: provenance.Provenance, today: da
         "authors": [{"name": name} for name in config.report.authors],
         "version": config.report.version,
         "date-released": today.isoformat(),
-        "identifiers": [{"type": "other", "value": f"regbench-report-{origin.report_id}",
-                         "description": "report id: sha256 of the dvc.lock hashes of every upstream stage "
-                                        "and of the effective params (first 12 hex digits)"}],
+        "identifiers": [
+            {
+                "type": "other",
+                "value": f"regbench-report-{origin.report_id}",
+                "description": "report id: sha256 of the dvc.lock hashes of every upstream stage "
+                "and of the effective params (first 12 hex digits)",
+            }
+        ],
     }
     if origin.git.commit:
         cff["commit"] = origin.git.commit
@@ -145,9 +171,7 @@ def bibtex(config: params.Params, origin: provenance.Provenance, today: datetime
         "number": origin.report_id,
         "year": str(today.year),
         "note": f"Version {config.report.version}, report id {origin.report_id}"
-                + (f", git commit {origin.git.commit}" if origin.git.commit else ""),
+        + (f", git commit {origin.git.commit}" if origin.git.commit else ""),
     }
     body = ",\n".join(f"  {key:<11} = {{{value}}}" for key, value in fields.items())
     return f"@techreport{{regbench-{origin.report_id},\n{body}\n}}"
-
-

@@ -17,28 +17,82 @@ from pipelines.data import datasets
 
 DISPLAY_NAMES = {"fashion_mnist": "Fashion-MNIST", "diabetes": "Pima Indians diabetes"}
 METRICS_KEYS = ("members", "diverged", "baseline_test_acc", "best_family", "best_test_acc")
-SUMMARY_KEYS = ("device", "device_name", "torch", "cuda", "seconds", "members", "diverged", "profile",
-                "experiment_name", "experiment_id", "parent_run_id")
+SUMMARY_KEYS = (
+    "device",
+    "device_name",
+    "torch",
+    "cuda",
+    "seconds",
+    "members",
+    "diverged",
+    "profile",
+    "experiment_name",
+    "experiment_id",
+    "parent_run_id",
+)
 PREPARED_KEYS = ("split_sizes", "class_names", "feature_names", "source_sha256")
 
 # What each table of the report shows, {column: header}; "ci" joins a low/high pair (see _display).
 SHOWN = {
-    "comparisons": {"scope": "scope", "metric": "metric", "a": "a", "b": "b", "n": "n", "mean_a": "mean a",
-                    "mean_b": "mean b", "mean_diff": "a − b", "ci": "CI of a − b", "wilcoxon_p": "p (Wilcoxon)",
-                    "bh_p": "p (BH)", "holm_p": "p (Holm)", "cohens_dz": "d_z", "p_a_beats_b": "P(a > b)"},
-    "selected": {"optimizer": "optimizer", "family": "family", "config": "configuration", "strength": "strength",
-                 "val_acc_mean": "val acc", "test_acc_mean": "test acc", "test_acc_ci": "CI of test acc",
-                 "n_seeds": "seeds", "n_diverged": "diverged"},
-    "ranking": {"optimizer": "optimizer", "family": "family", "config": "configuration", "mean_rank": "mean rank",
-                "friedman_p": "p (Friedman)", "n_seeds": "seeds"},
-    "trends": {"optimizer": "optimizer", "family": "family", "metric": "metric", "levels": "strengths",
-               "level_means": "means", "page_L": "Page L", "page_p": "p (Page)", "bh_p": "p (BH)",
-               "n_seeds": "seeds", "monotone": "monotone"},
-    "equivalence": {"optimizer": "optimizer", "a": "a", "b": "b", "metric": "metric", "margin": "margin",
-                    "mean_diff": "a − b", "tost_p": "p (TOST)", "equivalent": "equivalent"},
+    "comparisons": {
+        "scope": "scope",
+        "metric": "metric",
+        "a": "a",
+        "b": "b",
+        "n": "n",
+        "mean_a": "mean a",
+        "mean_b": "mean b",
+        "mean_diff": "a − b",
+        "ci": "CI of a − b",
+        "wilcoxon_p": "p (Wilcoxon)",
+        "bh_p": "p (BH)",
+        "holm_p": "p (Holm)",
+        "cohens_dz": "d_z",
+        "p_a_beats_b": "P(a > b)",
+    },
+    "selected": {
+        "optimizer": "optimizer",
+        "family": "family",
+        "config": "configuration",
+        "strength": "strength",
+        "val_acc_mean": "val acc",
+        "test_acc_mean": "test acc",
+        "test_acc_ci": "CI of test acc",
+        "n_seeds": "seeds",
+        "n_diverged": "diverged",
+    },
+    "ranking": {
+        "optimizer": "optimizer",
+        "family": "family",
+        "config": "configuration",
+        "mean_rank": "mean rank",
+        "friedman_p": "p (Friedman)",
+        "n_seeds": "seeds",
+    },
+    "trends": {
+        "optimizer": "optimizer",
+        "family": "family",
+        "metric": "metric",
+        "levels": "strengths",
+        "level_means": "means",
+        "page_L": "Page L",
+        "page_p": "p (Page)",
+        "bh_p": "p (BH)",
+        "n_seeds": "seeds",
+        "monotone": "monotone",
+    },
+    "equivalence": {
+        "optimizer": "optimizer",
+        "a": "a",
+        "b": "b",
+        "metric": "metric",
+        "margin": "margin",
+        "mean_diff": "a − b",
+        "tost_p": "p (TOST)",
+        "equivalent": "equivalent",
+    },
     "exclusions": {"config": "configuration", "members": "members", "diverged": "diverged"},
 }
-
 
 
 @dataclass(frozen=True)
@@ -84,10 +138,16 @@ def read_inputs(params_file: Path = params.PARAMS_FILE) -> Inputs:
         runs={d: results.read_runs(results.runs_path(d)) for d in names},
         prepared={d: _read_keys(path, "prepare", PREPARED_KEYS) for d, path in prepared_files.items()},
         conventions=strength_conventions(params_file),
-        files=[results.METRICS_FILE, params_file, *table_files.values(), *prepared_files.values(),
-               *(results.summary_path(d) for d in names), *(results.runs_path(d) for d in names),
-               *(results.FIGURES_DIR / d / "captions.json" for d in names),
-               *(f.path for listed in drawn.values() for f in listed)],
+        files=[
+            results.METRICS_FILE,
+            params_file,
+            *table_files.values(),
+            *prepared_files.values(),
+            *(results.summary_path(d) for d in names),
+            *(results.runs_path(d) for d in names),
+            *(results.FIGURES_DIR / d / "captions.json" for d in names),
+            *(f.path for listed in drawn.values() for f in listed),
+        ],
     )
 
 
@@ -112,8 +172,9 @@ def _read_keys(path: Path, producer: str, keys: tuple[str, ...]) -> dict[str, An
 def dataset_names(metrics: Any) -> list[str]:
     """The datasets metrics.json covers, in the order of params.DATASETS, each checked for its headline keys."""
     if not isinstance(metrics, dict) or not metrics:
-        raise DataError(f"{results.METRICS_FILE}: found {str(metrics)[:60]!r}; "
-                        "expected a mapping of dataset to metrics")
+        raise DataError(
+            f"{results.METRICS_FILE}: found {str(metrics)[:60]!r}; expected a mapping of dataset to metrics"
+        )
     for dataset, entry in metrics.items():
         missing = [k for k in METRICS_KEYS if not isinstance(entry, dict) or k not in entry]
         if missing:
@@ -134,8 +195,7 @@ def _read_figures(folder: Path, dataset: str) -> list[Figure]:
         image = folder / f"{name}.png"
         if not image.is_file():
             raise DataError(f"{image}: not found, yet {path} lists it; run the figures stage again")
-        drawn.append(Figure(dataset, name, entry["title"], entry["caption"], image,
-                            tuple(entry.get("hypotheses", ()))))
+        drawn.append(Figure(dataset, name, entry["title"], entry["caption"], image, tuple(entry.get("hypotheses", ()))))
     return drawn
 
 
@@ -147,5 +207,3 @@ def strength_conventions(path: Path = params.PARAMS_FILE) -> str:
         raise ParamsError(f"{path}: found no '# Strength conventions' comment block; expected one heading the file")
     block = itertools.takewhile(lambda line: line.startswith("#"), lines[start:])
     return "\n".join(line.removeprefix("#").removeprefix(" ") for line in block)
-
-

@@ -27,8 +27,10 @@ class Markdown(str):
 # table pipes anywhere, `_` at a word's edge (inside a word it opens no emphasis), a block marker at the
 # start. `<` starts a tag or an autolink only before a non-space and `&` an entity only before `name;`:
 # those become entities, which both decode in text.
-_BACKSLASHED = re.compile(r"[\\`*\[\]|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])"
-                          r"|^[#>]|^[+-](?=\s)|(?<=^\d)\.(?=\s)|(?<=^\d\d)\.(?=\s)")
+_BACKSLASHED = re.compile(
+    r"[\\`*\[\]|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])"
+    r"|^[#>]|^[+-](?=\s)|(?<=^\d)\.(?=\s)|(?<=^\d\d)\.(?=\s)"
+)
 _ENTITIES = {"&": "&amp;", "<": "&lt;"}
 _ENTITY_STARTS = re.compile(r"<(?=\S)|&(?=#?\w+;)")
 
@@ -66,10 +68,12 @@ def _longest_backtick_run(value: str) -> int:
 
 def to_html(source: str) -> tuple[str, str]:
     """(body, table of contents) of `source` as HTML: raw HTML shown as text, only safe addresses kept."""
-    converter = markdown.Markdown(extensions=["tables", "toc", "fenced_code", _Inert()],
-                                  # The contents list the sections only: per-dataset subsections would
-                                  # double its length on a phone.
-                                  extension_configs={"toc": {"toc_depth": "2-2"}})
+    converter = markdown.Markdown(
+        extensions=["tables", "toc", "fenced_code", _Inert()],
+        # The contents list the sections only: per-dataset subsections would
+        # double its length on a phone.
+        extension_configs={"toc": {"toc_depth": "2-2"}},
+    )
     return converter.convert(source), converter.toc
 
 

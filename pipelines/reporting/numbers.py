@@ -40,8 +40,6 @@ def markdown_table(frame: pd.DataFrame, columns: dict[str, str]) -> Markdown:
     return Markdown("\n".join(lines))
 
 
-
-
 def _cell(value: Any) -> Markdown:
     """A table cell; a (low, high) pair is an interval, '[low, high]', whose brackets are no Markdown link."""
     if isinstance(value, tuple):

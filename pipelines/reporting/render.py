@@ -27,14 +27,24 @@ def render(context: dict[str, Any]) -> tuple[str, str]:
     Every value the Markdown template prints is escaped for Markdown unless it already is Markdown
     (see markup); the HTML template escapes for HTML.
     """
-    options: dict[str, Any] = {"loader": jinja2.FileSystemLoader(TEMPLATES_DIR), "undefined": jinja2.StrictUndefined,
-                               "trim_blocks": True, "lstrip_blocks": True, "keep_trailing_newline": True}
+    options: dict[str, Any] = {
+        "loader": jinja2.FileSystemLoader(TEMPLATES_DIR),
+        "undefined": jinja2.StrictUndefined,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+        "keep_trailing_newline": True,
+    }
     content_env = jinja2.Environment(autoescape=False, finalize=markup.finalize, **options)
-    content_env.filters.update({
-        "num": number, "code": markup.code_span, "code_block": markup.code_block,
-        "yaml": lambda value: yaml.safe_dump(value, sort_keys=False, allow_unicode=True),
-        # Only for a macro's output, which is Markdown built from values the template already escaped.
-        "markdown": markup.Markdown})
+    content_env.filters.update(
+        {
+            "num": number,
+            "code": markup.code_span,
+            "code_block": markup.code_block,
+            "yaml": lambda value: yaml.safe_dump(value, sort_keys=False, allow_unicode=True),
+            # Only for a macro's output, which is Markdown built from values the template already escaped.
+            "markdown": markup.Markdown,
+        }
+    )
     content = content_env.get_template("report.md.j2")
     text = content.render(context, figure_src=_relative_address)
     body, toc = markup.to_html(content.render(context, figure_src=_data_uri))
@@ -57,7 +67,6 @@ def _data_uri(figure: Figure) -> markup.Markdown:
     with Image.open(figure.path) as image:
         buffer = io.BytesIO()
         image.convert("RGB").quantize(colors=_EMBED_COLOURS, method=Image.Quantize.MEDIANCUT).save(
-            buffer, format="PNG", optimize=True)
+            buffer, format="PNG", optimize=True
+        )
     return markup.Markdown("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"))
-
-

@@ -20,23 +20,27 @@ class SecondMoments:
     v̂ = exp_avg_sq / (1 − beta2^step)."""
 
     members: list[int]
-    step: torch.Tensor   # (A,) int64: Adam steps taken
+    step: torch.Tensor  # (A,) int64: Adam steps taken
     beta2: torch.Tensor  # (A,) float64, as in params.yaml
-    eps: torch.Tensor    # (A,) float64
+    eps: torch.Tensor  # (A,) float64
     layers: list[tuple[torch.Tensor, torch.Tensor]]  # exp_avg_sq per layer (A, out, in), (A, out), on the CPU
 
 
-def of_optimizer(optimizer: torch.optim.Optimizer, parameters: list[torch.Tensor],
-                 members: list[Member]) -> SecondMoments:
+def of_optimizer(
+    optimizer: torch.optim.Optimizer, parameters: list[torch.Tensor], members: list[Member]
+) -> SecondMoments:
     """The state of an Adam optimizer over stacked parameters: the weights (M, out, in) of every
     layer, then the biases (M, out, 1)."""
-    weights, biases = parameters[:len(parameters) // 2], parameters[len(parameters) // 2:]
+    weights, biases = parameters[: len(parameters) // 2], parameters[len(parameters) // 2 :]
     state, first, count = optimizer.state, members[0], len(members)
     layers = [(state[w]["exp_avg_sq"].cpu(), state[b]["exp_avg_sq"][..., 0].cpu()) for w, b in zip(weights, biases)]
-    return SecondMoments(members=[m.member for m in members],
-                         step=torch.full((count,), int(state[weights[0]]["step"]), dtype=torch.int64),
-                         beta2=torch.full((count,), first.betas[1], dtype=torch.float64),
-                         eps=torch.full((count,), first.eps, dtype=torch.float64), layers=layers)
+    return SecondMoments(
+        members=[m.member for m in members],
+        step=torch.full((count,), int(state[weights[0]]["step"]), dtype=torch.int64),
+        beta2=torch.full((count,), first.betas[1], dtype=torch.float64),
+        eps=torch.full((count,), first.eps, dtype=torch.float64),
+        layers=layers,
+    )
 
 
 def in_member_order(chunks: list[SecondMoments], members: list[Member]) -> SecondMoments:
@@ -48,12 +52,27 @@ def in_member_order(chunks: list[SecondMoments], members: list[Member]) -> Secon
     def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(tensors)[rows]
 
-    layers = [(stack([c.layers[i][0] for c in chunks]), stack([c.layers[i][1] for c in chunks]))
-              for i in range(len(chunks[0].layers))]
-    return SecondMoments(members=ids, step=stack([c.step for c in chunks]), beta2=stack([c.beta2 for c in chunks]),
-                         eps=stack([c.eps for c in chunks]), layers=layers)
+    layers = [
+        (stack([c.layers[i][0] for c in chunks]), stack([c.layers[i][1] for c in chunks]))
+        for i in range(len(chunks[0].layers))
+    ]
+    return SecondMoments(
+        members=ids,
+        step=stack([c.step for c in chunks]),
+        beta2=stack([c.beta2 for c in chunks]),
+        eps=stack([c.eps for c in chunks]),
+        layers=layers,
+    )
 
 
 def save(moments: SecondMoments, path: Path) -> None:
-    torch.save({"members": moments.members, "step": moments.step, "beta2": moments.beta2, "eps": moments.eps,
-                "layers": [{"weight": w, "bias": b} for w, b in moments.layers]}, path)
+    torch.save(
+        {
+            "members": moments.members,
+            "step": moments.step,
+            "beta2": moments.beta2,
+            "eps": moments.eps,
+            "layers": [{"weight": w, "bias": b} for w, b in moments.layers],
+        },
+        path,
+    )

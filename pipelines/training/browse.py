@@ -19,8 +19,10 @@ from pipelines.training.tracking import EXPERIMENT_PREFIX
 def runs_addresses(uri: str, ui: str) -> dict[str, str]:
     """{experiment name: its runs page} for every regbench experiment in the store at `uri`."""
     experiments = MlflowClient(uri).search_experiments(filter_string=f"name LIKE '{EXPERIMENT_PREFIX}%'")
-    return {e.name: f"{ui.rstrip('/')}/#/experiments/{e.experiment_id}/runs"
-            for e in sorted(experiments, key=lambda e: e.name)}
+    return {
+        e.name: f"{ui.rstrip('/')}/#/experiments/{e.experiment_id}/runs"
+        for e in sorted(experiments, key=lambda e: e.name)
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

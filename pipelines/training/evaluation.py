@@ -29,7 +29,7 @@ def weight_measures(weights: list[torch.Tensor], thresholds: list[float], member
     n = flat.shape[-1]
     norm1 = magnitude.sum(-1)
     norm2 = torch.linalg.vector_norm(flat, dim=-1)
-    root_n = n ** 0.5
+    root_n = n**0.5
     measures = {
         "weight_l1": norm1,
         "weight_l2": norm2,
@@ -41,8 +41,9 @@ def weight_measures(weights: list[torch.Tensor], thresholds: list[float], member
     return measures
 
 
-def split_measures(losses: dict[str, torch.Tensor], correct: dict[str, torch.Tensor],
-                   sizes: dict[str, int]) -> dict[str, torch.Tensor]:
+def split_measures(
+    losses: dict[str, torch.Tensor], correct: dict[str, torch.Tensor], sizes: dict[str, int]
+) -> dict[str, torch.Tensor]:
     """Mean loss and accuracy per split, and the generalization gaps of the contract.
 
     An accuracy is the float64 of its integer count k/n, so that equal counts give equal numbers

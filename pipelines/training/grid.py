@@ -14,8 +14,16 @@ import pandas as pd
 from pipelines.core.params import DatasetTrain, Families, Optimizer
 
 # The headline strength of each family, for plots and trend tests (dropout: the mean p).
-HEADLINE = {"l1": "l1", "prox_l1": "prox_l1", "l2": "l2", "l2_norm": "l2_norm", "elastic": "l1",
-            "weight_decay": "weight_decay", "adamw": "decoupled_wd", "sgdw": "decoupled_wd"}
+HEADLINE = {
+    "l1": "l1",
+    "prox_l1": "prox_l1",
+    "l2": "l2",
+    "l2_norm": "l2_norm",
+    "elastic": "l1",
+    "weight_decay": "weight_decay",
+    "adamw": "decoupled_wd",
+    "sgdw": "decoupled_wd",
+}
 
 
 @dataclass(frozen=True)
@@ -71,11 +79,12 @@ def expand(config: DatasetTrain) -> list[Member]:
             settings.append((name, optimizer, family, values, config.penalize_bias))
             if family in config.bias_ablation:
                 settings.append((name, optimizer, family, values, not config.penalize_bias))
-    members = []
+    members: list[Member] = []
     for name, optimizer, family, values, penalize_bias in settings:
         for seed in config.seeds:
-            members.append(_member(len(members), name, optimizer, family, values, penalize_bias, seed,
-                                   len(config.hidden)))
+            members.append(
+                _member(len(members), name, optimizer, family, values, penalize_bias, seed, len(config.hidden))
+            )
     return members
 
 
@@ -96,19 +105,28 @@ def _family_settings(families: Families, depth: int) -> list[tuple[str, dict]]:
     return out
 
 
-def _member(index: int, name: str, optimizer: Optimizer, family: str, values: dict,
-            penalize_bias: bool, seed: int, depth: int) -> Member:
+def _member(
+    index: int, name: str, optimizer: Optimizer, family: str, values: dict, penalize_bias: bool, seed: int, depth: int
+) -> Member:
     optimizer_name = family if family in ("adamw", "sgdw") else name
     return Member(
-        member=index, config=config_name(optimizer_name, family, values, penalize_bias), family=family,
-        optimizer=optimizer_name, lr=optimizer.lr, momentum=optimizer.momentum, betas=optimizer.betas,
-        eps=optimizer.eps, seed=seed, penalize_bias=penalize_bias,
+        member=index,
+        config=config_name(optimizer_name, family, values, penalize_bias),
+        family=family,
+        optimizer=optimizer_name,
+        lr=optimizer.lr,
+        momentum=optimizer.momentum,
+        betas=optimizer.betas,
+        eps=optimizer.eps,
+        seed=seed,
+        penalize_bias=penalize_bias,
         **{"dropout": (0.0,) * depth} | values,
     )
 
 
 def config_name(optimizer: str, family: str, values: dict, penalize_bias: bool) -> str:
     """'<optimizer>/<family>[/k=v,...][/bias]': a configuration, without its seed."""
+
     def show(v: object) -> str:
         return ";".join(f"{p:g}" for p in v) if isinstance(v, tuple) else f"{v:g}"
 
@@ -121,13 +139,23 @@ def identity_frame(dataset: str, members: list[Member], config: DatasetTrain) ->
     rows = []
     for m in members:
         fields = dataclasses.asdict(m)
-        rows.append({
-            "dataset": dataset, **{k: fields[k] for k in ("member", "config", "family", "optimizer", "lr",
-                                                          "momentum", "seed", "penalize_bias")},
-            "strength": m.strength,
-            **{k: fields[k] for k in ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd")},
-            "dropout": sum(m.dropout) / len(m.dropout), "dropout_layers": ";".join(f"{p:g}" for p in m.dropout),
-            "act_l1": m.act_l1, "act_l2": m.act_l2, "hidden": "-".join(map(str, config.hidden)),
-            "activation": config.activation, "batch_size": config.batch_size, "epochs": config.epochs,
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                **{
+                    k: fields[k]
+                    for k in ("member", "config", "family", "optimizer", "lr", "momentum", "seed", "penalize_bias")
+                },
+                "strength": m.strength,
+                **{k: fields[k] for k in ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd")},
+                "dropout": sum(m.dropout) / len(m.dropout),
+                "dropout_layers": ";".join(f"{p:g}" for p in m.dropout),
+                "act_l1": m.act_l1,
+                "act_l2": m.act_l2,
+                "hidden": "-".join(map(str, config.hidden)),
+                "activation": config.activation,
+                "batch_size": config.batch_size,
+                "epochs": config.epochs,
+            }
+        )
     return pd.DataFrame(rows)

@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+    "relu": F.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
 }
 _STREAMS = {"init": 1, "order": 2, "dropout": 3}
 
@@ -34,7 +36,7 @@ def initial_parameters(seed: int, sizes: list[int]) -> list[tuple[torch.Tensor, 
     g = generator(seed, "init")
     layers = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        bound = fan_in ** -0.5
+        bound = fan_in**-0.5
         weight = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound
         bias = (torch.rand(fan_out, generator=g) * 2 - 1) * bound
         layers.append((weight, bias))

@@ -33,14 +33,21 @@ def end_orphaned_runs(client: MlflowClient, experiment_id: str, experiment_name:
         pid = run.data.tags.get(PID_TAG, "")
         if not pid.isdigit() or _process_exists(int(pid)):
             continue
-        client.set_tag(run.info.run_id, "failure_reason",
-                       f"the training process (pid {pid} on {host}) ended without ending this run: "
-                       "killed outright (SIGKILL, out of memory) or crashed")
+        client.set_tag(
+            run.info.run_id,
+            "failure_reason",
+            f"the training process (pid {pid} on {host}) ended without ending this run: "
+            "killed outright (SIGKILL, out of memory) or crashed",
+        )
         client.set_terminated(run.info.run_id, "KILLED")
         ended[pid] = ended.get(pid, 0) + 1
     for pid, count in ended.items():
-        _log.warning("mlflow: ended %d runs of %s KILLED that process %s left RUNNING (it no longer exists)",
-                     count, experiment_name, pid)
+        _log.warning(
+            "mlflow: ended %d runs of %s KILLED that process %s left RUNNING (it no longer exists)",
+            count,
+            experiment_name,
+            pid,
+        )
 
 
 def _search(client: MlflowClient, experiment_id: str, query: str) -> list[Run]:

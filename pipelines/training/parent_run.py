@@ -9,7 +9,7 @@ from types import TracebackType
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from pipelines.training import orphans, tracking
+from pipelines.training import orphans, store, tracking
 
 _log = logging.getLogger(__name__)
 
@@ -29,11 +29,12 @@ class ParentRun:
         self._open = False
 
     def __enter__(self) -> ParentRun:
-        self.client = tracking.store_client(self.uri)
+        self.client = store.store_client(self.uri)
         self.experiment_id = tracking.experiment_id(self.client, self.experiment_name, self.uri)
         orphans.end_orphaned_runs(self.client, self.experiment_id, self.experiment_name)
-        self.run_id = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}",
-                                             tags=self.tags | orphans.owner_tags()).info.run_id
+        self.run_id = self.client.create_run(
+            self.experiment_id, run_name=f"train {self.dataset}", tags=self.tags | orphans.owner_tags()
+        ).info.run_id
         self._open = True
         return self
 
@@ -41,8 +42,9 @@ class ParentRun:
         tracking.end_parent(self.client, self.run_id, final)
         self._open = False
 
-    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, error_type: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if not self._open:
             return
         status, reason = tracking.ending(error)

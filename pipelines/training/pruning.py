@@ -50,9 +50,15 @@ def prune(weights: list[torch.Tensor], fraction: float, order: list[torch.Tensor
 
 
 @torch.no_grad()
-def pruning_curve(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                  activation: str, fractions: tuple[float, ...] = PRUNE_FRACTIONS,
-                  rows: int = 1024) -> dict[str, torch.Tensor]:
+def pruning_curve(
+    weights: list[torch.Tensor],
+    biases: list[torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    activation: str,
+    fractions: tuple[float, ...] = PRUNE_FRACTIONS,
+    rows: int = 1024,
+) -> dict[str, torch.Tensor]:
     """Mean cross-entropy ("loss") and accuracy ("acc", float64 k/n) of every member with each
     fraction pruned (no fine-tuning), as (fractions, M) tensors; samples go `rows` at a time. A
     member with a non-finite weight (diverged) gets NaN."""
@@ -63,19 +69,22 @@ def pruning_curve(weights: list[torch.Tensor], biases: list[torch.Tensor], x: to
         loss = torch.zeros(len(weights[0]), dtype=torch.float64, device=x.device)
         correct = torch.zeros(len(weights[0]), dtype=torch.float64, device=x.device)
         for start in range(0, len(y), rows):
-            logits, _ = _forward(pruned, biases, x[start:start + rows], activation)
-            block_loss, block_correct = loss_and_accuracy(logits, y[start:start + rows])
+            logits, _ = _forward(pruned, biases, x[start : start + rows], activation)
+            block_loss, block_correct = loss_and_accuracy(logits, y[start : start + rows])
             loss += block_loss.double()
             correct += block_correct.double()
         losses.append(loss / len(y))
         accuracies.append(correct / len(y))
     broken = ~_finite(weights).cpu()
-    return {name: torch.where(broken, torch.nan, torch.stack(values).cpu())
-            for name, values in (("loss", losses), ("acc", accuracies))}
+    return {
+        name: torch.where(broken, torch.nan, torch.stack(values).cpu())
+        for name, values in (("loss", losses), ("acc", accuracies))
+    }
 
 
-def prunable_fraction(accuracy: torch.Tensor, fractions: tuple[float, ...] = PRUNE_FRACTIONS,
-                      tolerance: float = 0.005) -> torch.Tensor:
+def prunable_fraction(
+    accuracy: torch.Tensor, fractions: tuple[float, ...] = PRUNE_FRACTIONS, tolerance: float = 0.005
+) -> torch.Tensor:
     """Per member, the largest fraction before the first whose (validation) accuracy falls more
     than `tolerance` below the unpruned network's; `accuracy` is (fractions, M) from pruning_curve
     with fractions[0] = 0. A member whose unpruned accuracy is NaN (diverged) gets NaN."""
@@ -108,7 +117,7 @@ def layer_measures(weights: list[torch.Tensor], epsilon: float = RMS_EPSILON) ->
         n = flat.shape[1]
         rms = flat.square().mean(1, keepdim=True).sqrt()
         norm1, norm2 = magnitude.sum(1), flat.square().sum(1).sqrt()
-        hoyer = (n ** 0.5 - norm1 / norm2) / (n ** 0.5 - 1)
+        hoyer = (n**0.5 - norm1 / norm2) / (n**0.5 - 1)
         nan = magnitude.isnan().any(1)
         measures = {
             "negligible": (magnitude <= epsilon * rms).double().mean(1),
@@ -118,22 +127,27 @@ def layer_measures(weights: list[torch.Tensor], epsilon: float = RMS_EPSILON) ->
         }
         for name, value in measures.items():
             out[f"layer{i}_{name}"] = torch.where(nan, torch.nan, value)
-    for name, overall in (("negligible", "negligible"), ("hoyer", "hoyer_layers"), ("zeros", "zeros"),
-                          ("underflow", "underflow")):
+    for name, overall in (
+        ("negligible", "negligible"),
+        ("hoyer", "hoyer_layers"),
+        ("zeros", "zeros"),
+        ("underflow", "underflow"),
+    ):
         per_layer = torch.stack([out[f"layer{i}_{name}"] for i in range(1, len(weights) + 1)])
         out[overall] = (per_layer * sizes[:, None]).sum(0) / sizes.sum()
     return out
 
 
 @torch.no_grad()
-def dead_units(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor, activation: str,
-               rows: int = 1024) -> dict[str, torch.Tensor]:
+def dead_units(
+    weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor, activation: str, rows: int = 1024
+) -> dict[str, torch.Tensor]:
     """Per member (M,), the number of hidden units that never activate on the samples x: whose
     pre-activation is ≤ 0 on every one of them (under ReLU they output 0 and receive no gradient);
     per hidden layer ("layer<i>_dead") and in all ("dead_units"). NaN for a diverged member."""
     active = [torch.zeros(w.shape[:2], dtype=torch.bool, device=w.device) for w in weights[:-1]]
     for start in range(0, len(x), rows):
-        _, hidden = _forward(weights, biases, x[start:start + rows], activation)
+        _, hidden = _forward(weights, biases, x[start : start + rows], activation)
         for seen, h in zip(active, hidden):
             seen |= (h > 0).any(-1)
     dead = [(~seen).sum(1).double().cpu() for seen in active]
@@ -143,32 +157,43 @@ def dead_units(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch
     return {name: torch.where(broken, torch.nan, count) for name, count in out.items()}
 
 
-def measure(weights: list[torch.Tensor], biases: list[torch.Tensor], data: Prepared, activation: str,
-            device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
+def measure(
+    weights: list[torch.Tensor], biases: list[torch.Tensor], data: Prepared, activation: str, device: torch.device
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Everything above for stacked members on `device`: one row per member (prunable_fraction,
     layer_measures and dead units on the validation set) and the pruning curves, one row per
     member (position `member` in the stack) and fraction, on the validation and test sets."""
     weights, biases = [w.to(device) for w in weights], [b.to(device) for b in biases]
-    curves = {split: pruning_curve(weights, biases, getattr(data, f"x_{split}").to(device),
-                                   getattr(data, f"y_{split}").to(device), activation) for split in ("val", "test")}
+    curves = {
+        split: pruning_curve(
+            weights, biases, getattr(data, f"x_{split}").to(device), getattr(data, f"y_{split}").to(device), activation
+        )
+        for split in ("val", "test")
+    }
     per_member = {"prunable_fraction": prunable_fraction(curves["val"]["acc"])}
     per_member |= {name: value.cpu() for name, value in layer_measures(weights).items()}
     per_member |= dead_units(weights, biases, data.x_val.to(device), activation)
     members, fractions = len(weights[0]), len(PRUNE_FRACTIONS)
-    curve = pd.DataFrame({
-        "member": torch.arange(members).repeat(fractions).numpy(),
-        "fraction": torch.tensor(PRUNE_FRACTIONS, dtype=torch.float64).repeat_interleave(members).numpy(),
-        **{f"{split}_{name}": values[name].flatten().numpy()
-           for split, values in curves.items() for name in ("loss", "acc")},
-    })
+    curve = pd.DataFrame(
+        {
+            "member": torch.arange(members).repeat(fractions).numpy(),
+            "fraction": torch.tensor(PRUNE_FRACTIONS, dtype=torch.float64).repeat_interleave(members).numpy(),
+            **{
+                f"{split}_{name}": values[name].flatten().numpy()
+                for split, values in curves.items()
+                for name in ("loss", "acc")
+            },
+        }
+    )
     return pd.DataFrame({name: value.numpy() for name, value in per_member.items()}), curve
 
 
 def with_structure(result: GridResult, data: Prepared, activation: str, device: torch.device) -> GridResult:
     """The trained result with the contract's structure columns in its final rows and its pruning
     curves (`member` as in the grid); a diverged member's are NaN, as its metrics are."""
-    structure, curves = measure([w for w, _ in result.weights], [b for _, b in result.weights], data, activation,
-                                device)
+    structure, curves = measure(
+        [w for w, _ in result.weights], [b for _, b in result.weights], data, activation, device
+    )
     diverged = (result.final["status"] == "diverged").to_numpy()
     structure.loc[diverged] = float("nan")
     curves.loc[diverged[curves["member"]], ["val_loss", "val_acc", "test_loss", "test_acc"]] = float("nan")
@@ -182,8 +207,9 @@ def _finite(weights: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([w.flatten(1).isfinite().all(1) for w in weights]).all(0)
 
 
-def _forward(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor,
-             activation: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _forward(
+    weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor, activation: str
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Logits (M, classes, n) of the stacked networks on samples x (n, in), and each hidden layer's
     pre-activations (M, width, n)."""
     function = networks.ACTIVATIONS[activation]

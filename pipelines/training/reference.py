@@ -28,8 +28,9 @@ class MLP(nn.Module):
         self.activation = networks.ACTIVATIONS[activation]
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor,
-                noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, noise: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and the hidden activations; with `noise` (one tensor per hidden layer), dropout
         keeps the units whose noise is at least p."""
         hidden = []
@@ -41,17 +42,18 @@ class MLP(nn.Module):
         return self.layers[-1](x), hidden
 
 
-def train_reference(member: Member, data: Prepared, config: DatasetTrain,
-                    thresholds: list[float]) -> tuple[dict, pd.DataFrame, MLP, torch.optim.Optimizer]:
+def train_reference(
+    member: Member, data: Prepared, config: DatasetTrain, thresholds: list[float]
+) -> tuple[dict, pd.DataFrame, MLP, torch.optim.Optimizer]:
     """Train one member; returns its final measures, its per-evaluation curve, the network and its
     optimizer (whose state the batched trainer's is checked against)."""
     sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
     model = MLP(sizes, config.activation, member.dropout)
+    linear = [cast(nn.Linear, layer) for layer in model.layers]
     with torch.no_grad():
-        for layer, (weight, bias) in zip(model.layers, networks.initial_parameters(member.seed, sizes)):
+        for layer, (weight, bias) in zip(linear, networks.initial_parameters(member.seed, sizes)):
             layer.weight.copy_(weight)
             layer.bias.copy_(bias)
-    linear = [cast(nn.Linear, layer) for layer in model.layers]
     weights: list[torch.Tensor] = [layer.weight for layer in linear]
     biases: list[torch.Tensor] = [layer.bias for layer in linear]
     optimizer = _optimizer(member, weights, biases)
@@ -64,8 +66,8 @@ def train_reference(member: Member, data: Prepared, config: DatasetTrain,
         order = networks.epoch_order(order_stream, n)
         noise = networks.dropout_noise(noise_stream, n, config.hidden, data.x_train.device) if noise_stream else None
         for start in range(0, n, config.batch_size):
-            index = order[start:start + config.batch_size]
-            batch_noise = [u[start:start + config.batch_size] for u in noise] if noise else None
+            index = order[start : start + config.batch_size]
+            batch_noise = [u[start : start + config.batch_size] for u in noise] if noise else None
             logits, hidden = model(data.x_train[index], batch_noise)
             loss = nn.functional.cross_entropy(logits, data.y_train[index])
             loss = loss + _penalty(member, weights, biases, hidden)
@@ -86,8 +88,10 @@ def train_reference(member: Member, data: Prepared, config: DatasetTrain,
 
 def _optimizer(member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.optim.Optimizer:
     decay = member.decoupled_wd if member.optimizer == "adamw" else member.weight_decay
-    groups = [{"params": weights, "weight_decay": decay},
-              {"params": biases, "weight_decay": decay if member.penalize_bias else 0.0}]
+    groups = [
+        {"params": weights, "weight_decay": decay},
+        {"params": biases, "weight_decay": decay if member.penalize_bias else 0.0},
+    ]
     if member.optimizer in ("sgd", "sgdw"):
         return torch.optim.SGD(groups, lr=member.lr, momentum=member.momentum)
     if member.optimizer == "adam":
@@ -112,19 +116,23 @@ def _proximal_threshold(member: Member, optimizer: torch.optim.Optimizer, p: tor
     return regularizers.adam_scaled_threshold(plain, state["exp_avg_sq"], state["step"], member.betas[1], member.eps)
 
 
-def _penalty(member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor],
-             hidden: list[torch.Tensor]) -> torch.Tensor:
-    terms = [(member.l1, regularizers.l1), (member.l2, regularizers.half_squared_l2),
-             (member.l2_norm, regularizers.l2_norm)]
+def _penalty(
+    member: Member, weights: list[torch.Tensor], biases: list[torch.Tensor], hidden: list[torch.Tensor]
+) -> torch.Tensor:
+    terms = [
+        (member.l1, regularizers.l1),
+        (member.l2, regularizers.half_squared_l2),
+        (member.l2_norm, regularizers.l2_norm),
+    ]
     activity = [(member.act_l1, regularizers.activity_l1), (member.act_l2, regularizers.activity_l2)]
     penalized = weights + (biases if member.penalize_bias else [])
     total = torch.zeros(())
     for strength, penalty in terms:
         if strength:
             total = total + strength * sum(penalty(p) for p in penalized)
-    for strength, penalty in activity:
+    for strength, activity_penalty in activity:
         if strength:
-            total = total + strength * sum(penalty(h) for h in hidden)
+            total = total + strength * sum(activity_penalty(h) for h in hidden)
     return total
 
 
@@ -139,5 +147,5 @@ def evaluate(model: MLP, data: Prepared, thresholds: list[float]) -> dict[str, f
         losses[split], correct[split] = loss_and_accuracy(logits, y)
         sizes[split] = len(y)
     measures = split_measures(losses, correct, sizes)
-    measures |= weight_measures([layer.weight for layer in model.layers], thresholds)
+    measures |= weight_measures([cast(nn.Linear, layer).weight for layer in model.layers], thresholds)
     return {k: float(v) for k, v in measures.items()}

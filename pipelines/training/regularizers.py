@@ -60,11 +60,13 @@ def soft_threshold_(w: torch.Tensor, threshold: torch.Tensor | float) -> torch.T
     """The proximal step of λ·Σ|w| (threshold lr·λ under SGD, see adam_scaled_threshold), in place:
     sign(w)·max(|w| − t, 0), written as w − clamp(w, −t, t), which gives the same numbers in two
     passes, exact zeros included."""
-    return w.sub_(w.clamp(-threshold, threshold))
+    t = torch.as_tensor(threshold, dtype=w.dtype, device=w.device)
+    return w.sub_(w.clamp(-t, t))
 
 
-def adam_scaled_threshold(plain: torch.Tensor | float, exp_avg_sq: torch.Tensor, step: torch.Tensor,
-                          beta2: float, eps: float) -> torch.Tensor:
+def adam_scaled_threshold(
+    plain: torch.Tensor | float, exp_avg_sq: torch.Tensor, step: torch.Tensor, beta2: float, eps: float
+) -> torch.Tensor:
     """The soft threshold of λ·Σ|w| in Adam's metric, per coordinate: plain = lr·λ divided by the
     denominator Adam divides that coordinate's step by, √v̂ + ε with v̂ = v/(1 − β2^t) (written
     as torch.optim.Adam writes it, √v/√(1 − β2^t) + ε; t = `step`, counted after the update).

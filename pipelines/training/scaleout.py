@@ -92,8 +92,15 @@ class Sharded:
     shard_seconds: list[float]  # training time of each shard, inside its task
 
 
-def train(dataset: str, members: list[Member], identity: pd.DataFrame, data: Prepared, settings: Params,
-          uri: str | None, tags: dict[str, str]) -> tuple[Sharded, ParentRun | None]:
+def train(
+    dataset: str,
+    members: list[Member],
+    identity: pd.DataFrame,
+    data: Prepared,
+    settings: Params,
+    uri: str | None,
+    tags: dict[str, str],
+) -> tuple[Sharded, ParentRun | None]:
     """Train the grid on the Ray cluster; returns the merged result and the parent run (None
     without tracking). Raises RegbenchError naming the shard whose every attempt failed."""
     config = getattr(settings.train, dataset)
@@ -104,18 +111,32 @@ def train(dataset: str, members: list[Member], identity: pd.DataFrame, data: Pre
         if uri and nodes > 1 and urlsplit(uri).scheme == "sqlite":
             raise RegbenchError(
                 f"MLFLOW_TRACKING_URI {uri}: a SQLite file cannot take runs from the {nodes} nodes of the Ray cluster; "
-                "start a tracking server (make tracking-server) and set MLFLOW_TRACKING_URI=http://HOST:PORT")
+                "start a tracking server (make tracking-server) and set MLFLOW_TRACKING_URI=http://HOST:PORT"
+            )
         slots, resources = _slots(settings.train.device)
         blocks = seed_blocks(members, data, config, slots, "num_gpus" in resources)
-        print(f"train {dataset}: seeds in {len(blocks)} shard(s) {blocks} on {nodes} Ray node(s), "
-              f"{slots} {'GPU' if 'num_gpus' in resources else 'CPU'}(s) at once")
+        print(
+            f"train {dataset}: seeds in {len(blocks)} shard(s) {blocks} on {nodes} Ray node(s), "
+            f"{slots} {'GPU' if 'num_gpus' in resources else 'CPU'}(s) at once"
+        )
         parent = ParentRun(dataset, tags, uri) if uri else None
         with parent or contextlib.nullcontext():
-            shards = [Shard(i + 1, dataset, [m for m in members if m.seed in block],
-                            identity[identity["seed"].isin(block)].reset_index(drop=True), config,
-                            settings.train.sparsity_thresholds, settings.train.device, settings.train.cuda_tf32,
-                            settings.train.max_chunk_members, uri, parent.run_id if parent else "")
-                      for i, block in enumerate(blocks)]
+            shards = [
+                Shard(
+                    i + 1,
+                    dataset,
+                    [m for m in members if m.seed in block],
+                    identity[identity["seed"].isin(block)].reset_index(drop=True),
+                    config,
+                    settings.train.sparsity_thresholds,
+                    settings.train.device,
+                    settings.train.cuda_tf32,
+                    settings.train.max_chunk_members,
+                    uri,
+                    parent.run_id if parent else "",
+                )
+                for i, block in enumerate(blocks)
+            ]
             results = _run(shards, data, resources)
             sharded = _merge(members, shards, results, time.perf_counter() - start, nodes)
             if parent:
@@ -137,27 +158,30 @@ def seed_quantum(members: list[Member], data: Prepared, config: DatasetTrain) ->
     return quantum
 
 
-def seed_blocks(members: list[Member], data: Prepared, config: DatasetTrain, slots: int,
-                gpus: bool) -> list[list[int]]:
+def seed_blocks(members: list[Member], data: Prepared, config: DatasetTrain, slots: int, gpus: bool) -> list[list[int]]:
     """The seeds of each shard: consecutive in sorted order (the trainer stacks a cohort's seeds
     sorted), on CPUs a multiple of the seed quantum, as evenly as that allows over `slots` tasks."""
     seeds = sorted({m.seed for m in members})
     quantum = 1 if gpus else seed_quantum(members, data, config)
     per_shard = quantum * math.ceil(len(seeds) / (slots * quantum))
-    return [seeds[i:i + per_shard] for i in range(0, len(seeds), per_shard)]
+    return [seeds[i : i + per_shard] for i in range(0, len(seeds), per_shard)]
 
 
 def _connect() -> None:
     """Join the cluster at RAY_ADDRESS, or start a Ray instance here (never someone else's `ray start`)."""
     address = os.environ.get("RAY_ADDRESS") or "local"
     # Workers import this package as the driver has it, and reach the store with its credentials.
-    runtime_env = {"py_modules": [str(Path(pipelines.__file__).parent)],
-                   "env_vars": {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}}
+    runtime_env = {
+        "py_modules": [str(Path(pipelines.__file__).parent)],
+        "env_vars": {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")},
+    }
     try:
         ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING, include_dashboard=False)
     except ConnectionError as error:
-        raise RegbenchError(f"RAY_ADDRESS={address}: cannot connect to a Ray cluster ({error}); start one with "
-                            "`ray start --head` or unset RAY_ADDRESS to use a Ray instance on this machine") from None
+        raise RegbenchError(
+            f"RAY_ADDRESS={address}: cannot connect to a Ray cluster ({error}); start one with "
+            "`ray start --head` or unset RAY_ADDRESS to use a Ray instance on this machine"
+        ) from None
 
 
 def _slots(device: str) -> tuple[int, dict[str, float]]:
@@ -186,8 +210,10 @@ def _run(shards: list[Shard], data: Prepared, resources: dict[str, float]) -> di
                 done[shard.number] = ray.get(ready[0])
             except RayError as error:
                 cause = error.cause if isinstance(error, RayTaskError) else error
-                raise RegbenchError(f"train {shard.dataset}: {shard.describe()} failed on every attempt "
-                                    f"(1 + {RETRIES} retries): {_one_line(cause)}") from None
+                raise RegbenchError(
+                    f"train {shard.dataset}: {shard.describe()} failed on every attempt "
+                    f"(1 + {RETRIES} retries): {_one_line(cause)}"
+                ) from None
     except BaseException:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -206,11 +232,22 @@ def _one_line(error: BaseException) -> str:
 def _train_shard(shard: Shard, data_ref: list[ray.ObjectRef]) -> ShardResult:
     data = _prepared(data_ref[0])
     device = choose_device(shard.device, shard.cuda_tf32)
-    run = (tracking.GridRun(shard.dataset, shard.identity, {}, shard.uri, parent_run_id=shard.parent_run_id)
-           if shard.uri else None)
+    run = (
+        tracking.GridRun(shard.dataset, shard.identity, {}, shard.uri, parent_run_id=shard.parent_run_id)
+        if shard.uri
+        else None
+    )
     with run or contextlib.nullcontext():
-        trained = train_grid(shard.members, data, shard.config, shard.thresholds, device, shard.max_chunk_members,
-                             progress=False, on_evaluation=run.log_evaluation if run else None)
+        trained = train_grid(
+            shard.members,
+            data,
+            shard.config,
+            shard.thresholds,
+            device,
+            shard.max_chunk_members,
+            progress=False,
+            on_evaluation=run.log_evaluation if run else None,
+        )
         result = pruning.with_structure(trained, data, shard.config.activation, device)
         if run:
             run.finish(result.final)
@@ -229,26 +266,46 @@ def _prepared(ref: ray.ObjectRef) -> Prepared:
     return _PREPARED[key]
 
 
-def _merge(members: list[Member], shards: list[Shard], results: dict[int, ShardResult], seconds: float,
-           nodes: int) -> Sharded:
+def _merge(
+    members: list[Member], shards: list[Shard], results: dict[int, ShardResult], seconds: float, nodes: int
+) -> Sharded:
     """The shards' results in the grid's member order, as train_grid returns them."""
     parts = [results[shard.number] for shard in shards]
     order = [m.member for m in members]
     final = pd.concat([p.result.final for p in parts]).set_index("member").loc[order].reset_index()
-    curves = (pd.concat([p.result.curves for p in parts]).sort_values(["member", "epoch"], kind="stable")
-              .reset_index(drop=True))
+    curves = (
+        pd.concat([p.result.curves for p in parts])
+        .sort_values(["member", "epoch"], kind="stable")
+        .reset_index(drop=True)
+    )
     position = {m.member: i for i, m in enumerate(m for shard in shards for m in shard.members)}
     rows = torch.tensor([position[member] for member in order])
-    weights = [(torch.cat([p.result.weights[layer][0] for p in parts])[rows],
-                torch.cat([p.result.weights[layer][1] for p in parts])[rows])
-               for layer in range(len(parts[0].result.weights))]
+    weights = [
+        (
+            torch.cat([p.result.weights[layer][0] for p in parts])[rows],
+            torch.cat([p.result.weights[layer][1] for p in parts])[rows],
+        )
+        for layer in range(len(parts[0].result.weights))
+    ]
     # Rows stay in each shard's order; the train stage orders them by member when it merges identity.
     pruned = pd.concat([p.result.pruning for p in parts])
     moments = [p.result.second_moments for p in parts if p.result.second_moments is not None]
     run_of = {m.member: run_id for shard, p in zip(shards, parts) for m, run_id in zip(shard.members, p.run_ids)}
-    result = GridResult(final=final, curves=curves, weights=weights, seconds=seconds,
-                        member_samples=sum(p.result.member_samples for p in parts),
-                        second_moments=adam_state.in_member_order(moments, members) if moments else None,
-                        pruning=pruned.reset_index(drop=True))
-    return Sharded(result, [run_of[member] for member in order], parts[0].device_type, parts[0].device_name,
-                   len(shards), nodes, [p.result.seconds for p in parts])
+    result = GridResult(
+        final=final,
+        curves=curves,
+        weights=weights,
+        seconds=seconds,
+        member_samples=sum(p.result.member_samples for p in parts),
+        second_moments=adam_state.in_member_order(moments, members) if moments else None,
+        pruning=pruned.reset_index(drop=True),
+    )
+    return Sharded(
+        result,
+        [run_of[member] for member in order],
+        parts[0].device_type,
+        parts[0].device_name,
+        len(shards),
+        nodes,
+        [p.result.seconds for p in parts],
+    )

@@ -21,191 +21,33 @@ members' child runs (GridRun with parent_run_id), on one store that every node r
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import sqlite3
-import tempfile
 import time
-from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
 import pandas as pd
-import requests
-from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
-from mlflow.utils.credentials import get_default_host_creds
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from tqdm import tqdm
 
 from pipelines.core.errors import RegbenchError
 from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
 from pipelines.training import orphans
+from pipelines.training.store import one_line, sqlite_path, store_client
 
 EXPERIMENT_PREFIX = "regbench-"
 FINAL_PREFIX = "final_"
 WEIGHT_STATS_FILE = "weight_stats.json"
 WEIGHT_COLUMNS = ["weight_l1", "weight_l2", "exact_zeros", "hoyer"]
 MAX_METRICS_PER_CALL = 1000  # MLflow's limit for one log_batch call
-CHECK_TIMEOUT_S = 5.0
 STATUS_OF = {"ok": "FINISHED", "diverged": "FAILED"}
 MEMBER_TAG = "regbench.member"
 RESUMED_TAG = "regbench.resumed"  # on a run taken up again by a retried shard
 
 _log = logging.getLogger(__name__)
-
-
-def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI if set, else the SQLite store mlflow.db in the repository root (cwd)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def check_store(uri: str) -> None:
-    """Fail fast, before any training, when runs could not be logged to `uri`.
-
-    Raises RegbenchError with one line naming the URI, what failed and what to do.
-    """
-    scheme = urlsplit(uri).scheme
-    if scheme == "sqlite":
-        _check_sqlite(uri)
-    elif scheme in ("http", "https"):
-        _check_server(uri)
-    else:
-        raise RegbenchError(
-            f"MLflow tracking URI {uri!r}: unsupported scheme {scheme or '(none)'!r}; expected "
-            "sqlite:///path/to/mlflow.db or http(s)://host:port of an MLflow server "
-            "(put other databases behind `mlflow server`), or unset MLFLOW_TRACKING_URI to use ./mlflow.db"
-        )
-
-
-def _check_sqlite(uri: str) -> None:
-    database = _sqlite_path(uri)
-    fix = "choose a writable location with MLFLOW_TRACKING_URI=sqlite:////path/to/mlflow.db"
-    try:
-        database.parent.mkdir(parents=True, exist_ok=True)
-        # SQLite writes its journal beside the database, so the directory must be writable too.
-        with tempfile.TemporaryFile(dir=database.parent):
-            pass
-        header = b""
-        if database.exists():
-            with database.open("r+b") as handle:
-                header = handle.read(16)
-    except OSError as error:
-        raise RegbenchError(
-            f"MLflow tracking store {uri}: cannot write {error.filename} ({error.strerror}); {fix}"
-        ) from None
-    # MLflow retries for minutes on a file it cannot open as a database: say so at once.
-    if header and header != b"SQLite format 3\x00":
-        raise RegbenchError(f"MLflow tracking store {uri}: {database} is not a SQLite database; {fix}")
-    if header:
-        _check_integrity(uri, database)
-    try:
-        store_client(uri)
-    except (MlflowException, sqlite3.Error) as error:
-        raise RegbenchError(f"MLflow tracking store {uri}: {_one_line(str(error))}") from None
-
-
-def _check_integrity(uri: str, database: Path) -> None:
-    """A damaged page would otherwise pass every check here and stop training at its first metric write."""
-    try:
-        with contextlib.closing(sqlite3.connect(database, timeout=CHECK_TIMEOUT_S)) as connection:
-            found = [row[0] for row in connection.execute("PRAGMA quick_check")]
-    except sqlite3.DatabaseError as error:
-        found = [str(error)]
-    if found != ["ok"]:
-        raise RegbenchError(
-            f"MLflow tracking store {uri}: {database} is damaged (SQLite quick_check: {_one_line('; '.join(found))}); "
-            "restore it from a backup, or move it aside to start a new store"
-        )
-
-
-def _check_server(uri: str) -> None:
-    # A direct request with a short timeout: MLflow's own client retries for minutes.
-    url = f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search"
-    creds = get_default_host_creds(uri)
-    headers = {"Authorization": f"Bearer {creds.token}"} if creds.token else {}
-    auth = (creds.username, creds.password) if creds.username and creds.password else None
-    verify = False if creds.ignore_tls_verification else (creds.server_cert_path or True)
-    start = ("start the server (mlflow server --host 127.0.0.1 --port PORT) or unset MLFLOW_TRACKING_URI "
-             "to use ./mlflow.db")
-    try:
-        response = requests.get(url, params={"max_results": 1}, headers=headers, auth=auth, verify=verify,
-                                timeout=CHECK_TIMEOUT_S)
-    except requests.Timeout:
-        raise RegbenchError(f"MLflow tracking server {uri}: no answer within {CHECK_TIMEOUT_S:g} s; {start}") from None
-    except requests.ConnectionError:
-        raise RegbenchError(f"MLflow tracking server {uri}: cannot connect; {start}") from None
-    if response.status_code in (401, 403):
-        raise RegbenchError(
-            f"MLflow tracking server {uri}: HTTP {response.status_code} (not authorized); set "
-            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
-        )
-    if response.status_code != 200:
-        raise RegbenchError(
-            f"MLflow tracking server {uri}: HTTP {response.status_code} from {url}, expected 200 from an "
-            f"MLflow tracking server; check the URI or {start}"
-        )
-
-
-def _sqlite_path(uri: str) -> Path:
-    try:
-        database = make_url(uri).database
-    except ArgumentError:
-        database = None
-    if not database or database == ":memory:":
-        raise RegbenchError(
-            f"MLflow tracking URI {uri!r}: expected a SQLite file, sqlite:///path/to/mlflow.db "
-            "(an in-memory store would lose every run when the stage exits)"
-        )
-    return Path(database)
-
-
-def store_client(uri: str) -> MlflowClient:
-    """A client whose store exists with MLflow's current schema (created on first use)."""
-    _quiet_mlflow()
-    if urlsplit(uri).scheme != "sqlite":
-        return MlflowClient(uri)
-    database = _sqlite_path(uri)
-    # Two processes creating the same fresh store run MLflow's schema migrations at once and
-    # break the database (seen: "duplicate column name"); take turns.
-    lock = FileLock(database.with_name(f"{database.name}-lock"), timeout=120)
-    try:
-        with lock:
-            _write_ahead_log(database)
-            return MlflowClient(uri)
-    except Timeout:
-        raise RegbenchError(
-            f"MLflow tracking store {uri}: {lock.lock_file} held by another process for 120 s") from None
-
-
-def _write_ahead_log(database: Path) -> None:
-    """Switch the store to SQLite's write-ahead log (a lasting property of the file).
-
-    In the default rollback journal every commit waits for the disk (about 5 ms here, and a
-    stage makes over a thousand) and a reader such as the UI blocks writers; with the WAL a
-    commit does not wait and readers never block the writer. MLflow itself sets a 20 s busy
-    timeout, so two writers (two train stages) queue instead of failing with "database is locked".
-    """
-    with contextlib.closing(sqlite3.connect(database, timeout=20)) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
-
-
-def _quiet_mlflow() -> None:
-    # MLflow logs every schema migration at INFO and, on a server, prints two "View run" lines
-    # per finished run: hundreds of lines for one grid. Warnings and errors still show.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    # Usage telemetry would try the network on every stage; offline machines have none.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def _json_safe(record: dict[str, float]) -> dict[str, float | None]:
@@ -224,8 +66,15 @@ class GridRun:
     (KeyboardInterrupt) or FAILED; the exception propagates.
     """
 
-    def __init__(self, dataset: str, members: pd.DataFrame, tags: dict[str, str], uri: str,
-                 flush_seconds: float = 60.0, parent_run_id: str = "") -> None:
+    def __init__(
+        self,
+        dataset: str,
+        members: pd.DataFrame,
+        tags: dict[str, str],
+        uri: str,
+        flush_seconds: float = 60.0,
+        parent_run_id: str = "",
+    ) -> None:
         self.dataset = dataset
         self.members = members
         self.tags = tags
@@ -262,8 +111,9 @@ class GridRun:
 
     def _start_runs(self) -> None:
         if self._owns_parent:
-            parent = self.client.create_run(self.experiment_id, run_name=f"train {self.dataset}",
-                                            tags=self.tags | orphans.owner_tags())
+            parent = self.client.create_run(
+                self.experiment_id, run_name=f"train {self.dataset}", tags=self.tags | orphans.owner_tags()
+            )
             self.parent_run_id = parent.info.run_id
             self._open.add(self.parent_run_id)
             earlier: dict[str, str] = {}
@@ -279,8 +129,11 @@ class GridRun:
                 run_id = self.client.create_run(
                     self.experiment_id,
                     run_name=f"{identity['config']} seed={identity['seed']}",
-                    tags={"mlflow.parentRunId": self.parent_run_id, MEMBER_TAG: identity["member"],
-                          **orphans.owner_tags()},
+                    tags={
+                        "mlflow.parentRunId": self.parent_run_id,
+                        MEMBER_TAG: identity["member"],
+                        **orphans.owner_tags(),
+                    },
                 ).info.run_id
             self.run_ids.append(run_id)
             self._open.add(run_id)
@@ -300,8 +153,9 @@ class GridRun:
         if buffer_full or time.monotonic() - self._flushed_at >= self.flush_seconds:
             self._flush()
 
-    def _buffer(self, frame: pd.DataFrame, positions: list[int], columns: list[str], steps: list[int],
-                prefix: str) -> None:
+    def _buffer(
+        self, frame: pd.DataFrame, positions: list[int], columns: list[str], steps: list[int], prefix: str
+    ) -> None:
         timestamp = int(time.time() * 1000)
         keys = [prefix + c for c in columns]
         for position, step, values in zip(positions, steps, frame[columns].to_numpy(dtype=float).tolist()):
@@ -319,7 +173,7 @@ class GridRun:
         # epoch (a tenth of its time); histories are read back ordered by time and step anyway.
         newest_first = metrics[::-1]
         for start in range(0, len(newest_first), MAX_METRICS_PER_CALL):
-            self.client.log_batch(run_id, metrics=newest_first[start:start + MAX_METRICS_PER_CALL], synchronous=True)
+            self.client.log_batch(run_id, metrics=newest_first[start : start + MAX_METRICS_PER_CALL], synchronous=True)
 
     def finish(self, final: pd.DataFrame) -> None:
         """End every run: `final` has one row per member (members' order) with status
@@ -334,7 +188,8 @@ class GridRun:
         weight_stats = [_json_safe(r) for r in final[WEIGHT_COLUMNS + sparsity_columns(final)].to_dict("records")]
         rows = zip(self.run_ids, self._pending, final["status"], final["diverged_epoch"], weight_stats)
         for run_id, pending, status, diverged_epoch, stats in tqdm(
-                rows, total=len(self.run_ids), desc=f"mlflow: ending {self.dataset} runs", unit="run", leave=False):
+            rows, total=len(self.run_ids), desc=f"mlflow: ending {self.dataset} runs", unit="run", leave=False
+        ):
             self._log_metrics(run_id, pending)
             pending.clear()
             if status == "diverged":
@@ -349,8 +204,9 @@ class GridRun:
         self.client.set_terminated(run_id, status)
         self._open.discard(run_id)
 
-    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, error_type: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if self._open:
             self._end_open_runs(error)
 
@@ -364,7 +220,7 @@ class GridRun:
                 self._end(run_id, status)
         except MlflowException as failure:
             # Reporting the stage's own error matters more than the runs' statuses.
-            _log.error("could not mark %d MLflow runs %s: %s", len(self._open), status, _one_line(failure.message))
+            _log.error("could not mark %d MLflow runs %s: %s", len(self._open), status, one_line(failure.message))
 
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str, status: str = "") -> dict[str, str]:
@@ -404,7 +260,7 @@ def _artifact_location(uri: str, experiment_name: str) -> str | None:
     """Beside a SQLite store, in mlartifacts/; a server chooses its own."""
     if urlsplit(uri).scheme != "sqlite":
         return None
-    root = _sqlite_path(uri).resolve().parent / "mlartifacts"
+    root = sqlite_path(uri).resolve().parent / "mlartifacts"
     return (root / experiment_name).as_uri()
 
 
@@ -419,4 +275,4 @@ def end_parent(client: MlflowClient, run_id: str, final: pd.DataFrame) -> None:
 def ending(error: BaseException | None) -> tuple[str, str]:
     """The status of runs that a stage leaves early, and the failure_reason tag of its parent run."""
     status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-    return status, _one_line(f"{type(error).__name__}: {error}" if error else "the stage ended before finish()")[:5000]
+    return status, one_line(f"{type(error).__name__}: {error}" if error else "the stage ended before finish()")[:5000]

@@ -10,14 +10,12 @@ one-network-at-a-time reference in pipelines/training/reference.py.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import dataclasses
 import math
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import pandas as pd
 import torch
@@ -27,7 +25,7 @@ from tqdm.auto import tqdm
 from pipelines.core.errors import ParamsError
 from pipelines.core.params import DatasetTrain
 from pipelines.data.datasets import SPLITS, Prepared
-from pipelines.training import adam_state, networks, regularizers
+from pipelines.training import adam_state, chunking, networks, regularizers
 from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.training.grid import Member
 
@@ -36,7 +34,7 @@ from pipelines.training.grid import Member
 class GridResult:
     """What training produced: final row and per-evaluation rows per member, and final weights."""
 
-    final: pd.DataFrame   # member, status, diverged_epoch, epochs_run, metrics
+    final: pd.DataFrame  # member, status, diverged_epoch, epochs_run, metrics
     curves: pd.DataFrame  # member, epoch, metrics
     weights: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (M, out, in), (M, out), on the CPU
     seconds: float
@@ -58,17 +56,26 @@ def choose_device(requested: str, tf32: bool = False) -> torch.device:
     return device
 
 
-def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thresholds: list[float],
-               device: torch.device, max_chunk_members: int = 0, progress: bool = True,
-               on_evaluation: Callable[[pd.DataFrame], None] | None = None) -> GridResult:
+def train_grid(
+    members: list[Member],
+    data: Prepared,
+    config: DatasetTrain,
+    thresholds: list[float],
+    device: torch.device,
+    max_chunk_members: int = 0,
+    progress: bool = True,
+    on_evaluation: Callable[[pd.DataFrame], None] | None = None,
+) -> GridResult:
     """Train every member; members of one cohort (optimizer rule) are trained together, in chunks.
     `on_evaluation` receives each evaluation of a chunk as it is made (rows of curves)."""
     start = time.perf_counter()
     if device.type == "cpu":
-        _keep_freed_memory()
-    data = dataclasses.replace(data, **{f"{kind}_{split}": getattr(data, f"{kind}_{split}").to(device)
-                                        for split in SPLITS for kind in ("x", "y")})
-    chunks = list(_chunks(members, config, data, device, max_chunk_members))
+        chunking.keep_freed_memory()
+    data = dataclasses.replace(
+        data,
+        **{f"{kind}_{split}": getattr(data, f"{kind}_{split}").to(device) for split in SPLITS for kind in ("x", "y")},
+    )
+    chunks = list(chunking.chunks(members, config, data, device, max_chunk_members))
     steps = sum(config.epochs * math.ceil(len(data.y_train) / config.batch_size) for _ in chunks)
     bar = tqdm(total=steps, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     finals, curves, weights, moments = [], [], [], []
@@ -88,85 +95,19 @@ def train_grid(members: list[Member], data: Prepared, config: DatasetTrain, thre
     final = pd.concat(finals).set_index("member").loc[[m.member for m in members]].reset_index()
     position = {member: i for i, member in enumerate(order)}
     rows = torch.tensor([position[m.member] for m in members])
-    stacked = [(torch.cat([w[i][0] for w in weights])[rows], torch.cat([w[i][1] for w in weights])[rows])
-               for i in range(len(config.hidden) + 1)]
+    stacked = [
+        (torch.cat([w[i][0] for w in weights])[rows], torch.cat([w[i][1] for w in weights])[rows])
+        for i in range(len(config.hidden) + 1)
+    ]
     curve_frame = pd.concat(curves).sort_values(["member", "epoch"], kind="stable").reset_index(drop=True)
-    return GridResult(final=final, curves=curve_frame, weights=stacked, seconds=time.perf_counter() - start,
-                      member_samples=len(members) * config.epochs * len(data.y_train),
-                      second_moments=adam_state.in_member_order(moments, members) if moments else None)
-
-
-def _keep_freed_memory() -> None:
-    """Have glibc keep freed memory for reuse instead of handing it back to the kernel.
-
-    Every training step allocates and frees the same large tensors. glibc serves blocks above 32 MB
-    with mmap and unmaps them when they are freed, so each step would fault them back in page by
-    page: a quarter of a Fashion-MNIST step on the CPU. Other C libraries are left as they are.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    mallopt = getattr(ctypes.CDLL(ctypes.util.find_library("c")), "mallopt", None)
-    if mallopt is not None:
-        mallopt(_M_MMAP_MAX, 0)  # serve every block from the heap
-        mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1)  # and keep the freed top of the heap
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's <malloc.h>
-
-
-def _chunks(members: list[Member], config: DatasetTrain, data: Prepared, device: torch.device,
-            max_chunk_members: int) -> Iterator[list[Member]]:
-    """Chunks of one cohort: a block of its seeds times a block of its configurations, laid out
-    seed-major (member s·C + c of a chunk is configuration c of seed s)."""
-    limit = max_chunk_members or _members_that_fit(config, data, device)
-    cohorts: dict[tuple, dict[tuple[str, int], Member]] = {}
-    for m in members:
-        cohorts.setdefault(m.cohort, {})[m.config, m.seed] = m
-    for cohort in cohorts.values():
-        seeds = sorted({seed for _, seed in cohort})
-        configs = sorted({config for config, _ in cohort}, key=lambda c: _feature_order(cohort[c, seeds[0]]))
-        if len(cohort) != len(seeds) * len(configs):
-            raise ValueError("the batched trainer needs every configuration of a cohort with every seed")
-        seeds_at_once = min(len(seeds), limit)
-        configs_at_once = max(1, limit // seeds_at_once)
-        for i in range(0, len(seeds), seeds_at_once):
-            for j in range(0, len(configs), configs_at_once):
-                yield [cohort[c, s] for s in seeds[i:i + seeds_at_once] for c in configs[j:j + configs_at_once]]
-
-
-# The configurations of a chunk are ordered by family, so that the members using each per-member
-# term form one block of configurations (activity + dropout: the head; l1: l1 + elastic; l2
-# gradient: elastic + l2 + weight_decay) and the term touches a strided slice of the stack.
-_FAMILY_ORDER = ("activity", "dropout", "none", "prox_l1", "l1", "elastic", "l2", "weight_decay", "l2_norm", "adamw",
-                 "sgdw")
-
-
-def _feature_order(m: Member) -> tuple:
-    return _FAMILY_ORDER.index(m.family), m.penalize_bias, m.config
-
-
-def _members_that_fit(config: DatasetTrain, data: Prepared, device: torch.device) -> int:
-    """How many members fit at once: on CUDA half the free memory, on the CPU all of them."""
-    if device.type != "cuda":
-        return 1 << 30
-    sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
-    parameters = sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:]))
-    activations = config.batch_size * 4 * sum(sizes[1:]) + _EVAL_ROWS * sum(sizes[1:])
-    per_member = 4 * (5 * parameters + 3 * activations)  # float32: weights, grads, 2 moments, scratch
-    free, _ = torch.cuda.mem_get_info(device)
-    return max(1, int(free * 0.5 // per_member))
-
-
-_EVAL_ROWS = 1024  # at most this many samples evaluated at once, bounding memory to M x width x 1024
-
-
-def _eval_rows(sizes: list[int]) -> int:
-    """Samples evaluated at once: a power of two (as matrix kernels like), with up to twice as many
-    activations as weights. Every block of samples reads all the weights once, so large networks
-    want large blocks, while small ones want blocks whose activations stay in cache."""
-    weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
-    rows = 1 << (2 * weights // sum(sizes[1:])).bit_length() - 1
-    return min(_EVAL_ROWS, max(32, rows))
+    return GridResult(
+        final=final,
+        curves=curve_frame,
+        weights=stacked,
+        seconds=time.perf_counter() - start,
+        member_samples=len(members) * config.epochs * len(data.y_train),
+        second_moments=adam_state.in_member_order(moments, members) if moments else None,
+    )
 
 
 class _Chunk:
@@ -178,19 +119,24 @@ class _Chunk:
     term views the stack as (S, C, ...) and takes the configurations that use it.
     """
 
-    def __init__(self, members: list[Member], data: Prepared, config: DatasetTrain, thresholds: list[float],
-                 device: torch.device) -> None:
+    def __init__(
+        self, members: list[Member], data: Prepared, config: DatasetTrain, thresholds: list[float], device: torch.device
+    ) -> None:
         self.members, self.data, self.config, self.thresholds, self.device = members, data, config, thresholds, device
         self.rule = members[0].rule
         self.seeds = list(dict.fromkeys(m.seed for m in members))
         self.grid = (len(self.seeds), len(members) // len(self.seeds))
         sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
         initial = {s: networks.initial_parameters(s, sizes) for s in self.seeds}
-        self.eval_rows = _eval_rows(sizes)
-        self.weights = [torch.stack([initial[m.seed][i][0] for m in members]).to(device).requires_grad_()
-                        for i in range(len(sizes) - 1)]
-        self.biases = [torch.stack([initial[m.seed][i][1][:, None] for m in members]).to(device).requires_grad_()
-                       for i in range(len(sizes) - 1)]
+        self.eval_rows = chunking.eval_rows(sizes)
+        self.weights = [
+            torch.stack([initial[m.seed][i][0] for m in members]).to(device).requires_grad_()
+            for i in range(len(sizes) - 1)
+        ]
+        self.biases = [
+            torch.stack([initial[m.seed][i][1][:, None] for m in members]).to(device).requires_grad_()
+            for i in range(len(sizes) - 1)
+        ]
         self.order_streams = [networks.generator(s, "order") for s in self.seeds]
         self.noise_streams = [networks.generator(s, "dropout", device) for s in self.seeds]
         self._hyperparameters()
@@ -232,13 +178,16 @@ class _Chunk:
         # Penalty strengths on weights, and on biases (zero unless the member penalizes them).
         # Coupled weight decay adds λ·w to the gradient, exactly as the L2 penalty's gradient does.
         strengths = {
-            "l1": [m.l1 for m in ms], "l2": [m.l2 + m.weight_decay for m in ms], "l2_norm": [m.l2_norm for m in ms],
-            "decoupled_wd": [m.decoupled_wd for m in ms], "prox_l1": [m.prox_l1 for m in ms],
+            "l1": [m.l1 for m in ms],
+            "l2": [m.l2 + m.weight_decay for m in ms],
+            "l2_norm": [m.l2_norm for m in ms],
+            "decoupled_wd": [m.decoupled_wd for m in ms],
+            "prox_l1": [m.prox_l1 for m in ms],
         }
         self.on_weights = {k: self._columns(v) for k, v in strengths.items()}
         self.on_biases = {k: self._columns([s * m.penalize_bias for s, m in zip(v, ms)]) for k, v in strengths.items()}
         # Activity penalties and dropout act on hidden activations, and only on the head of the
-        # stack: the leading configurations, up to the last that has either (see _FAMILY_ORDER).
+        # stack: the leading configurations, up to the last that has either (see chunking.FAMILY_ORDER).
         activity = {"l1": [m.act_l1 for m in ms], "l2": [m.act_l2 for m in ms]}
         dropout = [[m.dropout[i] for m in ms] for i in range(len(self.config.hidden))]
         uses = self._span([m.act_l1 or m.act_l2 or any(m.dropout) for m in ms])
@@ -282,7 +231,9 @@ class _Chunk:
         if epoch % self.config.eval_every == 0 or epoch == self.config.epochs:
             evaluation = self._evaluate(epoch)
         rate = len(self.members) * len(self.data.y_train) / (time.perf_counter() - started)
-        bar.set_postfix(optimizer=self.members[0].optimizer, epoch=epoch, alive=int(self.alive.sum()), samples_s=f"{rate:,.0f}")
+        bar.set_postfix(
+            optimizer=self.members[0].optimizer, epoch=epoch, alive=int(self.alive.sum()), samples_s=f"{rate:,.0f}"
+        )
         return evaluation
 
     def _run_step(self, index: torch.Tensor, noise: list[torch.Tensor] | None) -> None:
@@ -340,7 +291,9 @@ class _Chunk:
                 penalty = penalty + activity
         return torch.baddbmm(self.biases[-1], self.weights[-1], h), penalty
 
-    def _head_terms(self, h: torch.Tensor, layer: int, noise: list[torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _head_terms(
+        self, h: torch.Tensor, layer: int, noise: list[torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Activity penalties and dropout on the head of the stack; h is (M, width, batch), noise
         per layer (S, batch, width). Returns h, with the head's units dropped, and the penalty."""
         head, tail = self._grid_view(h).split([self.head, self.grid[1] - self.head], dim=1)
@@ -349,7 +302,7 @@ class _Chunk:
             if name in self.activity:
                 values = function(head.transpose(-1, -2), members=2)  # the penalties take (..., batch, width)
                 penalty = penalty + (self.activity[name].view(values.shape) * values).sum()
-        if noise is not None:
+        if noise is not None and self.drop is not None:  # noise is drawn only when there is dropout
             p = self.drop[layer]
             head = head * (noise[layer].transpose(1, 2)[:, None] >= p) / (1 - p)
         return torch.cat([head, tail], dim=1).view_as(h), penalty
@@ -363,11 +316,15 @@ class _Chunk:
         lr = self.members[0].lr
         for tensors, strengths in ((self.weights, self.on_weights), (self.biases, self.on_biases)):
             for p in tensors:
-                grad, value = self._grid_view(p.grad), self._grid_view(p)
-                for name, gradient in (("l1", regularizers.l1_gradient), ("l2", regularizers.half_squared_l2_gradient),
-                                       ("l2_norm", regularizers.l2_norm_gradient)):
-                    if strengths[name] is not None:
-                        columns, strength = strengths[name]
+                grad, value = self._grid_view(cast(torch.Tensor, p.grad)), self._grid_view(p)
+                for name, gradient in (
+                    ("l1", regularizers.l1_gradient),
+                    ("l2", regularizers.half_squared_l2_gradient),
+                    ("l2_norm", regularizers.l2_norm_gradient),
+                ):
+                    term = strengths[name]
+                    if term is not None:
+                        columns, strength = term
                         direction, scale = gradient(value[:, columns], members=2)
                         grad[:, columns].addcmul_(direction, strength * scale)
                 if strengths["decoupled_wd"] is not None:  # AdamW and SGDW decay the weights before the update
@@ -383,8 +340,13 @@ class _Chunk:
     def _threshold(self, p: torch.Tensor, columns: slice, strength: torch.Tensor) -> torch.Tensor:
         """Proximal L1's threshold for p's members in `columns`: lr·λ, under Adam rescaled (regularizers)."""
         m, state = self.members[0], self.optimizer.state[p]
-        return m.lr * strength if self.rule == "sgd" else regularizers.adam_scaled_threshold(
-            m.lr * strength, self._grid_view(state["exp_avg_sq"])[:, columns], state["step"], m.betas[1], m.eps)
+        return (
+            m.lr * strength
+            if self.rule == "sgd"
+            else regularizers.adam_scaled_threshold(
+                m.lr * strength, self._grid_view(state["exp_avg_sq"])[:, columns], state["step"], m.betas[1], m.eps
+            )
+        )
 
     def _check_divergence(self, epoch: int) -> None:
         newly = (self.alive & ~self.finite).nonzero().view(-1).tolist()

@@ -20,9 +20,11 @@ from pipelines.core.params import AnalyzeParams
 
 
 def rule(settings: AnalyzeParams) -> str:
-    return (f"For each L1-type family (l1, prox_l1) per optimizer group, at matched validation accuracy "
-            f"({matching_rule(settings.match_tolerance)}): more weights below the largest threshold and a higher "
-            f"Hoyer sparsity than none and than the matched l2 config ({wilcoxon_rule(settings)}, difference > 0).")
+    return (
+        f"For each L1-type family (l1, prox_l1) per optimizer group, at matched validation accuracy "
+        f"({matching_rule(settings.match_tolerance)}): more weights below the largest threshold and a higher "
+        f"Hoyer sparsity than none and than the matched l2 config ({wilcoxon_rule(settings)}, difference > 0)."
+    )
 
 
 def plan(context: Context, group: str) -> Plan:
@@ -41,8 +43,9 @@ def plan(context: Context, group: str) -> Plan:
             tests.comparisons += [Comparison("H1", "per_strength", m, config, none, "greater") for m in sparsity]
             tests.comparisons.append(Comparison("H1", "per_strength", "test_acc", config, none))
             if strength in l2_at:
-                tests.comparisons += [Comparison("H1", "equal_strength", m, config, l2_at[strength], "greater")
-                                      for m in sparsity]
+                tests.comparisons += [
+                    Comparison("H1", "equal_strength", m, config, l2_at[strength], "greater") for m in sparsity
+                ]
     return tests
 
 
@@ -62,17 +65,27 @@ def judge(context: Context, findings: Findings) -> Judgement:
         checks += [paired_check(result, result.bh_p, alpha) for result in frac + hoyer]
         cost = findings.comparison("H1", "test_acc", config, none)
         key = f"{group}_{m['family']}"
-        headline |= {f"{key}_frac_below": frac[0].test.mean_a, f"{key}_hoyer": hoyer[0].test.mean_a,
-                     f"{key}_bh_p_vs_none": frac[0].bh_p, f"{key}_test_acc_diff": cost.test.mean_diff,
-                     f"{group}_none_frac_below": frac[0].test.mean_b, f"{group}_none_hoyer": hoyer[0].test.mean_b}
+        headline |= {
+            f"{key}_frac_below": frac[0].test.mean_a,
+            f"{key}_hoyer": hoyer[0].test.mean_a,
+            f"{key}_bh_p_vs_none": frac[0].bh_p,
+            f"{key}_test_acc_diff": cost.test.mean_diff,
+            f"{group}_none_frac_below": frac[0].test.mean_b,
+            f"{group}_none_hoyer": hoyer[0].test.mean_b,
+        }
         if l2 is not None:
-            headline |= {f"{key}_bh_p_vs_l2": frac[1].bh_p, f"{group}_l2_frac_below": frac[1].test.mean_b,
-                         f"{group}_l2_hoyer": hoyer[1].test.mean_b}
+            headline |= {
+                f"{key}_bh_p_vs_l2": frac[1].bh_p,
+                f"{group}_l2_frac_below": frac[1].test.mean_b,
+                f"{group}_l2_hoyer": hoyer[1].test.mean_b,
+            }
         rival_fracs = " and ".join(f"{r.test.mean_b:.3f} for {r.spec.b} (BH p={r.bh_p:.2g})" for r in frac)
         rival_hoyers = " and ".join(f"{r.test.mean_b:.2f}" for r in hoyer)
-        parts.append(f"{config} has {frac[0].test.mean_a:.3f} of weights below {threshold:g} vs {rival_fracs}, "
-                     f"Hoyer {hoyer[0].test.mean_a:.2f} vs {rival_hoyers}, test accuracy "
-                     f"{100 * cost.test.mean_diff:+.2f} points vs none")
+        parts.append(
+            f"{config} has {frac[0].test.mean_a:.3f} of weights below {threshold:g} vs {rival_fracs}, "
+            f"Hoyer {hoyer[0].test.mean_a:.2f} vs {rival_hoyers}, test accuracy "
+            f"{100 * cost.test.mean_diff:+.2f} points vs none"
+        )
     return Judgement(checks, "; ".join(parts) or "no l1 or prox_l1 configs", headline)
 
 

@@ -16,8 +16,10 @@ from pipelines.core.params import AnalyzeParams
 
 
 def rule(settings: AnalyzeParams) -> str:
-    return (f"For l2 in each optimizer group: weight_l2 falls as the strength rises ({page_rule(settings)} "
-            "strength 0) with monotone level means, and no l2 member has exact zeros.")
+    return (
+        f"For l2 in each optimizer group: weight_l2 falls as the strength rises ({page_rule(settings)} "
+        "strength 0) with monotone level means, and no l2 member has exact zeros."
+    )
 
 
 def plan(context: Context, group: str) -> Plan:
@@ -25,8 +27,10 @@ def plan(context: Context, group: str) -> Plan:
     if l2.empty:
         return Plan()
     none = context.grid.baseline(group)
-    return Plan(comparisons=[Comparison("H2", "per_strength", "weight_l2", c, none, "less") for c in l2.index],
-                trends=[Trend("H2", "l2", (none, *l2.index), "weight_l2")])
+    return Plan(
+        comparisons=[Comparison("H2", "per_strength", "weight_l2", c, none, "less") for c in l2.index],
+        trends=[Trend("H2", "l2", (none, *l2.index), "weight_l2")],
+    )
 
 
 def judge(context: Context, findings: Findings) -> Judgement:
@@ -37,11 +41,18 @@ def judge(context: Context, findings: Findings) -> Judgement:
     for t in trends:
         group = t.group
         checks.append(trend_check(t, context.settings.alpha, monotone=True))
-        headline |= {f"{group}_page_p": t.test.p, f"{group}_bh_p": t.bh_p, f"{group}_monotone": t.monotone,
-                     f"{group}_weight_l2_none": t.means[0], f"{group}_weight_l2_strongest": t.means[-1]}
-        parts.append(f"{group}: weight_l2 {t.means[0]:.4g} → {t.means[-1]:.4g} over l2 strengths "
-                     f"{t.levels_text} (Page L={t.test.statistic:.0f}, BH p={t.bh_p:.2g}, "
-                     f"{'monotone' if t.monotone else 'not monotone'})")
+        headline |= {
+            f"{group}_page_p": t.test.p,
+            f"{group}_bh_p": t.bh_p,
+            f"{group}_monotone": t.monotone,
+            f"{group}_weight_l2_none": t.means[0],
+            f"{group}_weight_l2_strongest": t.means[-1],
+        }
+        parts.append(
+            f"{group}: weight_l2 {t.means[0]:.4g} → {t.means[-1]:.4g} over l2 strengths "
+            f"{t.levels_text} (Page L={t.test.statistic:.0f}, BH p={t.bh_p:.2g}, "
+            f"{'monotone' if t.monotone else 'not monotone'})"
+        )
     if trends:
         grid = context.grid
         zeros = [grid.values(c, "exact_zeros") for g in grid.groups() for c in grid.family(g, "l2").index]

@@ -20,8 +20,10 @@ GAPS = ("gap_acc", "gap_loss")
 
 
 def rule(settings: AnalyzeParams) -> str:
-    return (f"For dropout in each optimizer group: gap_acc and gap_loss fall as p rises ({page_rule(settings)} "
-            "p = 0; configs with one p in every layer).")
+    return (
+        f"For dropout in each optimizer group: gap_acc and gap_loss fall as p rises ({page_rule(settings)} "
+        "p = 0; configs with one p in every layer)."
+    )
 
 
 def plan(context: Context, group: str) -> Plan:
@@ -32,10 +34,14 @@ def plan(context: Context, group: str) -> Plan:
     none = context.grid.baseline(group)
     # The ladder of p: only configs with the same p in every layer have a single place on it.
     ladder = (none, *dropout.index[dropout["dropout_layers"].map(_uniform)])
-    return Plan(comparisons=[Comparison("H3", "selected", "test_acc", chosen, none, "greater"),
-                             Comparison("H3", "selected", "gap_acc", chosen, none, "less"),
-                             Comparison("H3", "selected", "gap_loss", chosen, none, "less")],
-                trends=[Trend("H3", "dropout", ladder, metric) for metric in GAPS])
+    return Plan(
+        comparisons=[
+            Comparison("H3", "selected", "test_acc", chosen, none, "greater"),
+            Comparison("H3", "selected", "gap_acc", chosen, none, "less"),
+            Comparison("H3", "selected", "gap_loss", chosen, none, "less"),
+        ],
+        trends=[Trend("H3", "dropout", ladder, metric) for metric in GAPS],
+    )
 
 
 def _uniform(dropout_layers: object) -> bool:
@@ -55,17 +61,30 @@ def judge(context: Context, findings: Findings) -> Judgement:
         for t in trends:
             metric = t.spec.metric
             checks.append(trend_check(t, context.settings.alpha, monotone=False))
-            headline |= {f"{group}_{metric}_page_p": t.test.p, f"{group}_{metric}_bh_p": t.bh_p,
-                         f"{group}_{metric}_none": t.means[0], f"{group}_{metric}_strongest": t.means[-1]}
+            headline |= {
+                f"{group}_{metric}_page_p": t.test.p,
+                f"{group}_{metric}_bh_p": t.bh_p,
+                f"{group}_{metric}_none": t.means[0],
+                f"{group}_{metric}_strongest": t.means[-1],
+            }
             gaps.append(f"{metric} {t.means[0]:.4g} → {t.means[-1]:.4g} (BH p={t.bh_p:.2g})")
-        accuracy = next(c for c in findings.comparisons
-                        if c.spec.hypothesis == "H3" and c.spec.metric == "test_acc" and c.group == group)
+        accuracy = next(
+            c
+            for c in findings.comparisons
+            if c.spec.hypothesis == "H3" and c.spec.metric == "test_acc" and c.group == group
+        )
         chosen = accuracy.spec.a
-        headline |= {f"{group}_selected_p": context.grid.configs.at[chosen, "strength"],
-                     f"{group}_test_acc_diff": accuracy.test.mean_diff, f"{group}_test_acc_bh_p": accuracy.bh_p}
-        parts.append(f"{group}: over p = {trends[0].levels_text}, " + ", ".join(gaps)
-                     + f"; at the selected {chosen} test accuracy is {100 * accuracy.test.mean_diff:+.2f} points "
-                     f"vs none (BH p={accuracy.bh_p:.2g})")
+        headline |= {
+            f"{group}_selected_p": context.grid.configs.at[chosen, "strength"],
+            f"{group}_test_acc_diff": accuracy.test.mean_diff,
+            f"{group}_test_acc_bh_p": accuracy.bh_p,
+        }
+        parts.append(
+            f"{group}: over p = {trends[0].levels_text}, "
+            + ", ".join(gaps)
+            + f"; at the selected {chosen} test accuracy is {100 * accuracy.test.mean_diff:+.2f} points "
+            f"vs none (BH p={accuracy.bh_p:.2g})"
+        )
     return Judgement(checks, "; ".join(parts) or "no dropout configs", headline)
 
 

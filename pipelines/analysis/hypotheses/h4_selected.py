@@ -19,9 +19,11 @@ from pipelines.core.params import AnalyzeParams
 
 def rule(settings: AnalyzeParams) -> str:
     alpha = f"{settings.alpha:g}"
-    return (f"In each optimizer group, at validation-selected strengths: Friedman's test over seeds rejects "
-            f"equal test-accuracy ranks (p < {alpha}) and at least one family beats none on test accuracy "
-            f"(Wilcoxon signed-rank, Holm-adjusted within the group, p < {alpha}, difference > 0).")
+    return (
+        f"In each optimizer group, at validation-selected strengths: Friedman's test over seeds rejects "
+        f"equal test-accuracy ranks (p < {alpha}) and at least one family beats none on test accuracy "
+        f"(Wilcoxon signed-rank, Holm-adjusted within the group, p < {alpha}, difference > 0)."
+    )
 
 
 def plan(context: Context, group: str) -> Plan:
@@ -29,9 +31,14 @@ def plan(context: Context, group: str) -> Plan:
     chosen = [str(c) for c in selected.loc[selected["optimizer"] == group, "config"]]
     none = context.grid.baseline(group)
     holm_family = f"{context.grid.dataset}/H4/{group}"
-    return Plan(comparisons=[Comparison("H4", "selected", "test_acc", config, none, "greater", holm_family)
-                             for config in chosen if config != none],
-                rankings=[Ranking(group, tuple(chosen))])
+    return Plan(
+        comparisons=[
+            Comparison("H4", "selected", "test_acc", config, none, "greater", holm_family)
+            for config in chosen
+            if config != none
+        ],
+        rankings=[Ranking(group, tuple(chosen))],
+    )
 
 
 def judge(context: Context, findings: Findings) -> Judgement:
@@ -48,14 +55,21 @@ def judge(context: Context, findings: Findings) -> Judgement:
         better = sum(c.holm_p < alpha and c.test.mean_diff > 0 for c in rows)
         worse = sum(c.holm_p < alpha and c.test.mean_diff < 0 for c in rows)
         top = min(range(len(ranking.families)), key=lambda i: ranking.test.mean_ranks[i])
-        headline |= {f"{group}_friedman_p": friedman.p, f"{group}_top_ranked": ranking.families[top],
-                     f"{group}_better_than_none": better, f"{group}_worse_than_none": worse}
-        parts.append(f"{group}: Friedman p={friedman.p:.2g} over {len(ranking.families)} configs and "
-                     f"{ranking.n_seeds} seeds, top mean rank {ranking.families[top]} "
-                     f"({friedman.mean_ranks[top]:.2f}, test accuracy {ranking.test_acc_means[top]:.4f}); "
-                     f"{better} of {len(rows)} families beat none and {worse} fall below it (Holm p < {alpha:g})")
+        headline |= {
+            f"{group}_friedman_p": friedman.p,
+            f"{group}_top_ranked": ranking.families[top],
+            f"{group}_better_than_none": better,
+            f"{group}_worse_than_none": worse,
+        }
+        parts.append(
+            f"{group}: Friedman p={friedman.p:.2g} over {len(ranking.families)} configs and "
+            f"{ranking.n_seeds} seeds, top mean rank {ranking.families[top]} "
+            f"({friedman.mean_ranks[top]:.2f}, test accuracy {ranking.test_acc_means[top]:.4f}); "
+            f"{better} of {len(rows)} families beat none and {worse} fall below it (Holm p < {alpha:g})"
+        )
     return Judgement(checks, "; ".join(parts) or "no configs", headline)
 
 
-H4 = Hypothesis("H4", "A regularizer at its validation-selected strength beats none on test accuracy", rule, judge,
-                plan_group=plan)
+H4 = Hypothesis(
+    "H4", "A regularizer at its validation-selected strength beats none on test accuracy", rule, judge, plan_group=plan
+)

@@ -36,12 +36,17 @@ def judge(context: Context, findings: Findings) -> Judgement:
     unpaired = int(context.grid.configs["penalize_bias"].sum()) - len(pairs)
     equivalent = sum(e.equivalent for e in pairs)
     widest = largest(abs(e.mean_diff) for e in pairs)
-    evidence = (f"{equivalent} of {len(pairs)} penalize_bias configs are equivalent to their partner on test "
-                f"accuracy (largest |diff| {100 * widest:.2f} points)")
+    evidence = (
+        f"{equivalent} of {len(pairs)} penalize_bias configs are equivalent to their partner on test "
+        f"accuracy (largest |diff| {100 * widest:.2f} points)"
+    )
     if unpaired:
         evidence += f"; {unpaired} without a partner or without an ok member"
-    return Judgement(checks, evidence, {"pairs": len(pairs), "equivalent_pairs": equivalent,
-                                        "max_abs_test_acc_diff": widest, "unpaired": unpaired})
+    return Judgement(
+        checks,
+        evidence,
+        {"pairs": len(pairs), "equivalent_pairs": equivalent, "max_abs_test_acc_diff": widest, "unpaired": unpaired},
+    )
 
 
 H6 = Hypothesis("H6", "Penalizing biases leaves test accuracy unchanged", rule, judge, plan_dataset=plan)

@@ -38,13 +38,13 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2], help="worker nodes of each Ray cluster")
     args = parser.parse_args()
 
-    settings = params.load()
-    config = getattr(settings.train, args.dataset)
+    study = params.load()
+    config = getattr(study.train, args.dataset)
     data = load_prepared(args.dataset)
     members = grid.expand(config)
     identity = grid.identity_frame(args.dataset, members, config)
     print(
-        f"scale-out benchmark: {args.dataset}, profile {settings.profile}, {len(members)} members, "
+        f"scale-out benchmark: {args.dataset}, profile {study.profile}, {len(members)} members, "
         f"{len(config.seeds)} seeds, {config.epochs} epochs, seed quantum "
         f"{scaleout.seed_quantum(members, data, config)}; load average {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} CPUs"
@@ -59,9 +59,9 @@ def main() -> None:
             members,
             data,
             config,
-            settings.train.sparsity_thresholds,
+            study.train.sparsity_thresholds,
             choose_device("cpu"),
-            settings.train.max_chunk_members,
+            study.train.max_chunk_members,
             progress=False,
         )
         wall = time.perf_counter() - start
@@ -78,7 +78,7 @@ def main() -> None:
             cluster.wait_for_nodes()
             os.environ["RAY_ADDRESS"] = cluster.address
             start = time.perf_counter()
-            sharded, _ = scaleout.train(args.dataset, members, identity, data, settings, None, {})
+            sharded, _ = scaleout.train(args.dataset, members, identity, data, study, None, {})
             wall = time.perf_counter() - start
         finally:
             os.environ.pop("RAY_ADDRESS", None)

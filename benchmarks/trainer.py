@@ -52,14 +52,18 @@ def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> 
     return 2 * size**3 / statistics.median(timings[1:]) / 1e9
 
 
-def grid_flops(config: DatasetTrain, data: Prepared, members: int) -> float:
+def grid_flops(grid_spec: DatasetTrain, data: Prepared, members: int) -> float:
     """Multiply-adds x 2 of training (forward, weight and input gradients) and of evaluation."""
-    sizes = [data.x_train.shape[1], *config.hidden, data.n_classes]
+    sizes = [data.x_train.shape[1], *grid_spec.hidden, data.n_classes]
     products = [i * o for i, o in zip(sizes[:-1], sizes[1:])]
     per_train_sample = 2 * sum(products) * 3 - 2 * products[0]  # no gradient for the input itself
-    evaluations = sum(1 for e in range(1, config.epochs + 1) if e % config.eval_every == 0 or e == config.epochs)
+    evaluations = sum(
+        1 for e in range(1, grid_spec.epochs + 1) if e % grid_spec.eval_every == 0 or e == grid_spec.epochs
+    )
     eval_samples = len(data.y_train) + len(data.y_val) + len(data.y_test)
-    per_member = config.epochs * len(data.y_train) * per_train_sample + evaluations * eval_samples * 2 * sum(products)
+    per_member = grid_spec.epochs * len(data.y_train) * per_train_sample + evaluations * eval_samples * 2 * sum(
+        products
+    )
     return members * per_member
 
 
@@ -76,30 +80,30 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 def run_case(
     name: str,
-    config: DatasetTrain,
+    grid_spec: DatasetTrain,
     data: Prepared,
     device: torch.device,
     reference_members: int,
     thresholds: list[float],
     peak_gflops: float,
 ) -> None:
-    members = grid.expand(config)
+    members = grid.expand(grid_spec)
     # Warm up both trainers on two mini-batches: the first products of each shape pay one-off costs.
     few = dataclasses.replace(
-        data, x_train=data.x_train[: 2 * config.batch_size], y_train=data.y_train[: 2 * config.batch_size]
+        data, x_train=data.x_train[: 2 * grid_spec.batch_size], y_train=data.y_train[: 2 * grid_spec.batch_size]
     )
-    warm = config.model_copy(update={"epochs": 1, "eval_every": 1})
+    warm = grid_spec.model_copy(update={"epochs": 1, "eval_every": 1})
     train_grid(members, few, warm, thresholds, device, progress=False)
     if reference_members:
         train_reference(members[0], few, warm, thresholds)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    result = train_grid(members, data, config, thresholds, device, progress=False)
+    result = train_grid(members, data, grid_spec, thresholds, device, progress=False)
     batched_rate = result.member_samples / result.seconds
-    gflops = grid_flops(config, data, len(members)) / result.seconds / 1e9
+    gflops = grid_flops(grid_spec, data, len(members)) / result.seconds / 1e9
     print(
-        f"\n== {name}: {len(members)} members x {config.epochs} epochs x {len(data.y_train):,} samples "
-        f"(hidden {config.hidden}, batch {config.batch_size}) on {device.type}"
+        f"\n== {name}: {len(members)} members x {grid_spec.epochs} epochs x {len(data.y_train):,} samples "
+        f"(hidden {grid_spec.hidden}, batch {grid_spec.batch_size}) on {device.type}"
     )
     print(
         f"batched   : {result.seconds:8.2f} s  {batched_rate:14,.0f} member-samples/s  "
@@ -111,10 +115,10 @@ def run_case(
         sample = members[::step][:reference_members]
         start = time.perf_counter()
         for member in sample:
-            train_reference(member, data, config, thresholds)
+            train_reference(member, data, grid_spec, thresholds)
         seconds = time.perf_counter() - start
-        reference_rate = len(sample) * config.epochs * len(data.y_train) / seconds
-        reference_gflops = grid_flops(config, data, len(sample)) / seconds / 1e9
+        reference_rate = len(sample) * grid_spec.epochs * len(data.y_train) / seconds
+        reference_gflops = grid_flops(grid_spec, data, len(sample)) / seconds / 1e9
         print(
             f"reference : {seconds:8.2f} s for {len(sample)} members  {reference_rate:14,.0f} member-samples/s  "
             f"{reference_gflops:8.1f} GFLOP/s = {reference_gflops / peak_gflops:5.1%} of matmul  (one member at a time)"
@@ -131,32 +135,32 @@ def main() -> None:
     parser.add_argument("--tf32", action="store_true", help="also time CUDA matmuls on TF32 tensor cores")
     args = parser.parse_args()
 
-    settings = params.load()
+    study = params.load()
     device = choose_device(args.device)  # strict float32 first; --tf32 adds the TF32 timing
     cases = args.cases or (["gpu_target"] if device.type == "cuda" else ["diabetes", "fashion_mnist"])
-    thresholds = settings.train.sparsity_thresholds
+    thresholds = study.train.sparsity_thresholds
     torch.manual_seed(0)
     peak = matmul_gflops(device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, matmul 2048^3 float32: {peak:,.1f} GFLOP/s")
     for name in cases:
         if name == "gpu_target":
-            base = settings.train.fashion_mnist
-            config = base.model_copy(update={"epochs": 20, "eval_every": 20})
-            per_seed = len(grid.expand(config.model_copy(update={"seeds": [0]})))
-            config = config.model_copy(update={"seeds": list(range(-(-200 // per_seed)))})
+            base = study.train.fashion_mnist
+            grid_spec = base.model_copy(update={"epochs": 20, "eval_every": 20})
+            per_seed = len(grid.expand(grid_spec.model_copy(update={"seeds": [0]})))
+            grid_spec = grid_spec.model_copy(update={"seeds": list(range(-(-200 // per_seed)))})
             data = random_data(55_000, 5_000, 10_000, 784, 10)
-            members = len(grid.expand(config))
+            members = len(grid.expand(grid_spec))
             print(f"(gpu_target: {members} members, the nearest whole number of seeds to 200)")
-            run_case(name, config, data, device, 0, thresholds, peak)
+            run_case(name, grid_spec, data, device, 0, thresholds, peak)
             if args.tf32:
                 torch.backends.cuda.matmul.allow_tf32 = True
-                run_case(name + " (TF32 matmuls)", config, data, device, 0, thresholds, peak)
+                run_case(name + " (TF32 matmuls)", grid_spec, data, device, 0, thresholds, peak)
                 torch.backends.cuda.matmul.allow_tf32 = False
             continue
-        config = getattr(settings.train, name)
+        grid_spec = getattr(study.train, name)
         if args.epochs:
-            config = config.model_copy(update={"epochs": args.epochs})
-        run_case(name, config, random_data(*SHAPES[name]), device, args.reference_members, thresholds, peak)
+            grid_spec = grid_spec.model_copy(update={"epochs": args.epochs})
+        run_case(name, grid_spec, random_data(*SHAPES[name]), device, args.reference_members, thresholds, peak)
 
 
 if __name__ == "__main__":

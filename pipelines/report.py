@@ -21,10 +21,10 @@ from pipelines.reporting.render import REPORT_HTML, REPORT_MD, render
 
 @stage
 def main() -> None:
-    config = params.load()
+    study = params.load()
     inputs = read_inputs()
-    origin = provenance.collect(config, inputs.files)
-    text, html = render(build_context(config, inputs, origin, datetime.datetime.now(datetime.UTC).date()))
+    origin = provenance.collect(study, inputs.files)
+    text, html = render(build_context(study, inputs, origin, datetime.datetime.now(datetime.UTC).date()))
     # Both are rendered before either is written, so a failure while rendering leaves the old report.
     files.write_text(REPORT_MD, text)
     files.write_text(REPORT_HTML, html)

@@ -334,7 +334,7 @@ def test_captions_count_members_that_diverged_outside_the_configurations_drawn(t
     write_study(tmp_path / "partly", diverge={lost: SEEDS}, datasets=("diabetes",))
     monkeypatch.chdir(tmp_path / "partly")
     plotting.use_theme()
-    ev = plot_evidence.load_evidence("diabetes", plot_evidence.read_tables())
+    ev = plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES))
     curves = accuracy_figures.learning_curves(ev)  # draws the selected configurations only
     assert f"none of those drawn diverged; {SEEDS} members of configurations not drawn here diverged" in curves.caption
     assert "(none diverged)" not in curves.caption

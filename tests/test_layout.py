@@ -86,4 +86,4 @@ def test_stage_modules_are_a_page_and_library_modules_stay_small():
         assert lines <= 150, f"pipelines/{stage}.py has {lines} lines; a stage is a page (at most 150)"
     for path in (ROOT / "pipelines").glob("*/*.py"):
         lines = len(path.read_text().splitlines())
-        assert lines <= 430, f"{path.relative_to(ROOT)} has {lines} lines; split it by what it holds"
+        assert lines <= 410, f"{path.relative_to(ROOT)} has {lines} lines; split it by what it holds"

@@ -157,14 +157,14 @@ class Findings:
         return next(c for c in self.comparisons if c.spec.key == (hypothesis, metric, a, b))
 
 
-def run(grid: Grid, plan: Plan, settings: AnalyzeParams) -> Findings:
+def run(grid: Grid, plan: Plan, analysis_params: AnalyzeParams) -> Findings:
     """Run every planned test, then correct: BH over the dataset's Wilcoxon and Page p, Holm per family."""
     # A pair can be both "matched" and "equal_strength": run it once, under the first scope.
     unique: dict[Key, Comparison] = {}
     for spec in plan.comparisons:
         unique.setdefault(spec.key, spec)
     compared = [
-        _compare(grid, spec, settings)
+        _compare(grid, spec, analysis_params)
         for spec in tqdm(unique.values(), desc=f"{grid.dataset}: paired tests", unit="test")
     ]
     trended = [_trend(grid, spec) for spec in plan.trends]
@@ -174,15 +174,15 @@ def run(grid: Grid, plan: Plan, settings: AnalyzeParams) -> Findings:
     return Findings(
         comparisons=[replace(c, bh_p=float(p), holm_p=h) for c, p, h in zip(compared, bh, _holm(compared))],
         trends=[replace(t, bh_p=float(p)) for t, p in zip(trended, bh[len(compared) :])],
-        equivalences=[_equivalence(grid, spec, settings) for spec in plan.equivalences],
+        equivalences=[_equivalence(grid, spec, analysis_params) for spec in plan.equivalences],
         rankings=[_ranking(grid, spec) for spec in plan.rankings],
     )
 
 
-def _compare(grid: Grid, spec: Comparison, settings: AnalyzeParams) -> ComparisonResult:
+def _compare(grid: Grid, spec: Comparison, analysis_params: AnalyzeParams) -> ComparisonResult:
     a, b = grid.paired(spec.a, spec.b, spec.metric)
     test = inference.paired_comparison(
-        a, b, alpha=settings.alpha, resamples=settings.bootstrap_resamples, seed=settings.seed
+        a, b, alpha=analysis_params.alpha, resamples=analysis_params.bootstrap_resamples, seed=analysis_params.seed
     )
     facts = grid.configs
     return ComparisonResult(
@@ -221,18 +221,18 @@ def _trend(grid: Grid, spec: Trend) -> TrendResult:
     )
 
 
-def _equivalence(grid: Grid, spec: Equivalence, settings: AnalyzeParams) -> EquivalenceResult:
+def _equivalence(grid: Grid, spec: Equivalence, analysis_params: AnalyzeParams) -> EquivalenceResult:
     x, y = grid.paired(spec.a, spec.b, spec.metric)
     d = (x - y) / y if spec.relative else inference.differences(x, y)
-    p = inference.tost_p(d, settings.equivalence_margin)
+    p = inference.tost_p(d, analysis_params.equivalence_margin)
     return EquivalenceResult(
         spec,
         grid.configs.at[spec.a, "group"],
-        settings.equivalence_margin,
+        analysis_params.equivalence_margin,
         d.size,
         float(np.mean(d)) if d.size else math.nan,
         p,
-        bool(p < settings.alpha),
+        bool(p < analysis_params.alpha),
         "" if d.size >= 2 else f"{d.size} pairs: TOST needs 2",
     )
 

@@ -20,7 +20,7 @@ from pipelines.core.params import AnalyzeParams
 L1_FAMILIES = ("l1", "prox_l1")
 
 
-def select(grid: Grid, settings: AnalyzeParams) -> pd.DataFrame:
+def select(grid: Grid, analysis_params: AnalyzeParams) -> pd.DataFrame:
     """Each family's validation-selected config per optimizer group (the baseline included)."""
     rows = []
     for group in grid.groups():
@@ -31,9 +31,9 @@ def select(grid: Grid, settings: AnalyzeParams) -> pd.DataFrame:
             best = candidates.sort_values(["val_acc_mean", "strength", "config"], ascending=[False, True, True]).iloc[0]
             ci = inference.mean_interval(
                 grid.values(best["config"], "test_acc").to_numpy(),
-                level=1 - settings.alpha,
-                resamples=settings.bootstrap_resamples,
-                seed=settings.seed,
+                level=1 - analysis_params.alpha,
+                resamples=analysis_params.bootstrap_resamples,
+                seed=analysis_params.seed,
             )
             rows.append(
                 {

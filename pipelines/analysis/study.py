@@ -30,10 +30,12 @@ from pipelines.core.params import AnalyzeParams
 Tables = dict[str, pd.DataFrame]
 
 
-def analyze_dataset(grid: Grid, settings: AnalyzeParams) -> tuple[Tables, dict[str, object]]:
+def analyze_dataset(grid: Grid, analysis_params: AnalyzeParams) -> tuple[Tables, dict[str, object]]:
     """Every table of one dataset, and its entry of metrics.json."""
-    context = Context(grid, settings, select(grid, settings), match(grid, settings.match_tolerance))
-    findings = tests.run(grid, plan(context), settings)
+    context = Context(
+        grid, analysis_params, select(grid, analysis_params), match(grid, analysis_params.match_tolerance)
+    )
+    findings = tests.run(grid, plan(context), analysis_params)
     summary = _summary(grid, context.selected)
     verdicts: list[dict[str, str]] = []
     for hypothesis in HYPOTHESES:

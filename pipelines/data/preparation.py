@@ -36,14 +36,14 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-def check_fashion_settings(settings: params.FashionData) -> None:
+def check_fashion_settings(data_params: params.FashionData) -> None:
     """The subset must fit in what validation leaves; the schema cannot see both keys at once."""
-    room = FASHION_TRAIN_IMAGES - settings.val_size
-    if settings.train_subset is not None and settings.train_subset > room:
+    room = FASHION_TRAIN_IMAGES - data_params.val_size
+    if data_params.train_subset is not None and data_params.train_subset > room:
         raise ParamsError(
             f"{params.PARAMS_FILE}: data.fashion_mnist.train_subset (after the profile's overrides): "
-            f"found {settings.train_subset}; expected at most {room} (the {FASHION_TRAIN_IMAGES} "
-            f"training images minus val_size {settings.val_size}) or null"
+            f"found {data_params.train_subset}; expected at most {room} (the {FASHION_TRAIN_IMAGES} "
+            f"training images minus val_size {data_params.val_size}) or null"
         )
 
 
@@ -61,7 +61,7 @@ def source_hashes(raw_dir: Path, dataset: str, allow_modified: bool) -> dict[str
     return found
 
 
-def prepare_fashion(raw_dir: Path, settings: params.FashionData) -> tuple[Arrays, dict[str, Any]]:
+def prepare_fashion(raw_dir: Path, data_params: params.FashionData) -> tuple[Arrays, dict[str, Any]]:
     """Split, flatten, scale to [0, 1] and standardize with one mean and std of the training split."""
     idx = {file.name: read_idx(raw_dir / file.name, file.shape) for file in RAW_FILES["fashion_mnist"]}
     n_classes = len(CLASS_NAMES["fashion_mnist"])
@@ -69,7 +69,7 @@ def prepare_fashion(raw_dir: Path, settings: params.FashionData) -> tuple[Arrays
         if idx[name].max() >= n_classes:
             raise DataError(f"{raw_dir / name}: found label {idx[name].max()}; expected 0 to {n_classes - 1}")
     train_images, train_labels = idx["train-images-idx3-ubyte"], idx["train-labels-idx1-ubyte"]
-    parts = split_fashion(train_labels, settings.val_size, settings.train_subset, settings.seed)
+    parts = split_fashion(train_labels, data_params.val_size, data_params.train_subset, data_params.seed)
     images = {
         "train": train_images[parts["train"]],
         "val": train_images[parts["val"]],
@@ -96,18 +96,18 @@ def prepare_fashion(raw_dir: Path, settings: params.FashionData) -> tuple[Arrays
     return arrays, {"feature_names": pixels, "normalization": {"mean": mean, "std": std}, "imputation": None}
 
 
-def prepare_diabetes(raw_dir: Path, settings: params.DiabetesData) -> tuple[Arrays, dict[str, Any]]:
+def prepare_diabetes(raw_dir: Path, data_params: params.DiabetesData) -> tuple[Arrays, dict[str, Any]]:
     """Split (stratified), fill the zeros that mean "missing" and standardize every feature, all
     with statistics of the training split."""
     (file,) = RAW_FILES["diabetes"]
     path = raw_dir / file.name
     frame = read_pima(path, rows=file.shape[0])
     labels = frame["Outcome"].to_numpy(np.int64)
-    parts = split_diabetes(labels, settings.val_fraction, settings.test_fraction, settings.seed)
+    parts = split_diabetes(labels, data_params.val_fraction, data_params.test_fraction, data_params.seed)
     missing = list(PIMA_ZERO_MEANS_MISSING)
     features = frame[list(PIMA_FEATURES)].copy()
     features[missing] = features[missing].replace(0.0, np.nan)
-    fill = features.iloc[parts["train"]][missing].agg(settings.impute)  # ignores the missing values
+    fill = features.iloc[parts["train"]][missing].agg(data_params.impute)  # ignores the missing values
     if fill.isna().any():
         raise DataError(
             f"{path}: column {fill.index[fill.isna()][0]} is missing (0) in every training row; "
@@ -127,7 +127,7 @@ def prepare_diabetes(raw_dir: Path, settings: params.DiabetesData) -> tuple[Arra
         arrays[f"x_{split}"] = np.ascontiguousarray(standardized[parts[split]])
         arrays[f"y_{split}"] = labels[parts[split]]
     imputation = {
-        "method": settings.impute,
+        "method": data_params.impute,
         "statistic_of": "train",
         "values": fill.to_dict(),
         "imputed_counts": {
@@ -148,15 +148,15 @@ def prepare(
     dataset: str, data: params.DataParams, raw_root: Path = RAW_DIR, out_root: Path = PREPARED_DIR
 ) -> tuple[Path, Path]:
     """Prepare `dataset` from raw_root/<dataset>/ and write its tensors and metadata to out_root."""
-    settings = getattr(data, dataset)
+    data_params = getattr(data, dataset)
     if dataset == "fashion_mnist":
-        check_fashion_settings(settings)
+        check_fashion_settings(data_params)
     raw_dir = raw_root / dataset
     if not raw_dir.is_dir():
         raise DataError(f"{raw_dir}: not found; run `python -m pipelines.fetch {dataset}` first")
     # Parsed first: a broken cell named by its row and column says more than a changed hash.
-    arrays, details = PREPARERS[dataset](raw_dir, settings)
-    hashes = source_hashes(raw_dir, dataset, settings.allow_modified)
+    arrays, details = PREPARERS[dataset](raw_dir, data_params)
+    hashes = source_hashes(raw_dir, dataset, data_params.allow_modified)
     class_names = CLASS_NAMES[dataset]
     metadata = {
         "dataset": dataset,
@@ -168,7 +168,7 @@ def prepare(
             )
             for split in SPLITS
         },
-        "settings": settings.model_dump(),
+        "settings": data_params.model_dump(),
         # Of the bytes prepared here; the pinned hash where they are the files fetch verified.
         "source_sha256": hashes,
         "source_modified": [file.name for file in RAW_FILES[dataset] if hashes[file.name] != file.sha256],

@@ -15,29 +15,29 @@ from pipelines.reporting.numbers import markdown_table, number
 
 
 def build_context(
-    config: params.Params, inputs: Inputs, origin: provenance.Provenance, today: datetime.date
+    study: params.Params, inputs: Inputs, origin: provenance.Provenance, today: datetime.date
 ) -> dict[str, Any]:
     """Everything the templates show, shaped; numbers stay numbers until `number` writes them."""
     names = dataset_names(inputs.metrics)
     tables = {name: _display(frame) for name, frame in inputs.tables.items()}
     comparisons = tables["comparisons"]
     return {
-        "title": config.report.title,
-        "authors": config.report.authors,
-        "version": config.report.version,
+        "title": study.report.title,
+        "authors": study.report.authors,
+        "version": study.report.version,
         "date": today.isoformat(),
-        "profile": config.profile,
+        "profile": study.profile,
         "report_id": origin.report_id,
         "datasets": [_dataset_view(d, inputs, tables) for d in names],
         "hypotheses": _hypothesis_views(names, inputs, tables),
         "conventions": inputs.conventions,
-        "intervals": {"level": 1 - config.analyze.alpha, "resamples": config.analyze.bootstrap_resamples},
+        "intervals": {"level": 1 - study.analyze.alpha, "resamples": study.analyze.bootstrap_resamples},
         "totals": {key: sum(inputs.summaries[d][key] for d in names) for key in ("members", "diverged", "seconds")},
         "unreachable": int((comparisons["can_reach_alpha"].astype(str).str.lower() != "true").sum()),
         "comparisons": len(comparisons),
         "provenance": origin,
-        "citation_cff": citation_cff(config, origin, today),
-        "bibtex": bibtex(config, origin, today),
+        "citation_cff": citation_cff(study, origin, today),
+        "bibtex": bibtex(study, origin, today),
     }
 
 
@@ -137,15 +137,15 @@ def _hypothesis_views(names: list[str], inputs: Inputs, tables: dict[str, pd.Dat
     return views
 
 
-def citation_cff(config: params.Params, origin: provenance.Provenance, today: datetime.date) -> dict[str, Any]:
+def citation_cff(study: params.Params, origin: provenance.Provenance, today: datetime.date) -> dict[str, Any]:
     """CITATION.cff data for this report: its version, date and report id."""
     cff: dict[str, Any] = {
         "cff-version": "1.2.0",
         "message": "If you use these results, please cite this report by its version and report id.",
         "type": "software",
-        "title": config.report.title,
-        "authors": [{"name": name} for name in config.report.authors],
-        "version": config.report.version,
+        "title": study.report.title,
+        "authors": [{"name": name} for name in study.report.authors],
+        "version": study.report.version,
         "date-released": today.isoformat(),
         "identifiers": [
             {
@@ -161,16 +161,16 @@ def citation_cff(config: params.Params, origin: provenance.Provenance, today: da
     return cff
 
 
-def bibtex(config: params.Params, origin: provenance.Provenance, today: datetime.date) -> str:
+def bibtex(study: params.Params, origin: provenance.Provenance, today: datetime.date) -> str:
     """A @techreport entry; the title and each author in braces so that BibTeX keeps their case and wholeness."""
     fields = {
-        "title": "{" + config.report.title + "}",
-        "author": " and ".join("{" + name + "}" for name in config.report.authors),
+        "title": "{" + study.report.title + "}",
+        "author": " and ".join("{" + name + "}" for name in study.report.authors),
         "institution": "regbench",
         "type": "Benchmark report",
         "number": origin.report_id,
         "year": str(today.year),
-        "note": f"Version {config.report.version}, report id {origin.report_id}"
+        "note": f"Version {study.report.version}, report id {origin.report_id}"
         + (f", git commit {origin.git.commit}" if origin.git.commit else ""),
     }
     body = ",\n".join(f"  {key:<11} = {{{value}}}" for key, value in fields.items())

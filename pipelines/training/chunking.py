@@ -36,17 +36,17 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's <malloc.h>
 
 
 def chunks(
-    members: list[Member], config: DatasetTrain, data: Prepared, device: torch.device, max_chunk_members: int
+    members: list[Member], grid_spec: DatasetTrain, data: Prepared, device: torch.device, max_chunk_members: int
 ) -> Iterator[list[Member]]:
     """Chunks of one cohort: a block of its seeds times a block of its configurations, laid out
     seed-major (member s·C + c of a chunk is configuration c of seed s)."""
-    limit = max_chunk_members or members_that_fit(config, data, device)
+    limit = max_chunk_members or members_that_fit(grid_spec, data, device)
     cohorts: dict[tuple, dict[tuple[str, int], Member]] = {}
     for m in members:
         cohorts.setdefault(m.cohort, {})[m.config, m.seed] = m
     for cohort in cohorts.values():
         seeds = sorted({seed for _, seed in cohort})
-        configs = sorted({config for config, _ in cohort}, key=lambda c: feature_order(cohort[c, seeds[0]]))
+        configs = sorted({grid_spec for grid_spec, _ in cohort}, key=lambda c: feature_order(cohort[c, seeds[0]]))
         if len(cohort) != len(seeds) * len(configs):
             raise ValueError("the batched trainer needs every configuration of a cohort with every seed")
         seeds_at_once = min(len(seeds), limit)
@@ -78,13 +78,13 @@ def feature_order(m: Member) -> tuple:
     return FAMILY_ORDER.index(m.family), m.penalize_bias, m.config
 
 
-def members_that_fit(config: DatasetTrain, data: Prepared, device: torch.device) -> int:
+def members_that_fit(grid_spec: DatasetTrain, data: Prepared, device: torch.device) -> int:
     """How many members fit at once: on CUDA half the free memory, on the CPU all of them."""
     if device.type != "cuda":
         return 1 << 30
-    sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
+    sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
     parameters = sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:]))
-    activations = config.batch_size * 4 * sum(sizes[1:]) + EVAL_ROWS * sum(sizes[1:])
+    activations = grid_spec.batch_size * 4 * sum(sizes[1:]) + EVAL_ROWS * sum(sizes[1:])
     per_member = 4 * (5 * parameters + 3 * activations)  # float32: weights, grads, 2 moments, scratch
     free, _ = torch.cuda.mem_get_info(device)
     return max(1, int(free * 0.5 // per_member))

@@ -71,19 +71,19 @@ class Member:
         return self.rule, self.lr, self.momentum, self.betas, self.eps
 
 
-def expand(config: DatasetTrain) -> list[Member]:
+def expand(grid_spec: DatasetTrain) -> list[Member]:
     """Every member of the grid, numbered in order."""
     settings = []
-    for name, optimizer in config.optimizers.items():
-        for family, values in _family_settings(optimizer.families, len(config.hidden)):
-            settings.append((name, optimizer, family, values, config.penalize_bias))
-            if family in config.bias_ablation:
-                settings.append((name, optimizer, family, values, not config.penalize_bias))
+    for name, optimizer in grid_spec.optimizers.items():
+        for family, values in _family_settings(optimizer.families, len(grid_spec.hidden)):
+            settings.append((name, optimizer, family, values, grid_spec.penalize_bias))
+            if family in grid_spec.bias_ablation:
+                settings.append((name, optimizer, family, values, not grid_spec.penalize_bias))
     members: list[Member] = []
     for name, optimizer, family, values, penalize_bias in settings:
-        for seed in config.seeds:
+        for seed in grid_spec.seeds:
             members.append(
-                _member(len(members), name, optimizer, family, values, penalize_bias, seed, len(config.hidden))
+                _member(len(members), name, optimizer, family, values, penalize_bias, seed, len(grid_spec.hidden))
             )
     return members
 
@@ -134,7 +134,7 @@ def config_name(optimizer: str, family: str, values: dict, penalize_bias: bool) 
     return f"{optimizer}/{family}" + (f"/{inner}" if inner else "") + ("/bias" if penalize_bias else "")
 
 
-def identity_frame(dataset: str, members: list[Member], config: DatasetTrain) -> pd.DataFrame:
+def identity_frame(dataset: str, members: list[Member], grid_spec: DatasetTrain) -> pd.DataFrame:
     """The identity columns of the results contract, one row per member."""
     rows = []
     for m in members:
@@ -152,10 +152,10 @@ def identity_frame(dataset: str, members: list[Member], config: DatasetTrain) ->
                 "dropout_layers": ";".join(f"{p:g}" for p in m.dropout),
                 "act_l1": m.act_l1,
                 "act_l2": m.act_l2,
-                "hidden": "-".join(map(str, config.hidden)),
-                "activation": config.activation,
-                "batch_size": config.batch_size,
-                "epochs": config.epochs,
+                "hidden": "-".join(map(str, grid_spec.hidden)),
+                "activation": grid_spec.activation,
+                "batch_size": grid_spec.batch_size,
+                "epochs": grid_spec.epochs,
             }
         )
     return pd.DataFrame(rows)

@@ -43,12 +43,12 @@ class MLP(nn.Module):
 
 
 def train_reference(
-    member: Member, data: Prepared, config: DatasetTrain, thresholds: list[float]
+    member: Member, data: Prepared, grid_spec: DatasetTrain, thresholds: list[float]
 ) -> tuple[dict, pd.DataFrame, MLP, torch.optim.Optimizer]:
     """Train one member; returns its final measures, its per-evaluation curve, the network and its
     optimizer (whose state the batched trainer's is checked against)."""
-    sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
-    model = MLP(sizes, config.activation, member.dropout)
+    sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
+    model = MLP(sizes, grid_spec.activation, member.dropout)
     linear = [cast(nn.Linear, layer) for layer in model.layers]
     with torch.no_grad():
         for layer, (weight, bias) in zip(linear, networks.initial_parameters(member.seed, sizes)):
@@ -61,13 +61,13 @@ def train_reference(
     noise_stream = networks.generator(member.seed, "dropout") if any(member.dropout) else None
     n = len(data.y_train)
     curves = []
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, grid_spec.epochs + 1):
         model.train()
         order = networks.epoch_order(order_stream, n)
-        noise = networks.dropout_noise(noise_stream, n, config.hidden, data.x_train.device) if noise_stream else None
-        for start in range(0, n, config.batch_size):
-            index = order[start : start + config.batch_size]
-            batch_noise = [u[start : start + config.batch_size] for u in noise] if noise else None
+        noise = networks.dropout_noise(noise_stream, n, grid_spec.hidden, data.x_train.device) if noise_stream else None
+        for start in range(0, n, grid_spec.batch_size):
+            index = order[start : start + grid_spec.batch_size]
+            batch_noise = [u[start : start + grid_spec.batch_size] for u in noise] if noise else None
             logits, hidden = model(data.x_train[index], batch_noise)
             loss = nn.functional.cross_entropy(logits, data.y_train[index])
             loss = loss + _penalty(member, weights, biases, hidden)
@@ -80,7 +80,7 @@ def train_reference(
                 with torch.no_grad():
                     for p in weights + (biases if member.penalize_bias else []):
                         regularizers.soft_threshold_(p, _proximal_threshold(member, optimizer, p))
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
+        if epoch % grid_spec.eval_every == 0 or epoch == grid_spec.epochs:
             curves.append({"member": member.member, "epoch": epoch} | evaluate(model, data, thresholds))
     final = {k: v for k, v in curves[-1].items() if k != "epoch"}
     return final, pd.DataFrame(curves), model, optimizer

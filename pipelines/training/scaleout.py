@@ -58,7 +58,7 @@ class Shard:
     dataset: str
     members: list[Member]
     identity: pd.DataFrame  # the members' rows of the identity frame
-    config: DatasetTrain
+    grid_spec: DatasetTrain
     thresholds: list[float]
     device: str
     cuda_tf32: bool
@@ -97,13 +97,13 @@ def train(
     members: list[Member],
     identity: pd.DataFrame,
     data: Prepared,
-    settings: Params,
+    study: Params,
     uri: str | None,
     tags: dict[str, str],
 ) -> tuple[Sharded, ParentRun | None]:
     """Train the grid on the Ray cluster; returns the merged result and the parent run (None
     without tracking). Raises RegbenchError naming the shard whose every attempt failed."""
-    config = getattr(settings.train, dataset)
+    grid_spec = getattr(study.train, dataset)
     start = time.perf_counter()
     _connect()
     try:
@@ -113,8 +113,8 @@ def train(
                 f"MLFLOW_TRACKING_URI {uri}: a SQLite file cannot take runs from the {nodes} nodes of the Ray cluster; "
                 "start a tracking server (make tracking-server) and set MLFLOW_TRACKING_URI=http://HOST:PORT"
             )
-        slots, resources = _slots(settings.train.device)
-        blocks = seed_blocks(members, data, config, slots, "num_gpus" in resources)
+        slots, resources = _slots(study.train.device)
+        blocks = seed_blocks(members, data, grid_spec, slots, "num_gpus" in resources)
         print(
             f"train {dataset}: seeds in {len(blocks)} shard(s) {blocks} on {nodes} Ray node(s), "
             f"{slots} {'GPU' if 'num_gpus' in resources else 'CPU'}(s) at once"
@@ -127,11 +127,11 @@ def train(
                     dataset,
                     [m for m in members if m.seed in block],
                     identity[identity["seed"].isin(block)].reset_index(drop=True),
-                    config,
-                    settings.train.sparsity_thresholds,
-                    settings.train.device,
-                    settings.train.cuda_tf32,
-                    settings.train.max_chunk_members,
+                    grid_spec,
+                    study.train.sparsity_thresholds,
+                    study.train.device,
+                    study.train.cuda_tf32,
+                    study.train.max_chunk_members,
                     uri,
                     parent.run_id if parent else "",
                 )
@@ -146,9 +146,9 @@ def train(
         ray.shutdown()
 
 
-def seed_quantum(members: list[Member], data: Prepared, config: DatasetTrain) -> int:
+def seed_quantum(members: list[Member], data: Prepared, grid_spec: DatasetTrain) -> int:
     """The fewest seeds whose members' stacked tensors span whole FUSED_UNITs in every cohort."""
-    sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
+    sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
     per_member = [i * o for i, o in zip(sizes[:-1], sizes[1:])] + sizes[1:]  # weights, then biases
     first_seed = members[0].seed
     quantum = 1
@@ -158,11 +158,13 @@ def seed_quantum(members: list[Member], data: Prepared, config: DatasetTrain) ->
     return quantum
 
 
-def seed_blocks(members: list[Member], data: Prepared, config: DatasetTrain, slots: int, gpus: bool) -> list[list[int]]:
+def seed_blocks(
+    members: list[Member], data: Prepared, grid_spec: DatasetTrain, slots: int, gpus: bool
+) -> list[list[int]]:
     """The seeds of each shard: consecutive in sorted order (the trainer stacks a cohort's seeds
     sorted), on CPUs a multiple of the seed quantum, as evenly as that allows over `slots` tasks."""
     seeds = sorted({m.seed for m in members})
-    quantum = 1 if gpus else seed_quantum(members, data, config)
+    quantum = 1 if gpus else seed_quantum(members, data, grid_spec)
     per_shard = quantum * math.ceil(len(seeds) / (slots * quantum))
     return [seeds[i : i + per_shard] for i in range(0, len(seeds), per_shard)]
 
@@ -241,14 +243,14 @@ def _train_shard(shard: Shard, data_ref: list[ray.ObjectRef]) -> ShardResult:
         trained = train_grid(
             shard.members,
             data,
-            shard.config,
+            shard.grid_spec,
             shard.thresholds,
             device,
             shard.max_chunk_members,
             progress=False,
             on_evaluation=run.log_evaluation if run else None,
         )
-        result = pruning.with_structure(trained, data, shard.config.activation, device)
+        result = pruning.with_structure(trained, data, shard.grid_spec.activation, device)
         if run:
             run.finish(result.final)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

@@ -59,7 +59,7 @@ def choose_device(requested: str, tf32: bool = False) -> torch.device:
 def train_grid(
     members: list[Member],
     data: Prepared,
-    config: DatasetTrain,
+    grid_spec: DatasetTrain,
     thresholds: list[float],
     device: torch.device,
     max_chunk_members: int = 0,
@@ -75,14 +75,14 @@ def train_grid(
         data,
         **{f"{kind}_{split}": getattr(data, f"{kind}_{split}").to(device) for split in SPLITS for kind in ("x", "y")},
     )
-    chunks = list(chunking.chunks(members, config, data, device, max_chunk_members))
-    steps = sum(config.epochs * math.ceil(len(data.y_train) / config.batch_size) for _ in chunks)
+    chunks = list(chunking.chunks(members, grid_spec, data, device, max_chunk_members))
+    steps = sum(grid_spec.epochs * math.ceil(len(data.y_train) / grid_spec.batch_size) for _ in chunks)
     bar = tqdm(total=steps, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     finals, curves, weights, moments = [], [], [], []
     with bar:
         for chunk in chunks:
-            chunk_trainer = _Chunk(chunk, data, config, thresholds, device)
-            for epoch in range(1, config.epochs + 1):
+            chunk_trainer = _Chunk(chunk, data, grid_spec, thresholds, device)
+            for epoch in range(1, grid_spec.epochs + 1):
                 evaluation = chunk_trainer.run_epoch(epoch, bar)
                 if evaluation is not None and on_evaluation is not None:
                     on_evaluation(evaluation)
@@ -97,7 +97,7 @@ def train_grid(
     rows = torch.tensor([position[m.member] for m in members])
     stacked = [
         (torch.cat([w[i][0] for w in weights])[rows], torch.cat([w[i][1] for w in weights])[rows])
-        for i in range(len(config.hidden) + 1)
+        for i in range(len(grid_spec.hidden) + 1)
     ]
     curve_frame = pd.concat(curves).sort_values(["member", "epoch"], kind="stable").reset_index(drop=True)
     return GridResult(
@@ -105,7 +105,7 @@ def train_grid(
         curves=curve_frame,
         weights=stacked,
         seconds=time.perf_counter() - start,
-        member_samples=len(members) * config.epochs * len(data.y_train),
+        member_samples=len(members) * grid_spec.epochs * len(data.y_train),
         second_moments=adam_state.in_member_order(moments, members) if moments else None,
     )
 
@@ -120,13 +120,24 @@ class _Chunk:
     """
 
     def __init__(
-        self, members: list[Member], data: Prepared, config: DatasetTrain, thresholds: list[float], device: torch.device
+        self,
+        members: list[Member],
+        data: Prepared,
+        grid_spec: DatasetTrain,
+        thresholds: list[float],
+        device: torch.device,
     ) -> None:
-        self.members, self.data, self.config, self.thresholds, self.device = members, data, config, thresholds, device
+        self.members, self.data, self.grid_spec, self.thresholds, self.device = (
+            members,
+            data,
+            grid_spec,
+            thresholds,
+            device,
+        )
         self.rule = members[0].rule
         self.seeds = list(dict.fromkeys(m.seed for m in members))
         self.grid = (len(self.seeds), len(members) // len(self.seeds))
-        sizes = networks.layer_sizes(data.x_train.shape[1], config.hidden, data.n_classes)
+        sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
         initial = {s: networks.initial_parameters(s, sizes) for s in self.seeds}
         self.eval_rows = chunking.eval_rows(sizes)
         self.weights = [
@@ -189,7 +200,7 @@ class _Chunk:
         # Activity penalties and dropout act on hidden activations, and only on the head of the
         # stack: the leading configurations, up to the last that has either (see chunking.FAMILY_ORDER).
         activity = {"l1": [m.act_l1 for m in ms], "l2": [m.act_l2 for m in ms]}
-        dropout = [[m.dropout[i] for m in ms] for i in range(len(self.config.hidden))]
+        dropout = [[m.dropout[i] for m in ms] for i in range(len(self.grid_spec.hidden))]
         uses = self._span([m.act_l1 or m.act_l2 or any(m.dropout) for m in ms])
         self.head = uses.stop if uses else 0
         head = slice(0, self.head)
@@ -214,12 +225,12 @@ class _Chunk:
     def run_epoch(self, epoch: int, bar: tqdm) -> pd.DataFrame | None:
         """Train one epoch; returns the evaluation's rows when the epoch is evaluated."""
         started = time.perf_counter()
-        n, size = len(self.data.y_train), self.config.batch_size
+        n, size = len(self.data.y_train), self.grid_spec.batch_size
         # The epoch's order and dropout noise go to the device once: no host sync inside the epoch.
         order = torch.stack([networks.epoch_order(g, n) for g in self.order_streams]).to(self.device)
         noise = None
         if self.drop is not None:
-            per_seed = [networks.dropout_noise(g, n, self.config.hidden, self.device) for g in self.noise_streams]
+            per_seed = [networks.dropout_noise(g, n, self.grid_spec.hidden, self.device) for g in self.noise_streams]
             noise = [torch.stack(layer) for layer in zip(*per_seed)]  # per layer (seeds, n, width)
         for start in range(0, n, size):
             rows = slice(start, start + size)
@@ -228,7 +239,7 @@ class _Chunk:
         self._check_divergence(epoch)
         self.epochs_run = epoch
         evaluation = None
-        if epoch % self.config.eval_every == 0 or epoch == self.config.epochs:
+        if epoch % self.grid_spec.eval_every == 0 or epoch == self.grid_spec.epochs:
             evaluation = self._evaluate(epoch)
         rate = len(self.members) * len(self.data.y_train) / (time.perf_counter() - started)
         bar.set_postfix(
@@ -239,7 +250,7 @@ class _Chunk:
     def _run_step(self, index: torch.Tensor, noise: list[torch.Tensor] | None) -> None:
         """On CUDA, full mini-batches replay a captured CUDA graph of the step: launching its few
         hundred small kernels one by one from Python would cost more than running them."""
-        if self.device.type != "cuda" or index.shape[1] != self.config.batch_size or self.eager_steps < 3:
+        if self.device.type != "cuda" or index.shape[1] != self.grid_spec.batch_size or self.eager_steps < 3:
             self.eager_steps += 1  # the first steps create the optimizer state the graph reuses
             self.optimizer.zero_grad()
             self._step(index, noise)
@@ -273,7 +284,7 @@ class _Chunk:
         Training: x is (S, n, d), the mini-batch of each seed, and layer 1 is one product per seed.
         Evaluation: x is (n, d), the same samples for every member, and layer 1 is one product.
         """
-        activation = networks.ACTIVATIONS[self.config.activation]
+        activation = networks.ACTIVATIONS[self.grid_spec.activation]
         training = x.dim() == 3
         w, b = self.weights[0], self.biases[0]
         if training:
@@ -282,7 +293,7 @@ class _Chunk:
             h = torch.addmm(b.view(-1, 1), w.view(-1, w.shape[2]), x.T)
         h = h.view(len(self.members), w.shape[1], -1)
         penalty = torch.zeros((), device=self.device)
-        for layer in range(len(self.config.hidden)):
+        for layer in range(len(self.grid_spec.hidden)):
             if layer:
                 h = torch.baddbmm(self.biases[layer], self.weights[layer], h)
             h = activation(h)

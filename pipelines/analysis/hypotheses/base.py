@@ -39,13 +39,13 @@ class Hypothesis:
     plan_dataset: Callable[[Context], Plan] | None = None
 
 
-def wilcoxon_rule(settings: AnalyzeParams) -> str:
-    return f"two-sided Wilcoxon signed-rank over seeds, BH-adjusted p < {settings.alpha:g}"
+def wilcoxon_rule(analysis_params: AnalyzeParams) -> str:
+    return f"two-sided Wilcoxon signed-rank over seeds, BH-adjusted p < {analysis_params.alpha:g}"
 
 
-def page_rule(settings: AnalyzeParams) -> str:
-    return f"Page's trend test over seeds, BH-adjusted p < {settings.alpha:g}, the baseline as"
+def page_rule(analysis_params: AnalyzeParams) -> str:
+    return f"Page's trend test over seeds, BH-adjusted p < {analysis_params.alpha:g}, the baseline as"
 
 
-def tost_rule(settings: AnalyzeParams) -> str:
-    return f"paired-t TOST, margin ±{settings.equivalence_margin:g}, p < {settings.alpha:g}"
+def tost_rule(analysis_params: AnalyzeParams) -> str:
+    return f"paired-t TOST, margin ±{analysis_params.equivalence_margin:g}, p < {analysis_params.alpha:g}"

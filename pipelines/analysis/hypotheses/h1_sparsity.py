@@ -19,11 +19,11 @@ from pipelines.core import results
 from pipelines.core.params import AnalyzeParams
 
 
-def rule(settings: AnalyzeParams) -> str:
+def rule(analysis_params: AnalyzeParams) -> str:
     return (
         f"For each L1-type family (l1, prox_l1) per optimizer group, at matched validation accuracy "
-        f"({matching_rule(settings.match_tolerance)}): more weights below the largest threshold and a higher "
-        f"Hoyer sparsity than none and than the matched l2 config ({wilcoxon_rule(settings)}, difference > 0)."
+        f"({matching_rule(analysis_params.match_tolerance)}): more weights below the largest threshold and a higher "
+        f"Hoyer sparsity than none and than the matched l2 config ({wilcoxon_rule(analysis_params)}, difference > 0)."
     )
 
 

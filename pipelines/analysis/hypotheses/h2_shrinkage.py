@@ -15,9 +15,9 @@ from pipelines.analysis.verdicts import Check, Judgement, trend_check
 from pipelines.core.params import AnalyzeParams
 
 
-def rule(settings: AnalyzeParams) -> str:
+def rule(analysis_params: AnalyzeParams) -> str:
     return (
-        f"For l2 in each optimizer group: weight_l2 falls as the strength rises ({page_rule(settings)} "
+        f"For l2 in each optimizer group: weight_l2 falls as the strength rises ({page_rule(analysis_params)} "
         "strength 0) with monotone level means, and no l2 member has exact zeros."
     )
 

@@ -19,9 +19,9 @@ from pipelines.core.params import AnalyzeParams
 GAPS = ("gap_acc", "gap_loss")
 
 
-def rule(settings: AnalyzeParams) -> str:
+def rule(analysis_params: AnalyzeParams) -> str:
     return (
-        f"For dropout in each optimizer group: gap_acc and gap_loss fall as p rises ({page_rule(settings)} "
+        f"For dropout in each optimizer group: gap_acc and gap_loss fall as p rises ({page_rule(analysis_params)} "
         "p = 0; configs with one p in every layer)."
     )
 

@@ -17,8 +17,8 @@ from pipelines.analysis.verdicts import Check, Judgement, any_of, paired_check
 from pipelines.core.params import AnalyzeParams
 
 
-def rule(settings: AnalyzeParams) -> str:
-    alpha = f"{settings.alpha:g}"
+def rule(analysis_params: AnalyzeParams) -> str:
+    alpha = f"{analysis_params.alpha:g}"
     return (
         f"In each optimizer group, at validation-selected strengths: Friedman's test over seeds rejects "
         f"equal test-accuracy ranks (p < {alpha}) and at least one family beats none on test accuracy "

@@ -16,11 +16,11 @@ from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, lar
 from pipelines.core.params import AnalyzeParams
 
 
-def rule(settings: AnalyzeParams) -> str:
+def rule(analysis_params: AnalyzeParams) -> str:
     return (
         f"Under sgd, l2 and weight_decay are equivalent on test accuracy at every strength both have "
-        f"({tost_rule(settings)}); under adam, l2 and adamw at their validation-selected strengths differ on "
-        f"test accuracy ({wilcoxon_rule(settings)})."
+        f"({tost_rule(analysis_params)}); under adam, l2 and adamw at their validation-selected strengths differ on "
+        f"test accuracy ({wilcoxon_rule(analysis_params)})."
     )
 
 

@@ -14,8 +14,8 @@ from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, lar
 from pipelines.core.params import AnalyzeParams
 
 
-def rule(settings: AnalyzeParams) -> str:
-    return f"Every penalize_bias config is equivalent to its partner on test accuracy ({tost_rule(settings)})."
+def rule(analysis_params: AnalyzeParams) -> str:
+    return f"Every penalize_bias config is equivalent to its partner on test accuracy ({tost_rule(analysis_params)})."
 
 
 def plan(context: Context) -> Plan:

@@ -115,14 +115,14 @@ def test_repro_writes_every_output_and_a_second_run_reruns_nothing(repo: Path) -
 
 def test_editing_an_unused_profile_overlay_reruns_nothing(repo: Path) -> None:
     """The smoke profile runs; the paper overlay is outside every stage's hash."""
-    _edit_params(repo, "fashion_mnist: {epochs: 30,", "fashion_mnist: {epochs: 31,")
+    original = (repo / "params.yaml").read_text()
     try:
+        _edit_params(repo, "fashion_mnist: {epochs: 30,", "fashion_mnist: {epochs: 31,")
         assert _ran(dvc(repo, "repro")) == []
         _edit_params(repo, "fashion_mnist: {epochs: 2,", "fashion_mnist: {epochs: 3,")  # the profile in use
         assert "train@fashion_mnist" in dvc(repo, "status")
     finally:
-        _edit_params(repo, "fashion_mnist: {epochs: 31,", "fashion_mnist: {epochs: 30,")
-        _edit_params(repo, "fashion_mnist: {epochs: 3,", "fashion_mnist: {epochs: 2,")
+        (repo / "params.yaml").write_text(original)
     assert "up to date" in dvc(repo, "status").lower()
 
 
@@ -184,11 +184,13 @@ def test_a_stage_failing_under_dvc_repro_leaves_its_previous_outputs(repo: Path)
     assert before
 
     # A params mistake in a cached stage: train@diabetes fails when it validates params.yaml.
-    _edit_params(repo, "diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 0, seeds: [0, 1, 2]}")
+    smoke_diabetes = re.search(r"diabetes: \{epochs: \d+, seeds: \[0, 1, 2\]\}", (repo / "params.yaml").read_text())
+    assert smoke_diabetes, "params.yaml: expected the smoke profile's diabetes overlay"
+    _edit_params(repo, smoke_diabetes.group(0), "diabetes: {epochs: 0, seeds: [0, 1, 2]}")
     failed = dvc(repo, "repro", check=False)
     assert "train.diabetes.epochs" in failed and "failed to reproduce" in failed.lower(), failed
     assert _snapshot(repo, *cached, *committed) == before
-    _edit_params(repo, "diabetes: {epochs: 0, seeds: [0, 1, 2]}", "diabetes: {epochs: 20, seeds: [0, 1, 2]}")
+    _edit_params(repo, "diabetes: {epochs: 0, seeds: [0, 1, 2]}", smoke_diabetes.group(0))
 
     # A params mistake in an uncached stage whose outputs are committed to git.
     alpha = re.search(r"\n  alpha: [0-9.]+", (repo / "params.yaml").read_text()).group(0)

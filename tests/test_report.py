@@ -27,7 +27,7 @@ from pipelines import report
 from pipelines.core import results
 from pipelines.core.tables import COLUMNS as TABLE_COLUMNS
 from pipelines.data import datasets
-from pipelines.reporting import inputs, numbers, render
+from pipelines.reporting import inputs, markup, numbers, render
 
 import synthetic
 
@@ -333,7 +333,10 @@ def test_every_hypothesis_has_a_section_with_its_verdict_rule_and_evidence(rende
     for row in verdicts.itertuples():
         body = section(text, f"{row.hypothesis}: {row.title}")
         part = body.split(f"### {row.hypothesis} on {inputs.DISPLAY_NAMES[row.dataset]}\n")[1].split("\n### ")[0]
-        assert f"**Verdict: {row.verdict}.**\n\n*Rule.* {row.rule}\n\n*Evidence.* {row.evidence}\n" in part
+        # Rule and evidence are shown literally: escaped as Markdown text.
+        rule, evidence = markup.text(row.rule), markup.text(row.evidence)
+        expected = f"**Verdict: {row.verdict}.**\n\n*Rule.* {rule}\n\n*Evidence.* {evidence}\n"
+        assert expected in part
 
 
 def test_conventions_are_copied_from_params_yaml(rendered: Path) -> None:

@@ -34,7 +34,7 @@ from mlflow.exceptions import MlflowException
 from tqdm import tqdm
 
 from pipelines.core.errors import RegbenchError
-from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns
+from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns, structure_columns
 from pipelines.training import orphans
 from pipelines.training.store import one_line, sqlite_path, store_client
 
@@ -177,13 +177,13 @@ class GridRun:
 
     def finish(self, final: pd.DataFrame) -> None:
         """End every run: `final` has one row per member (members' order) with status
-        ("ok" / "diverged"), diverged_epoch and the final metrics."""
+        ("ok" / "diverged"), diverged_epoch and the final metrics (and structure columns, if any)."""
         if len(final) != len(self.run_ids):
             raise ValueError(f"final: {len(final)} rows, expected one per member ({len(self.run_ids)})")
         unknown = sorted(set(final["status"]) - set(STATUS_OF))
         if unknown:
             raise ValueError(f"final: status {unknown}, expected one of {sorted(STATUS_OF)}")
-        columns = METRIC_COLUMNS + sparsity_columns(final)
+        columns = METRIC_COLUMNS + sparsity_columns(final) + structure_columns(final)
         self._buffer(final, list(range(len(final))), columns, [self._last_epoch] * len(final), prefix=FINAL_PREFIX)
         weight_stats = [_json_safe(r) for r in final[WEIGHT_COLUMNS + sparsity_columns(final)].to_dict("records")]
         rows = zip(self.run_ids, self._pending, final["status"], final["diverged_epoch"], weight_stats)

@@ -12,12 +12,11 @@ pipelines/training/scaleout.py); the results are the same.
 from __future__ import annotations
 
 import contextlib
-import signal
 
 import pandas as pd
 import torch
 
-from pipelines.core import params, provenance
+from pipelines.core import interrupts, params, provenance
 from pipelines.core.errors import stage
 from pipelines.data.datasets import load_prepared
 from pipelines.training import grid, outputs, pruning, store, tracking
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         store.check_store(uri)  # fail now, not after an hour of training
     # DVC and schedulers stop a stage with SIGTERM: raise it like Ctrl-C so that the MLflow runs
     # are ended KILLED instead of left RUNNING (SIGKILL cannot be caught: see tracking's host and pid tags).
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupts.install()
     shape = (
         f"{len(members)} members ({identity['config'].nunique()} configurations x {len(grid_spec.seeds)} seeds), "
         f"{grid_spec.epochs} epochs"

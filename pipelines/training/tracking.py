@@ -33,6 +33,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from tqdm import tqdm
 
+from pipelines.core import interrupts
 from pipelines.core.errors import RegbenchError
 from pipelines.core.results import IDENTITY_COLUMNS, METRIC_COLUMNS, sparsity_columns, structure_columns
 from pipelines.training import orphans
@@ -109,6 +110,7 @@ class GridRun:
     def _experiment(self) -> str:
         return experiment_id(self.client, self.experiment_name, self.uri)
 
+    @interrupts.deferring
     def _start_runs(self) -> None:
         if self._owns_parent:
             parent = self.client.create_run(
@@ -161,6 +163,7 @@ class GridRun:
         for position, step, values in zip(positions, steps, frame[columns].to_numpy(dtype=float).tolist()):
             self._pending[position].extend(Metric(k, v, timestamp, step) for k, v in zip(keys, values))
 
+    @interrupts.deferring
     def _flush(self) -> None:
         for run_id, pending in zip(self.run_ids, self._pending):
             if pending:
@@ -175,6 +178,7 @@ class GridRun:
         for start in range(0, len(newest_first), MAX_METRICS_PER_CALL):
             self.client.log_batch(run_id, metrics=newest_first[start : start + MAX_METRICS_PER_CALL], synchronous=True)
 
+    @interrupts.deferring
     def finish(self, final: pd.DataFrame) -> None:
         """End every run: `final` has one row per member (members' order) with status
         ("ok" / "diverged"), diverged_epoch and the final metrics (and structure columns, if any)."""
@@ -210,6 +214,7 @@ class GridRun:
         if self._open:
             self._end_open_runs(error)
 
+    @interrupts.deferring
     def _end_open_runs(self, error: BaseException | None) -> None:
         """Leave no run RUNNING: KILLED after Ctrl-C, FAILED otherwise (metrics still buffered are dropped)."""
         status, reason = ending(error)

@@ -582,7 +582,12 @@ def train_until_running(root: Path, shared_mirror: Path) -> tuple[subprocess.Pop
 def test_sigterm_ends_the_runs_killed_in_one_line(prepared_diabetes: Path, shared_mirror: Path) -> None:
     process, runs = train_until_running(prepared_diabetes, shared_mirror)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()  # the hung stage must not outlive the test
+        process.communicate()
+        raise
     assert process.returncode == 130
     assert "Traceback" not in stderr and "error: interrupted (Ctrl-C or SIGTERM)" in stderr
     client = MlflowClient(f"sqlite:///{prepared_diabetes / 'mlflow.db'}")

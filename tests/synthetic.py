@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from pipelines.core import results
-from pipelines.training.grid import config_name
+from pipelines.training.grid import HEADLINE, config_name
 
 THRESHOLDS = (1e-4, 1e-3, 1e-2)
 
@@ -36,22 +36,13 @@ GRID = [
 # Families also trained with penalized biases (the H6 ablation); config names end in "/bias".
 BIAS_ABLATION = [(o, f, s) for o, f, s in GRID if o == "adam" and f == "l2"]
 SETTING_COLUMNS = ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd", "dropout", "act_l1", "act_l2")
-STRENGTH_OF = {
-    "l1": "l1",
-    "prox_l1": "prox_l1",
-    "l2": "l2",
-    "l2_norm": "l2_norm",
-    "elastic": "l1",
-    "weight_decay": "weight_decay",
-    "adamw": "decoupled_wd",
-    "dropout": "dropout",
-}
 
 
 def _strength(family: str, settings: dict[str, float]) -> float:
     if family == "activity":
         return settings.get("act_l1", 0.0) or settings.get("act_l2", 0.0)
-    return settings.get(STRENGTH_OF.get(family, ""), 0.0)
+    # Synthetic dropout has one rate for every layer, held in its "dropout" setting.
+    return settings.get((HEADLINE | {"dropout": "dropout"}).get(family, ""), 0.0)
 
 
 def _metrics(

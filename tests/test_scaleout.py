@@ -37,6 +37,7 @@ from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
 from pipelines.training import grid, scaleout
+from pipelines.training.orphans import PID_TAG
 from pipelines.training.tracking import MEMBER_TAG, RESUMED_TAG
 from pipelines.training.trainer import train_grid
 
@@ -317,13 +318,24 @@ def test_a_sqlite_store_is_refused_on_more_than_one_node_before_training(workdir
     assert "shard(s)" not in done.stdout and time.monotonic() - started < 120
 
 
-def _start_training(workdir: Path, cluster: Cluster, url: str) -> subprocess.Popen[str]:
-    """The train stage with the ray backend, returned once both shards have started their members'
-    runs and none has finished."""
+def _shard_processes() -> list[psutil.Process]:
+    processes = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if " ".join(process.cmdline()).startswith("ray::_train_shard"):
+                processes.append(process)
+    return processes
+
+
+def _start_training(workdir: Path, cluster: Cluster, url: str, shards: int) -> subprocess.Popen[str]:
+    """The train stage with the ray backend, returned once each of its `shards` has started its
+    members' runs and none has finished. A shard trains this grid in about a second, too short a
+    window to catch by polling, so each shard's process is stopped (SIGSTOP) while its runs are
+    counted and stays stopped until all are seen; they go on (SIGCONT) just before the return."""
     _set_backend(workdir, "ray", tracking=True)
     client = MlflowClient(url)
     experiment = client.get_experiment_by_name("regbench-diabetes").experiment_id
-    before = {run.info.run_id for run in client.search_runs([experiment], max_results=1000)}
+    started_ms = int(time.time() * 1000)  # Ray reuses worker processes: a pid may own earlier runs
     stage = subprocess.Popen(
         _stage("train"),
         cwd=workdir,
@@ -332,23 +344,36 @@ def _start_training(workdir: Path, cluster: Cluster, url: str) -> subprocess.Pop
         stderr=subprocess.PIPE,
         text=True,
     )
+    stopped: dict[int, psutil.Process] = {}
     deadline = time.monotonic() + 300
-    while True:
-        assert stage.poll() is None, f"the stage ended before its shards were seen training:\n{stage.communicate()}"
-        assert time.monotonic() < deadline, "the shards did not start within 300 s"
-        runs = [r for r in client.search_runs([experiment], max_results=1000) if r.info.run_id not in before]
-        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-        if len(children) == MEMBERS:
-            assert all(r.info.status == "RUNNING" for r in children), "the shards finished too soon"
-            return stage
-        time.sleep(0.5)
+    try:
+        while len(stopped) < shards:
+            assert stage.poll() is None, f"the stage ended before its shards were seen training:\n{stage.communicate()}"
+            assert time.monotonic() < deadline, "the shards did not start within 300 s"
+            for process in _shard_processes():
+                if process.pid in stopped:
+                    continue
+                process.suspend()
+                query = f"tags.`{PID_TAG}` = '{process.pid}' and attributes.start_time >= {started_ms}"
+                runs = client.search_runs([experiment], query, max_results=1000)
+                if len(runs) == MEMBERS // shards:
+                    assert all(r.info.status == "RUNNING" for r in runs), "the shard finished before it was stopped"
+                    stopped[process.pid] = process
+                else:
+                    process.resume()
+            time.sleep(0.05)
+    finally:
+        for process in stopped.values():
+            with contextlib.suppress(psutil.Error):
+                process.resume()
+    return stage
 
 
 @pytest.mark.slow
 def test_ctrl_c_cancels_the_shards_and_ends_every_run_killed(
     workdir: Path, cluster: Cluster, tracking_server: str
 ) -> None:
-    stage = _start_training(workdir, cluster, tracking_server)
+    stage = _start_training(workdir, cluster, tracking_server, shards=2)
     stage.send_signal(signal.SIGINT)
     _, stderr = stage.communicate(timeout=300)
     assert stage.returncode == 130 and "error: interrupted (Ctrl-C or SIGTERM)" in stderr, stderr[-2000:]
@@ -366,7 +391,7 @@ def test_ctrl_c_cancels_the_shards_and_ends_every_run_killed(
 def test_a_killed_worker_node_loses_and_duplicates_no_run(
     workdir: Path, cluster: Cluster, tracking_server: str
 ) -> None:
-    stage = _start_training(workdir, cluster, tracking_server)
+    stage = _start_training(workdir, cluster, tracking_server, shards=2)
     cluster.remove_node(next(iter(cluster.worker_nodes)), allow_graceful=False)
     _, stderr = stage.communicate(timeout=600)
     assert stage.returncode == 0, stderr
@@ -383,7 +408,7 @@ def test_a_shard_lost_on_every_attempt_fails_the_stage_naming_its_members(
     process is killed on every attempt (only processes of this cluster's raylet)."""
     (worker,) = cluster.worker_nodes
     raylet = psutil.Process(worker.all_processes["raylet"][0].process.pid)
-    stage = _start_training(workdir, cluster, tracking_server)
+    stage = _start_training(workdir, cluster, tracking_server, shards=1)
     killed: set[int] = set()
     while stage.poll() is None:
         for process in raylet.children(recursive=True):

@@ -572,22 +572,15 @@ def train_until_running(root: Path, shared_mirror: Path) -> tuple[subprocess.Pop
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    raises=subprocess.TimeoutExpired,
-    strict=False,
-    reason="known bug, issue 21 item 3 stays open: a SIGTERM during training sometimes leaves the stage hung "
-    "while it ends its runs (a lock inside SQLAlchemy; seen 2 times in 3 pytest runs, 0 in 4 direct tries after "
-    "core/interrupts.py); any other failure of this test still fails it",
-)
 def test_sigterm_ends_the_runs_killed_in_one_line(prepared_diabetes: Path, shared_mirror: Path) -> None:
     process, runs = train_until_running(prepared_diabetes, shared_mirror)
     process.send_signal(signal.SIGTERM)
     try:
         _, stderr = process.communicate(timeout=120)
     except subprocess.TimeoutExpired:
-        process.kill()  # the hung stage must not outlive the test
+        process.kill()  # a hung stage must not outlive the test
         process.communicate()
-        raise
+        raise AssertionError("the stage did not end within 120 s of SIGTERM") from None
     assert process.returncode == 130
     assert "Traceback" not in stderr and "error: interrupted (Ctrl-C or SIGTERM)" in stderr
     client = MlflowClient(f"sqlite:///{prepared_diabetes / 'mlflow.db'}")

@@ -16,6 +16,7 @@ import dataclasses
 import pandas as pd
 import torch
 
+from pipelines.core import interrupts
 from pipelines.data.datasets import Prepared
 from pipelines.training import networks
 from pipelines.training.evaluation import loss_and_accuracy
@@ -65,6 +66,7 @@ def pruning_curve(
     losses, accuracies = [], []
     order = ranked(weights)
     for fraction in fractions:
+        interrupts.check()
         pruned = prune(weights, fraction, order)
         loss = torch.zeros(len(weights[0]), dtype=torch.float64, device=x.device)
         correct = torch.zeros(len(weights[0]), dtype=torch.float64, device=x.device)

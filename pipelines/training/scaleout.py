@@ -38,6 +38,7 @@ import torch
 from ray.exceptions import RayError, RayTaskError
 
 import pipelines
+from pipelines.core import interrupts
 from pipelines.core.errors import ParamsError, RegbenchError
 from pipelines.core.params import DatasetTrain, Params
 from pipelines.data.datasets import Prepared
@@ -206,7 +207,10 @@ def _run(shards: list[Shard], data: Prepared, resources: dict[str, float]) -> di
     done: dict[int, ShardResult] = {}
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            interrupts.check()  # the wait is the driver's safe point
+            if not ready:
+                continue
             shard = pending.pop(ready[0])
             try:
                 done[shard.number] = ray.get(ready[0])

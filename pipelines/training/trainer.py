@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from pipelines.core import interrupts
 from pipelines.core.errors import ParamsError
 from pipelines.core.params import DatasetTrain
 from pipelines.data.datasets import SPLITS, Prepared
@@ -236,6 +237,7 @@ class _Chunk:
             rows = slice(start, start + size)
             self._run_step(order[:, rows], [u[:, rows] for u in noise] if noise else None)
             bar.update()
+            interrupts.check()
         self._check_divergence(epoch)
         self.epochs_run = epoch
         evaluation = None

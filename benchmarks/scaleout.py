@@ -26,7 +26,7 @@ from ray.cluster_utils import Cluster
 
 from pipelines.core import params
 from pipelines.data.datasets import load_prepared
-from pipelines.training import grid, scaleout
+from pipelines.training import grid, pruning, scaleout
 from pipelines.training.trainer import GridResult, choose_device, train_grid
 
 STORE_BYTES = 200 * 1024**2  # object store of each node
@@ -55,7 +55,7 @@ def main() -> None:
     for threads in dict.fromkeys([torch.get_num_threads(), 1]):
         torch.set_num_threads(threads)
         start = time.perf_counter()
-        local = train_grid(
+        trained = train_grid(
             members,
             data,
             config,
@@ -64,6 +64,8 @@ def main() -> None:
             study.train.max_chunk_members,
             progress=False,
         )
+        # As the stage and each shard do: the pruning curves and structure columns belong to the result.
+        local = pruning.with_structure(trained, data, config.activation, choose_device("cpu"))
         wall = time.perf_counter() - start
         rows.append((f"local, {threads} thread{'s' * (threads > 1)}", "-", 1, wall, local.seconds, 0.0))
 
@@ -104,13 +106,18 @@ def main() -> None:
 
 
 def _check_identical(local: GridResult, ray: GridResult) -> None:
-    same = (
-        local.final.equals(ray.final)
-        and local.curves.equals(ray.curves)
-        and all(torch.equal(a, b) for pair, other in zip(local.weights, ray.weights) for a, b in zip(pair, other))
-    )
-    if not same:
-        raise SystemExit("the ray backend's results differ from the local backend's")
+    assert local.pruning is not None and ray.pruning is not None
+    same = {
+        "runs": local.final.equals(ray.final),
+        "curves": local.curves.equals(ray.curves),
+        "pruning": local.pruning.equals(ray.pruning),
+        "weights": all(
+            torch.equal(a, b) for pair, other in zip(local.weights, ray.weights) for a, b in zip(pair, other)
+        ),
+    }
+    differ = [part for part, equal in same.items() if not equal]
+    if differ:
+        raise SystemExit(f"the ray backend's results differ from the local backend's: {', '.join(differ)}")
 
 
 if __name__ == "__main__":

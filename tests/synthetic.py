@@ -35,7 +35,6 @@ GRID = [
 ]
 # Families also trained with penalized biases (the H6 ablation); config names end in "/bias".
 BIAS_ABLATION = [(o, f, s) for o, f, s in GRID if o == "adam" and f == "l2"]
-SETTING_COLUMNS = ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd", "dropout", "act_l1", "act_l2")
 
 
 def _strength(family: str, settings: dict[str, float]) -> float:
@@ -114,7 +113,7 @@ def make_results(
     for member, ((optimizer, family, settings, penalize_bias), s) in enumerate(
         (c, s) for c in configs for s in range(seeds)
     ):
-        row = {c: 0.0 for c in SETTING_COLUMNS} | settings
+        row = {c: 0.0 for c in results.STRENGTH_COLUMNS} | settings
         identity = {
             "dataset": dataset,
             "member": member,

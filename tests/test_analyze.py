@@ -218,3 +218,22 @@ def test_a_group_whose_baseline_diverged_is_inconclusive_and_the_others_are_judg
     assert "sgd_friedman_p" not in summary["H4"]
     exclusions = table("exclusions").set_index("config")
     assert exclusions.loc["sgd/none", ["members", "diverged"]].tolist() == [10, 10]
+
+
+def _best_at(runs: pd.DataFrame, config: str) -> pd.DataFrame:
+    """runs with `config` made the best on validation by a wide margin."""
+    runs.loc[runs["config"] == config, "val_acc"] = 0.99
+    return runs
+
+
+def test_a_selection_at_either_end_of_a_ladder_is_marked_and_one_inside_is_not(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes", effect=1.0)
+    edit_runs(
+        workdir, lambda r: _best_at(_best_at(_best_at(r, "adam/l1/l1=0.01"), "adam/l2/l2=0.01"), "sgd/l2/l2=0.001")
+    )
+    run_diabetes()
+    selected = table("selected").set_index(["optimizer", "family"])
+    assert selected.loc[("adam", "l1"), "edge"] == "strongest l1"
+    assert selected.loc[("adam", "l2"), "edge"] == "no"  # 1e-2 is inside 1e-3, 1e-2, 1e-1
+    assert selected.loc[("sgd", "l2"), "edge"] == "weakest l2"
+    assert selected.loc[("adam", "activity"), "edge"] == "no"  # two strengths are no ladder

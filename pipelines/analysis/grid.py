@@ -138,7 +138,9 @@ def _check_baselines(configs: pd.DataFrame, path: Path) -> None:
 
 def _config_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
     grouped = runs.groupby("config")
-    facts = grouped[["family", "optimizer", "strength", "penalize_bias", "dropout_layers"]].first()
+    facts = grouped[
+        ["family", "optimizer", "strength", "penalize_bias", "dropout_layers", *results.STRENGTH_COLUMNS]
+    ].first()
     facts["group"] = facts["optimizer"].map(results.group_of)
     facts["members"] = grouped.size()
     diverged = runs[runs["status"] == "diverged"].groupby("config")["seed"]

@@ -2,7 +2,10 @@
 
 Selection. Each family's strength is selected on validation: the config with the highest mean
 val_acc over its seeds, ties to the smaller strength (then the config name). Test accuracy is
-only reported.
+only reported. A selection at the weakest or strongest of a ladder of three or more strengths is
+marked in `edge` (e.g. "strongest l2"): the optimum may lie outside the grid, so it is not one.
+Coupled weight_decay is never an arm: it is the l2 penalty by construction (the same gradient
+term; tests/test_trainer.py checks the identity), and counting it would compare l2 with itself.
 
 Matching (H1). The strongest config of a family whose mean val_acc is at least the baseline's
 minus analyze.match_tolerance; if none is, the config with the highest mean val_acc.
@@ -18,6 +21,10 @@ from pipelines.core import results, tables
 from pipelines.core.params import AnalyzeParams
 
 L1_FAMILIES = ("l1", "prox_l1")
+# Families trained but never compared: each is another family by construction.
+IDENTICAL_TO = {"weight_decay": "l2"}
+# Fewer strengths than this make no ladder: a selection among them cannot be called an edge.
+LADDER_MIN = 3
 
 
 def select(grid: Grid, analysis_params: AnalyzeParams) -> pd.DataFrame:
@@ -26,7 +33,7 @@ def select(grid: Grid, analysis_params: AnalyzeParams) -> pd.DataFrame:
     for group in grid.groups():
         for family in results.FAMILIES:
             candidates = grid.family(group, family)
-            if candidates.empty:
+            if candidates.empty or family in IDENTICAL_TO:
                 continue
             best = candidates.sort_values(["val_acc_mean", "strength", "config"], ascending=[False, True, True]).iloc[0]
             ci = inference.mean_interval(
@@ -48,9 +55,31 @@ def select(grid: Grid, analysis_params: AnalyzeParams) -> pd.DataFrame:
                     "test_acc_ci_high": ci.high,
                     "n_seeds": best["n_seeds"],
                     "n_diverged": best["diverged"],
+                    "edge": edge(candidates, str(best["config"])),
                 }
             )
     return tables.frame("selected", rows)
+
+
+def edge(candidates: pd.DataFrame, config: str) -> str:
+    """Where `config` sits at the end of a ladder of LADDER_MIN or more strengths: "weakest <column>"
+    or "strongest <column>", per strength column it uses (elastic and activity have two ladders),
+    among the candidates equal to it in every other strength column; "no" inside its ladders (and
+    for the baseline, which has none)."""
+    chosen = candidates.loc[config]
+    ends = []
+    for column in results.STRENGTH_COLUMNS:
+        if not chosen[column] > 0:
+            continue
+        others = [c for c in results.STRENGTH_COLUMNS if c != column]
+        ladder = candidates.loc[(candidates[others] == chosen[others]).all(axis=1), column].drop_duplicates()
+        if len(ladder) < LADDER_MIN:
+            continue
+        if chosen[column] == ladder.min():
+            ends.append(f"weakest {column}")
+        elif chosen[column] == ladder.max():
+            ends.append(f"strongest {column}")
+    return ", ".join(ends) or "no"
 
 
 def matching_rule(tolerance: float) -> str:

@@ -77,6 +77,8 @@ IDENTITY_COLUMNS = [
     "batch_size",
     "epochs",
 ]
+# The identity columns that hold a strength: a family varies one of them (elastic and activity two).
+STRENGTH_COLUMNS = ["l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd", "dropout", "act_l1", "act_l2"]
 # Measured on every evaluation, in runs.csv (final) and curves.csv (per epoch).
 METRIC_COLUMNS = [
     "train_loss",

@@ -74,6 +74,7 @@ COLUMNS: dict[str, list[str]] = {
         "test_acc_ci_high",
         "n_seeds",
         "n_diverged",
+        "edge",
     ],
     "matched": [
         "dataset",

@@ -60,6 +60,7 @@ SHOWN = {
         "test_acc_ci": "CI of test acc",
         "n_seeds": "seeds",
         "n_diverged": "diverged",
+        "edge": "at the grid's edge",
     },
     "ranking": {
         "optimizer": "optimizer",

@@ -33,7 +33,10 @@ from pipelines.core.params import AnalyzeParams
 def analyze(analysis_params: AnalyzeParams, datasets: tuple[str, ...] = params.DATASETS) -> None:
     """Analyse every dataset, then write the tables and metrics.json; nothing is written unless
     every dataset's results are valid."""
-    grids = [load_grid(results.runs_path(dataset), dataset) for dataset in datasets]
+    grids = [
+        load_grid(results.runs_path(dataset), dataset, results.curves_path(dataset), analysis_params.early_stopping)
+        for dataset in datasets
+    ]
     outputs = [analyze_dataset(grid, analysis_params) for grid in grids]
     tables.write(stack([t for t, _ in outputs]), results.TABLES_DIR)
     write_json(results.METRICS_FILE, {grid.dataset: summary for grid, (_, summary) in zip(grids, outputs)})

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from pipelines import analyze
+from pipelines.analysis import early_stopping
 from pipelines.analysis.hypotheses import HYPOTHESES
 from pipelines.core import params, results, tables
 from pipelines.core.errors import DataError
@@ -237,3 +238,54 @@ def test_a_selection_at_either_end_of_a_ladder_is_marked_and_one_inside_is_not(w
     assert selected.loc[("adam", "l2"), "edge"] == "no"  # 1e-2 is inside 1e-3, 1e-2, 1e-1
     assert selected.loc[("sgd", "l2"), "edge"] == "weakest l2"
     assert selected.loc[("adam", "activity"), "edge"] == "no"  # two strengths are no ladder
+
+
+def test_early_stopped_epoch_is_the_best_validation_accuracy_the_earliest_among_ties() -> None:
+    curves = pd.DataFrame(
+        {
+            "member": [0, 0, 0, 0, 1, 1],
+            "epoch": [2, 4, 6, 8, 2, 4],
+            "val_acc": [0.5, 0.7, 0.7, 0.6, 0.9, 0.8],
+            **{c: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] for c in early_stopping.READ_AT_BEST if c != "val_acc"},
+        }
+    )
+    best = early_stopping.best_epochs(curves)
+    assert best["epoch"].to_dict() == {0: 4, 1: 2}
+    assert best["test_acc"].to_dict() == {0: 2.0, 1: 5.0}
+
+
+def test_each_group_gains_an_early_stopping_baseline_read_from_its_curves(workdir: Path) -> None:
+    _, curves = synthetic.write_results(workdir, "diabetes", effect=1.0)
+    run_diabetes()
+    selected = table("selected").set_index(["optimizer", "family"])
+    for group in ("adam", "sgd"):
+        stopped = selected.loc[(group, "early_stopping")]
+        assert stopped["config"] == f"{group}/none/early_stopped" and stopped["n_seeds"] == len(curves["seed"].unique())
+        members = pd.read_csv(results.runs_path("diabetes"))
+        baseline = members[(members["config"] == f"{group}/none")]["member"]
+        best = early_stopping.best_epochs(curves).loc[baseline]
+        assert stopped["test_acc_mean"] == pytest.approx(best["test_acc"].mean())
+    ranked = table("ranking")
+    assert "early_stopping" in set(ranked["family"])
+
+
+def test_with_every_member_early_stopped_the_baseline_is_not_added_twice(workdir: Path, set_param) -> None:
+    _, curves = synthetic.write_results(workdir, "diabetes", effect=1.0)
+    set_param("analyze.early_stopping", True)
+    run_diabetes()
+    selected = table("selected").set_index(["optimizer", "family"])
+    assert "early_stopping" not in set(table("selected")["family"])
+    members = pd.read_csv(results.runs_path("diabetes"))
+    l1 = members[members["config"] == selected.loc[("adam", "l1"), "config"]]["member"]
+    assert selected.loc[("adam", "l1"), "test_acc_mean"] == pytest.approx(
+        early_stopping.best_epochs(curves).loc[l1, "test_acc"].mean()
+    )
+
+
+def test_a_member_missing_from_the_curves_is_one_line_naming_the_file(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes", effect=1.0)
+    path = results.curves_path("diabetes", workdir / results.RESULTS_DIR)
+    curves = pd.read_csv(path)
+    curves[curves["member"] != 0].to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"curves\.csv: curves: no evaluation of members \[0\]"):
+        run_diabetes()

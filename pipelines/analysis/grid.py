@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.analysis import early_stopping
 from pipelines.core import results
 from pipelines.core.errors import DataError
 
@@ -77,17 +78,37 @@ class Grid:
         return sorted(c.index[(c["group"] == group) & (c["family"] == "none") & ~c["penalize_bias"]])
 
 
-def load_grid(path: Path, dataset: str) -> Grid:
-    """Read and validate one dataset's runs.csv; every problem is a DataError naming the file."""
+def load_grid(path: Path, dataset: str, curves: Path | None = None, early_stopped: bool = False) -> Grid:
+    """Read and validate one dataset's runs.csv; every problem is a DataError naming the file.
+    With `curves` (its curves.csv) the grid gains each group's early-stopping baseline, or, when
+    `early_stopped`, every member is read at its early-stopped epoch instead
+    (pipelines/analysis/early_stopping.py)."""
     runs = results.read_runs(path)
     runs["penalize_bias"] = runs["penalize_bias"].astype(str).str.lower() == "true"  # bool or text
     _check_members(runs, path)
     ok = runs[runs["status"] == "ok"].copy()
     _check_metrics(ok, path)
+    if curves is not None:
+        runs, ok = _with_early_stopping(runs, ok, curves, early_stopped)
     configs = _config_facts(runs, ok)
     _check_baselines(configs, path)
     by_config = {config: frame.set_index("seed") for config, frame in ok.groupby("config")}
     return Grid(dataset, path, by_config, configs, results.sparsity_columns(runs))
+
+
+def _with_early_stopping(
+    runs: pd.DataFrame, ok: pd.DataFrame, path: Path, early_stopped: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """runs and ok rows with the early-stopping baseline added, or every ok row read early-stopped
+    (then the baseline would be none itself, so it is not added)."""
+    try:
+        curves = results.read_curves(path)
+        if early_stopped:
+            return runs, early_stopping.read_at_best(ok, curves)
+        stopped = early_stopping.baseline(ok, curves)
+    except ValueError as error:
+        raise DataError(f"{path}: {error}") from None
+    return pd.concat([runs, stopped], ignore_index=True), pd.concat([ok, stopped], ignore_index=True)
 
 
 def _check_members(runs: pd.DataFrame, path: Path) -> None:

@@ -165,6 +165,7 @@ class AnalyzeParams(Schema):
     equivalence_margin: Positive
     bootstrap_resamples: Annotated[int, Field(ge=100)]
     seed: Annotated[int, Field(ge=0)]
+    early_stopping: bool = False
 
 
 class FiguresParams(Schema):

@@ -48,7 +48,22 @@ GROUP_OF = {"adamw": "adam", "sgdw": "sgd"}
 STATUSES = ("ok", "diverged")
 SPARSITY_PREFIX = "frac_below_"
 
-FAMILIES = ("none", "l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "sgdw", "dropout", "activity")
+# early_stopping is never trained: the analysis derives it from the baseline's curves
+# (pipelines/analysis/early_stopping.py).
+FAMILIES = (
+    "none",
+    "early_stopping",
+    "l1",
+    "prox_l1",
+    "l2",
+    "l2_norm",
+    "elastic",
+    "weight_decay",
+    "adamw",
+    "sgdw",
+    "dropout",
+    "activity",
+)
 
 # What identifies a member and every setting it was trained with.
 IDENTITY_COLUMNS = [

@@ -55,7 +55,7 @@ def main() -> None:
     for threads in dict.fromkeys([torch.get_num_threads(), 1]):
         torch.set_num_threads(threads)
         start = time.perf_counter()
-        trained = train_grid(
+        unpruned = train_grid(
             members,
             data,
             config,
@@ -65,7 +65,7 @@ def main() -> None:
             progress=False,
         )
         # As the stage and each shard do: the pruning curves and structure columns belong to the result.
-        local = pruning.with_structure(trained, data, config.activation, choose_device("cpu"))
+        local = pruning.with_structure(unpruned, data, config.activation, choose_device("cpu"))
         wall = time.perf_counter() - start
         rows.append((f"local, {threads} thread{'s' * (threads > 1)}", "-", 1, wall, local.seconds, 0.0))
 

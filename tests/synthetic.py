@@ -6,6 +6,7 @@ regularization effect (0 = the null hypothesis everywhere), `noise` the seed-to-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,9 @@ def _metrics(
     test_acc = 0.84 + 0.01 * gap_cut + seed_shift + jitter()
     test_acc = min(test_acc, train_acc)
     train_acc = train_acc - gap_cut * 0.1
-    val_acc = test_acc + jitter()
+    # Validation accuracy falls off a cliff as the L1 and L2 strengths rise, whatever the effect, so
+    # that every cost of the frontiers (0.5 to 2 points) is reached by the strongest strengths.
+    val_acc = test_acc + jitter() - min(0.1, 250 * l1**2 + 2.5 * settings.get("l2", 0.0) ** 2)
     train_loss = 0.1 + (1 - train_acc)
     test_loss = 0.45 - 0.1 * gap_cut + jitter()
     frac = {
@@ -92,6 +95,20 @@ def _metrics(
         "exact_zeros": exact,
         "hoyer": 0.2 + 0.6 * sparse,
         **frac,
+        **_structure(effect * min(0.9, 300 * l1), exact, seed_shift, jitter),
+    }
+
+
+def _structure(prunable: float, exact: float, seed_shift: float, jitter: Callable[[], float]) -> dict[str, float]:
+    """The structure columns: L1 makes networks prunable (by `prunable`), L2 leaves them as they
+    are. The prunable fraction varies by seed only, as a rung of the pruning ladder would."""
+    return {
+        "prunable_fraction": round(min(0.99, 0.3 + 0.6 * prunable + seed_shift), 2),
+        "negligible": min(1.0, 0.02 + prunable + abs(jitter())),
+        "hoyer_layers": 0.2 + 0.6 * prunable,
+        "zeros": exact,
+        "underflow": 0.0,
+        "dead_units": 0.0,
     }
 
 

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from pipelines.analysis import plan as tests
+from pipelines.analysis.frontier import frontier
 from pipelines.analysis.grid import Grid
 from pipelines.analysis.hypotheses import HYPOTHESES, Context, Hypothesis
-from pipelines.analysis.selection import match, select
+from pipelines.analysis.selection import select
 from pipelines.analysis.verdicts import NOT_SUPPORTED, RULE
 from pipelines.core import tables
 from pipelines.core.params import AnalyzeParams
@@ -33,7 +34,7 @@ Tables = dict[str, pd.DataFrame]
 def analyze_dataset(grid: Grid, analysis_params: AnalyzeParams) -> tuple[Tables, dict[str, object]]:
     """Every table of one dataset, and its entry of metrics.json."""
     context = Context(
-        grid, analysis_params, select(grid, analysis_params), match(grid, analysis_params.match_tolerance)
+        grid, analysis_params, select(grid, analysis_params), frontier(grid, analysis_params.accuracy_costs)
     )
     findings = tests.run(grid, plan(context), analysis_params)
     summary = _summary(grid, context.selected)
@@ -46,7 +47,7 @@ def analyze_dataset(grid: Grid, analysis_params: AnalyzeParams) -> tuple[Tables,
         {
             **_test_tables(grid.dataset, findings),
             "selected": context.selected,
-            "matched": context.matched,
+            "frontier": context.frontier,
             "exclusions": exclusions,
             "verdicts": tables.frame("verdicts", verdicts),
         },
@@ -70,6 +71,7 @@ def _verdict(
         "dataset": context.grid.dataset,
         "hypothesis": hypothesis.id,
         "title": hypothesis.title,
+        "finding": judgement.finding,
         "verdict": verdict,
         "rule": hypothesis.rule(context.settings) + RULE,
         "evidence": evidence + ".",

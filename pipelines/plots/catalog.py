@@ -23,14 +23,14 @@ from pipelines.plots.weight_figures import (
 
 # The hypotheses (of the analyze stage) each figure is evidence for; the report places it by them.
 HYPOTHESES = {
-    "01_sparsity": ("H1",),
-    "02_weight_magnitudes": ("H1", "H2"),
+    "01_sparsity": ("H1a", "H1b"),
+    "02_weight_magnitudes": ("H2", "H1a"),
     "03_weight_norm": ("H2", "H5"),
     "04_test_accuracy": ("H4",),
     "05_generalization_gap": ("H3",),
     "06_learning_curves": ("H3",),
-    "08_first_layer_images": ("H1",),
-    "09_input_features": ("H1",),
+    "08_first_layer_images": ("H1a", "H1b"),
+    "09_input_features": ("H1a", "H1b"),
     "10_statistics": ("H4",),
 }
 

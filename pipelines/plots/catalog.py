@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pipelines.plots.accuracy_figures import accuracy, generalization_gap, learning_curves, statistics
 from pipelines.plots.evidence import Evidence
+from pipelines.plots.pruning_figures import layer_magnitudes, pareto_frontier, pruning_curves
 from pipelines.plots.style import Drawn
 from pipelines.plots.weight_figures import (
     elastic_net,
@@ -32,6 +33,9 @@ HYPOTHESES = {
     "08_first_layer_images": ("H1a", "H1b"),
     "09_input_features": ("H1a", "H1b"),
     "10_statistics": ("H4",),
+    "11_pruning_curves": ("H1a", "H1b", "H2"),
+    "12_pareto_frontier": ("H1a", "H1b"),
+    "13_layer_magnitudes": ("H2", "H1a", "H1b"),
 }
 
 
@@ -46,4 +50,7 @@ FIGURES: tuple[Callable[[Evidence], Drawn | None], ...] = (
     first_layer_images,
     input_features,
     statistics,
+    pruning_curves,
+    pareto_frontier,
+    layer_magnitudes,
 )

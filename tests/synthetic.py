@@ -15,6 +15,7 @@ import torch
 
 from pipelines.core import results
 from pipelines.training.grid import HEADLINE, config_name
+from pipelines.training.pruning import PRUNE_FRACTIONS
 
 THRESHOLDS = (1e-4, 1e-3, 1e-2)
 
@@ -177,14 +178,33 @@ def _weights(runs: pd.DataFrame, sizes: tuple[int, ...], seed: int) -> dict:
     return {"members": runs["member"].tolist(), "layers": layers}
 
 
+def pruning_curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """pruning.csv for the runs: accuracy flat up to each member's prunable fraction, then falling a
+    point per point of fraction pruned beyond it."""
+    rows = []
+    for fraction in PRUNE_FRACTIONS:
+        beyond = np.clip(fraction - runs["prunable_fraction"].to_numpy(), 0, None)
+        rows.append(
+            runs[["dataset", "member", "config", "family", "seed"]].assign(
+                fraction=fraction,
+                val_loss=runs["val_loss"] + beyond,
+                val_acc=runs["val_acc"] - beyond,
+                test_loss=runs["test_loss"] + beyond,
+                test_acc=runs["test_acc"] - beyond,
+            )
+        )
+    return pd.concat(rows, ignore_index=True)[results.PRUNING_COLUMNS]
+
+
 def write_results(root: Path, dataset: str = "diabetes", **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write runs.csv, curves.csv and weights.pt under root/reports/results and root/models."""
+    """Write runs.csv, curves.csv, pruning.csv and weights.pt under root/reports/results and root/models."""
     runs, curves, weights = make_results(dataset, **kwargs)
     results_dir = root / results.RESULTS_DIR
     runs_file = results.runs_path(dataset, results_dir)
     runs_file.parent.mkdir(parents=True, exist_ok=True)
     runs.to_csv(runs_file, index=False)
     curves.to_csv(results.curves_path(dataset, results_dir), index=False)
+    pruning_curves(runs).to_csv(results.pruning_path(dataset, results_dir), index=False)
     weights_file = results.weights_path(dataset, root / results.MODELS_DIR)
     weights_file.parent.mkdir(parents=True, exist_ok=True)
     torch.save(weights, weights_file)

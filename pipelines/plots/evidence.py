@@ -90,7 +90,9 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
     runs = _drawable_runs(read_runs(runs_path(dataset)), runs_path(dataset))
     missing = [c for c in STRUCTURE_COLUMNS if c not in runs]
     if missing:
-        raise DataError(f"{runs_path(dataset)}: missing columns {missing}; expected the train stage's structure measures")
+        raise DataError(
+            f"{runs_path(dataset)}: missing columns {missing}; expected the train stage's structure measures"
+        )
     weights = _read_weights(weights_path(dataset, MODELS_DIR))
     comparisons = _rows_of(tables["comparisons"], dataset, "comparisons")
     comparisons = comparisons[(comparisons["hypothesis"] == "H4") & (comparisons["metric"] == "test_acc")]

@@ -80,7 +80,8 @@ def pareto_frontier(ev: Evidence) -> Drawn:
         "Sparsity against accuracy: the frontiers of L1 and L2",
         (
             "Each point is one configuration (every strength of every family but elastic net, and the "
-            f"baseline): its mean validation accuracy and mean prunable fraction over {seeds_phrase(ok)}. "
+            f"baseline): its mean validation accuracy and mean prunable fraction over {seeds_phrase(ok)} (no "
+            "interval is drawn here: the paired intervals of the differences at each cost are in H1a and H1b). "
             "Step lines: the frontier of L1, proximal L1 and L2, each over its strengths and the baseline (the "
             "most prunable configuration at or above each accuracy). Dotted vertical lines: the accuracy costs "
             "at which H1a and H1b compare the frontiers, below the baseline's validation accuracy. What to see: "

@@ -142,7 +142,7 @@ CASES = [
         "2 points: not reached (l1: the strongest strength costs at most 2 points)",
     ),
     ("H1a", 1.0, without("l1"), "inconclusive", "no l1 configs"),
-    ("H1b", 1.0, None, "supported", "adam, 1 points: adam/prox_l1/prox_l1=0.001 prunes"),
+    ("H1b", 1.0, None, "supported", "adam, 1 point: adam/prox_l1/prox_l1=0.001 prunes"),
     ("H1b", 0.0, None, "not supported", "prox_l1"),
     ("H1b", 1.0, without("l2"), "inconclusive", "no measured l2 frontier under adam"),
     ("H2", 1.0, None, "supported", "negligible is equivalent to none's at 3"),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from pipelines.analysis import frontier
 from pipelines.analysis.hypotheses.base import Context, Hypothesis
+from pipelines.analysis.inference import PairedComparison
 from pipelines.analysis.plan import Comparison, Findings, Plan
 from pipelines.analysis.verdicts import Check, Judgement, interval_check
 from pipelines.core.params import AnalyzeParams
@@ -81,15 +82,25 @@ def _pair(context: Context, group: str, family: str, cost: float) -> tuple[str, 
         return Unpaired(f"no measured {family if ours is None else frontier.RIVAL} frontier under {group}")
     short = [f for f, p in ((family, ours), (frontier.RIVAL, rival)) if not p["reached"]]
     if short:
-        return Unpaired(
-            f"not reached ({' and '.join(short)}: the strongest strength costs at most {100 * cost:g} points)"
-        )
+        return Unpaired(f"not reached ({' and '.join(short)}: the strongest strength costs at most {_cost(cost)})")
     if ours["config"] == rival["config"]:
         floor = ours["baseline_val_acc_mean"] - cost
         if (context.grid.family(group, family)["val_acc_mean"] >= floor).any():
             return Unpaired(f"both frontiers are the baseline: no {family} strength within the cost prunes more", True)
         return Unpaired(f"both frontiers are the baseline: no {family} strength is within the cost")
     return str(ours["config"]), str(rival["config"])
+
+
+def _cost(cost: float) -> str:
+    points = 100 * cost
+    return f"{points:g} point{'s' * (points != 1)}"
+
+
+def _effect(test: PairedComparison, level: float) -> str:
+    return (
+        f"{test.mean_diff:+.3f} ({level:g}% {test.ci_method or 'no'} interval {test.ci_low:+.3f} to "
+        f"{test.ci_high:+.3f}, {test.n} seeds)"
+    )
 
 
 def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judgement]:
@@ -99,15 +110,14 @@ def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judg
         cited: list[str] = []
         headline: dict[str, object] = {}
         level = 100 * (1 - context.settings.alpha)
-        for group in context.grid.groups():
-            if context.grid.family(group, family).empty:
-                continue
+        groups = [g for g in context.grid.groups() if not context.grid.family(g, family).empty]
+        for group in groups:
             for cost in context.settings.accuracy_costs:
                 key = f"{group}_{cost:g}"
                 pair = _pair(context, group, family, cost)
                 headline[f"{key}_compared"] = isinstance(pair, tuple)
                 if isinstance(pair, Unpaired):
-                    parts.append(f"{group}, {100 * cost:g} points: {pair.reason}")
+                    parts.append(f"{group}, {_cost(cost)}: {pair.reason}")
                     checks += [(False, "")] if pair.fails else []
                     continue
                 result = findings.comparison(hypothesis, frontier.MEASURE, *pair)
@@ -123,27 +133,46 @@ def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judg
                     f"{key}_ci_high": t.ci_high,
                     f"{key}_n": t.n,
                 }
-                effect = (
-                    f"{t.mean_diff:+.3f} ({level:g}% {t.ci_method or 'no'} interval {t.ci_low:+.3f} to "
-                    f"{t.ci_high:+.3f}, {t.n} seeds)"
-                )
-                cited.append(f"under {group} at {100 * cost:g} points, {effect}")
+                cited.append(f"under {group} at {_cost(cost)}, {_effect(t, level)}")
                 parts.append(
-                    f"{group}, {100 * cost:g} points: {pair[0]} prunes {t.mean_a:.3f} of each layer vs "
-                    f"{t.mean_b:.3f} for {pair[1]}, difference {effect}"
+                    f"{group}, {_cost(cost)}: {pair[0]} prunes {t.mean_a:.3f} of each layer vs "
+                    f"{t.mean_b:.3f} for {pair[1]}, difference {_effect(t, level)}"
                 )
         if not checks:
             checks.append((None, f"no accuracy cost is judged: none is reached by both the {family} and l2 grids"))
-        finding = (
-            f"The {family} frontier's prunable fraction minus l2's at equal validation-accuracy cost is "
-            + "; ".join(cited)
-            + "."
-            if cited
-            else f"No accuracy cost is reached by both the {family} and l2 grids: the frontiers are not compared."
-        )
+        if cited:
+            finding = (
+                f"The {family} frontier's prunable fraction minus l2's at equal validation-accuracy cost is "
+                + "; ".join(cited)
+                + "."
+            )
+        else:
+            finding = _unjudged_finding(context, findings, hypothesis, family, groups, level)
         return Judgement(checks, "; ".join(parts) or f"no {family} configs", headline, finding)
 
     return judge
+
+
+def _unjudged_finding(
+    context: Context, findings: Findings, hypothesis: str, family: str, groups: list[str], level: float
+) -> str:
+    """Without a frontier comparison, what can still be cited: the strongest strength against none."""
+    described = []
+    for group in groups:
+        strongest = context.grid.family(group, family).iloc[-1]
+        none = context.grid.baseline(group)
+        t = findings.comparison(hypothesis, frontier.MEASURE, str(strongest["config"]), none).test
+        cost = context.grid.configs.at[none, "val_acc_mean"] - strongest["val_acc_mean"]
+        change = f"{'cost' if cost >= 0 else 'gain'} of {abs(100 * cost):.2f} points"
+        described.append(
+            f"under {group}, its strongest strength ({strongest['config']}) changes the prunable fraction by "
+            f"{_effect(t, level)} against none, at a validation-accuracy {change}"
+        )
+    return (
+        f"No accuracy cost is reached by both the {family} and l2 grids, so the frontiers are not compared"
+        + (f"; descriptively, {'; '.join(described)}" if described else "")
+        + "."
+    )
 
 
 def _hypothesis(hypothesis: str, family: str, title: str) -> Hypothesis:

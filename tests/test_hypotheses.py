@@ -181,3 +181,22 @@ def test_outcome_known_by_construction(
     runs = effect[size].copy()
     found, text = outcome(edit(runs) if edit else runs, hypothesis, tmp_path)
     assert (found, evidence in text) == (verdict, True), text
+
+
+def test_h2_says_when_l2_leaves_denormals_and_dead_units(effect: dict[float, pd.DataFrame], tmp_path: Path) -> None:
+    """Adam's case: the strongest l2 with a fifth of its weights denormal and a quarter of its 24
+    hidden units dead fails H2, and the finding says what the data show."""
+    runs = effect[1.0].copy()
+    strongest = (runs["config"] == "adam/l2/l2=0.1") & ~runs["penalize_bias"]
+    runs.loc[strongest, "underflow"] = 0.2 + 0.001 * runs.loc[strongest, "seed"]
+    runs.loc[strongest, "dead_units"] = 6.0
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    tables, summary = study.analyze_dataset(load_grid(tmp_path / "runs.csv", "diabetes"), SETTINGS)
+    row = tables["verdicts"].set_index("hypothesis").loc["H2"]
+    assert row["verdict"] == "not supported"
+    assert (
+        "20.4% of its weights are float32 denormals (none: 0.0%) and 25.0% of its hidden units are dead"
+        in row["finding"]
+    )
+    assert "under sgd" in row["finding"] and row["finding"].count("denormals") == 1
+    assert summary["H2"]["adam_dead_fraction_diff"] == pytest.approx(0.25)  # type: ignore[index]

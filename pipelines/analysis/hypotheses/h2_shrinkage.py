@@ -20,6 +20,7 @@ Headline numbers (<g> a group): <g>_page_p, <g>_bh_p, <g>_monotone, <g>_weight_l
 from __future__ import annotations
 
 from pipelines.analysis.hypotheses.base import Context, Hypothesis, page_rule
+from pipelines.analysis.inference import PairedComparison
 from pipelines.analysis.plan import Comparison, Equivalence, Findings, Plan, Trend
 from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, interval_check, trend_check
 from pipelines.core.params import AnalyzeParams
@@ -102,6 +103,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
         cited.append(
             f"under {group}, weight_l2 falls from {t.means[0]:.4g} to {t.means[-1]:.4g} while {strongest} minus none "
             f"is: {effects} ({level:g}% BCa intervals, {at_strongest['negligible'].n} seeds)"
+            + _decay(at_strongest["underflow"], at_strongest["dead_fraction"])
         )
         equivalent = sum(e.equivalent for e in shapes)
         parts.append(
@@ -116,6 +118,18 @@ def judge(context: Context, findings: Findings) -> Judgement:
         )
     finding = ("At the strongest l2, " + "; ".join(cited) + ".") if cited else ""
     return Judgement(checks, "; ".join(parts) or "no l2 configs", headline, finding)
+
+
+def _decay(underflow: PairedComparison, dead: PairedComparison) -> str:
+    """What the data show of weights that decay without a data gradient: said only when the strongest
+    l2 leaves more float32 denormals than none, with an interval above 0."""
+    if not underflow.ci_low > 0:
+        return ""
+    return (
+        f"; {underflow.mean_a:.1%} of its weights are float32 denormals (none: {underflow.mean_b:.1%}) and "
+        f"{dead.mean_a:.1%} of its hidden units are dead (none: {dead.mean_b:.1%}), as when weights that receive "
+        "no data gradient decay geometrically under the L2 term until they underflow"
+    )
 
 
 H2 = Hypothesis("H2", "L2 shrinks weights proportionally, without making networks sparse", rule, judge, plan_group=plan)

@@ -30,10 +30,10 @@ IMAGE_UNITS = 6  # hidden units shown as 28x28 receptive fields: the first ones,
 
 # Figure 01's measures: scale-free and functional (pipelines/training/pruning.py defines them).
 SPARSITY_MEASURES = {
-    "prunable_fraction": "prunable fraction",
-    "negligible": "|w| ≤ 0.01 × layer RMS",
-    "hoyer_layers": "Hoyer, per layer",
-    "zeros": "|w| = 0 exactly",
+    "prunable_fraction": "prunable",
+    "negligible": "|w| ≤ 0.01·RMS",
+    "hoyer_layers": "Hoyer (0–1)",
+    "zeros": "|w| = 0",
 }
 
 

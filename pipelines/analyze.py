@@ -4,15 +4,16 @@
 
 Reads reports/results/<dataset>/runs.csv for every dataset in pipelines.core.params.DATASETS
 (through pipelines.core.results.read_runs; a missing file is an error naming it) and the params
-keys analyze.alpha, analyze.match_tolerance, analyze.equivalence_margin,
-analyze.bootstrap_resamples and analyze.seed. Every hypothesis concerns the members' final
+keys of analyze: (alpha, accuracy_costs, equivalence_margin, the H2 margins, bootstrap_resamples,
+seed). Every hypothesis concerns the members' final
 values, so curves.csv is not read.
 
 Writes reports/tables/<name>.csv, .md and .tex for each table of pipelines/core/tables.py, and
 reports/metrics.json (pipelines/analysis/study.py), nothing unless every dataset's results are
 valid. Where the method lives, in pipelines/analysis/:
   grid.py        runs.csv read and checked, configs paired by seed, optimizer groups, lost groups
-  selection.py   selection on validation accuracy; H1's matching within analyze.match_tolerance
+  selection.py   selection on validation accuracy
+  frontier.py    H1a/H1b's sparsity-accuracy frontiers, read at analyze.accuracy_costs
   plan.py        the kinds of test, the one function that runs them, the corrections (BH, Holm)
   hypotheses/    one module per hypothesis: its title, rule, tests and judge (HYPOTHESES)
   verdicts.py    the rule from checks to supported / not supported / inconclusive

@@ -2,9 +2,10 @@
 
     python -m pipelines.figures
 
-Reads params key figures.dpi, reports/results/<dataset>/{runs,curves}.csv, models/<dataset>/weights.pt,
-data/prepared/<dataset>.json (feature names, if present) and reports/tables/{comparisons,ranking,
-selected}.csv; writes reports/figures/<dataset>/<nn>_<name>.png and .pdf and captions.json for every
+Reads params key figures.dpi, reports/results/<dataset>/{runs,curves,pruning}.csv,
+models/<dataset>/weights.pt, data/prepared/<dataset>.json (feature names, if present) and
+reports/tables/{comparisons,ranking,selected,frontier}.csv; writes
+reports/figures/<dataset>/<nn>_<name>.png and .pdf and captions.json for every
 dataset with a runs.csv, the whole reports/figures directory atomically.
 
 The figures themselves are pipelines/plots/catalog.py.

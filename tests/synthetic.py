@@ -6,6 +6,7 @@ regularization effect (0 = the null hypothesis everywhere), `noise` the seed-to-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 
 from pipelines.core import results
 from pipelines.training.grid import HEADLINE, config_name
+from pipelines.training.pruning import PRUNE_FRACTIONS
 
 THRESHOLDS = (1e-4, 1e-3, 1e-2)
 
@@ -32,6 +34,7 @@ GRID = [
     ("sgd", "none", {}),
     *[("sgd", "l2", {"l2": s}) for s in (1e-3, 1e-2, 1e-1)],
     *[("sgd", "weight_decay", {"weight_decay": s}) for s in (1e-3, 1e-2, 1e-1)],
+    *[("sgdw", "sgdw", {"decoupled_wd": s}) for s in (1e-2, 1e-1, 1.0)],
 ]
 # Families also trained with penalized biases (the H6 ablation); config names end in "/bias".
 BIAS_ABLATION = [(o, f, s) for o, f, s in GRID if o == "adam" and f == "l2"]
@@ -68,7 +71,9 @@ def _metrics(
     test_acc = 0.84 + 0.01 * gap_cut + seed_shift + jitter()
     test_acc = min(test_acc, train_acc)
     train_acc = train_acc - gap_cut * 0.1
-    val_acc = test_acc + jitter()
+    # Validation accuracy falls off a cliff as the L1 and L2 strengths rise, whatever the effect, so
+    # that every cost of the frontiers (0.5 to 2 points) is reached by the strongest strengths.
+    val_acc = test_acc + jitter() - min(0.1, 250 * l1**2 + 2.5 * settings.get("l2", 0.0) ** 2)
     train_loss = 0.1 + (1 - train_acc)
     test_loss = 0.45 - 0.1 * gap_cut + jitter()
     frac = {
@@ -91,6 +96,20 @@ def _metrics(
         "exact_zeros": exact,
         "hoyer": 0.2 + 0.6 * sparse,
         **frac,
+        **_structure(effect * min(0.9, 300 * l1), exact, seed_shift, jitter),
+    }
+
+
+def _structure(prunable: float, exact: float, seed_shift: float, jitter: Callable[[], float]) -> dict[str, float]:
+    """The structure columns: L1 makes networks prunable (by `prunable`), L2 leaves them as they
+    are. The prunable fraction varies by seed only, as a rung of the pruning ladder would."""
+    return {
+        "prunable_fraction": round(min(0.99, 0.3 + 0.6 * prunable + seed_shift), 2),
+        "negligible": min(1.0, 0.02 + prunable + abs(jitter())),
+        "hoyer_layers": 0.2 + 0.6 * prunable,
+        "zeros": exact,
+        "underflow": 0.0,
+        "dead_units": 0.0,
     }
 
 
@@ -120,8 +139,8 @@ def make_results(
             "config": config_name(optimizer, family, settings, penalize_bias),
             "family": family,
             "optimizer": optimizer,
-            "lr": 1e-3 if optimizer != "sgd" else 1e-2,
-            "momentum": 0.9 if optimizer == "sgd" else 0.0,
+            "lr": 1e-2 if optimizer in ("sgd", "sgdw") else 1e-3,
+            "momentum": 0.9 if optimizer in ("sgd", "sgdw") else 0.0,
             "seed": s,
             "penalize_bias": penalize_bias,
             "strength": _strength(family, settings),
@@ -159,14 +178,33 @@ def _weights(runs: pd.DataFrame, sizes: tuple[int, ...], seed: int) -> dict:
     return {"members": runs["member"].tolist(), "layers": layers}
 
 
+def pruning_curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """pruning.csv for the runs: accuracy flat up to each member's prunable fraction, then falling a
+    point per point of fraction pruned beyond it."""
+    rows = []
+    for fraction in PRUNE_FRACTIONS:
+        beyond = np.clip(fraction - runs["prunable_fraction"].to_numpy(), 0, None)
+        rows.append(
+            runs[["dataset", "member", "config", "family", "seed"]].assign(
+                fraction=fraction,
+                val_loss=runs["val_loss"] + beyond,
+                val_acc=runs["val_acc"] - beyond,
+                test_loss=runs["test_loss"] + beyond,
+                test_acc=runs["test_acc"] - beyond,
+            )
+        )
+    return pd.concat(rows, ignore_index=True)[results.PRUNING_COLUMNS]
+
+
 def write_results(root: Path, dataset: str = "diabetes", **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write runs.csv, curves.csv and weights.pt under root/reports/results and root/models."""
+    """Write runs.csv, curves.csv, pruning.csv and weights.pt under root/reports/results and root/models."""
     runs, curves, weights = make_results(dataset, **kwargs)
     results_dir = root / results.RESULTS_DIR
     runs_file = results.runs_path(dataset, results_dir)
     runs_file.parent.mkdir(parents=True, exist_ok=True)
     runs.to_csv(runs_file, index=False)
     curves.to_csv(results.curves_path(dataset, results_dir), index=False)
+    pruning_curves(runs).to_csv(results.pruning_path(dataset, results_dir), index=False)
     weights_file = results.weights_path(dataset, root / results.MODELS_DIR)
     weights_file.parent.mkdir(parents=True, exist_ok=True)
     torch.save(weights, weights_file)

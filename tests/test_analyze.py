@@ -63,11 +63,12 @@ def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> No
     assert set(metrics) == set(params.DATASETS)
     for dataset, summary in metrics.items():
         rows = verdicts[verdicts["dataset"] == dataset].set_index("hypothesis")
-        assert list(rows.index) == ["H1", "H2", "H3", "H4", "H5", "H6"]
+        assert list(rows.index) == ["H1a", "H1b", "H2", "H3", "H4", "H5", "H6"]
         assert {h: summary[h]["verdict"] for h in rows.index} == rows["verdict"].to_dict()
         assert set(rows["verdict"]) <= VERDICTS
         # The synthetic effects: L1 sparsifies, L2 shrinks, dropout narrows the gap.
-        assert rows.loc[["H1", "H2", "H3"], "verdict"].tolist() == ["supported"] * 3
+        assert rows.loc[["H1a", "H1b", "H2", "H3"], "verdict"].tolist() == ["supported"] * 4
+        assert rows.loc[["H1a", "H1b", "H2"], "finding"].str.contains("seeds").all()
         selected = table("selected")
         baseline = selected[
             (selected["dataset"] == dataset)
@@ -91,14 +92,14 @@ def test_corrections_never_lower_p_and_holm_only_in_h4(workdir: Path) -> None:
     h6 = table("equivalence").query("hypothesis == 'H6'")
     assert len(h6) == len(synthetic.BIAS_ABLATION)
     assert all(a == b + "/bias" for a, b in zip(h6["a"], h6["b"]))
-    assert table("matched")["rule"].str.contains("strongest config").all()
+    assert table("frontier")["reached"].all()  # the synthetic cliff: every cost is reached
 
 
 def test_no_effect_is_not_supported(workdir: Path) -> None:
     synthetic.write_results(workdir, "diabetes", effect=0.0)
     run_diabetes()
     verdicts = table("verdicts").set_index("hypothesis")["verdict"]
-    assert verdicts[["H1", "H2", "H3"]].tolist() == ["not supported"] * 3
+    assert verdicts[["H1a", "H1b", "H2", "H3"]].tolist() == ["not supported"] * 4
 
 
 def test_missing_results_file_is_one_line_error_and_nothing_is_written(workdir: Path) -> None:
@@ -160,10 +161,45 @@ def test_diverged_members_are_excluded_and_counted(workdir: Path) -> None:
     assert exclusions["diverged"].sum() == 2
     runs = pd.read_csv(results.runs_path("diabetes"))
     kept = runs[(runs["config"] == config) & (runs["status"] == "ok")]
-    involved = table("comparisons").query("a == @config and metric == 'hoyer'")
+    involved = table("comparisons").query("a == @config and metric == 'negligible'")
     assert not involved.empty and (involved["n"] == 8).all()
-    assert involved["mean_a"].to_numpy() == pytest.approx(kept["hoyer"].mean())
+    assert involved["mean_a"].to_numpy() == pytest.approx(kept["negligible"].mean())
     assert json.loads(results.METRICS_FILE.read_text())["diabetes"]["diverged"] == 2
+
+
+def test_unmeasured_structure_is_excluded_counted_and_never_a_nan_verdict(workdir: Path) -> None:
+    """An ok member whose structure measures are NaN (say NaN weights that did not make the loss
+    diverge) is left out of the tests of those measures and counted in the exclusions table."""
+    synthetic.write_results(workdir, "diabetes", effect=1.0)
+    config = "adam/prox_l1/prox_l1=0.001"
+
+    def unmeasured(runs: pd.DataFrame) -> pd.DataFrame:
+        rows = (runs["config"] == config) & runs["seed"].isin([2, 5])
+        runs.loc[rows, results.STRUCTURE_COLUMNS] = np.nan
+        return runs
+
+    edit_runs(workdir, unmeasured)
+    run_diabetes()
+    exclusions = table("exclusions").set_index("config")
+    assert exclusions.loc[config, ["members", "diverged", "unmeasured"]].tolist() == [10, 0, 2]
+    assert exclusions.loc[config, "unmeasured_seeds"] == "2;5"
+    assert exclusions["unmeasured"].sum() == 2
+    frontier = table("comparisons").query("a == @config and metric == 'prunable_fraction'")
+    assert not frontier.empty and (frontier["n"] == 8).all()
+    assert (table("comparisons").query("a == @config and metric == 'test_acc'")["n"] == 10).all()
+    verdicts = table("verdicts").set_index("hypothesis")
+    assert verdicts.loc["H1b", "verdict"] == "supported"
+    assert not verdicts[["finding", "evidence"]].stack().str.contains("nan").any()
+
+
+def test_results_without_structure_columns_leave_h1_inconclusive(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes", effect=1.0)
+    edit_runs(workdir, lambda runs: runs.drop(columns=results.STRUCTURE_COLUMNS))
+    run_diabetes()
+    verdicts = table("verdicts").set_index("hypothesis")
+    assert verdicts.loc[["H1a", "H1b"], "verdict"].tolist() == ["inconclusive"] * 2
+    assert verdicts.loc["H1a", "evidence"].startswith("adam, 0.5 points: no measured l1 frontier under adam")
+    assert table("frontier").empty
 
 
 def test_a_single_seed_is_inconclusive_with_the_reason(workdir: Path) -> None:
@@ -204,7 +240,7 @@ def test_a_group_whose_baseline_diverged_is_inconclusive_and_the_others_are_judg
     run_diabetes()
     reason = "sgd: every member of baseline sgd/none diverged"
     verdicts = table("verdicts").set_index("hypothesis")
-    for hypothesis in ("H1", "H2", "H3", "H4", "H5"):
+    for hypothesis in ("H1a", "H1b", "H2", "H3", "H4", "H5"):
         verdict, evidence = verdicts.loc[hypothesis, ["verdict", "evidence"]]
         # Inconclusive for want of sgd, unless a check of adam's already fails.
         said = "Undecided: " if verdict == "inconclusive" else "Not analysed: "

@@ -20,7 +20,8 @@ from matplotlib.lines import Line2D
 from scipy import stats
 
 from pipelines import figures
-from pipelines.analysis import inference
+from pipelines.analysis import frontier, inference
+from pipelines.analysis.grid import load_grid
 from pipelines.core import results
 from pipelines.core.errors import DataError
 from pipelines.core.results import RESULTS_DIR, group_of, runs_path, weights_path
@@ -36,6 +37,7 @@ import synthetic
 REPO = Path(__file__).resolve().parents[1]
 DPI = 50  # the smallest dpi params allow keeps PNGs small and tests fast
 SEEDS = 3
+COSTS = [0.005, 0.01, 0.02]
 DATASETS = {
     "fashion_mnist": {"inputs": 784, "classes": 10, "hidden": (16, 8)},
     "diabetes": {"inputs": 8, "classes": 2, "hidden": (16, 8)},
@@ -127,6 +129,7 @@ def write_study(
         runs.to_csv(path, index=False)
         for name, table in analysis_tables(runs).items():
             tables.setdefault(name, []).append(table)
+        tables.setdefault("frontier", []).append(frontier.frontier(load_grid(path, dataset), COSTS))
     (root / results.TABLES_DIR).mkdir(parents=True)
     for name, parts in tables.items():
         pd.concat(parts).reindex(columns=TABLE_COLUMNS[name]).to_csv(
@@ -183,6 +186,9 @@ def test_every_figure_is_drawn_for_each_dataset_and_only_where_it_applies(drawn)
         "06_learning_curves",
         "07_elastic_net",
         "10_statistics",
+        "11_pruning_curves",
+        "12_pareto_frontier",
+        "13_layer_magnitudes",
     }
     assert set(drawn["fashion_mnist"]) == common | {"08_first_layer_images"}
     assert set(drawn["diabetes"]) == common | {"09_input_features"}
@@ -198,7 +204,10 @@ def test_every_figure_is_drawn_for_each_dataset_and_only_where_it_applies(drawn)
         ("05_generalization_gap", {"strength λ", "dropout probability p"}, {"train − test accuracy (points)"}),
         ("06_learning_curves", {"epoch"}, {"loss (nats)"}),
         ("07_elastic_net", {"λ1 (L1 strength)"}, {"λ2 (L2 strength)"}),
-        ("09_input_features", {"input feature"}, {"mean |w| over hidden units"}),
+        ("09_input_features", {"input feature"}, {"mean |w|, relative to the network's largest feature"}),
+        ("11_pruning_curves", {"fraction of each layer's weights pruned"}, {"validation accuracy (%)"}),
+        ("12_pareto_frontier", {"validation accuracy (%)"}, {"prunable fraction"}),
+        ("13_layer_magnitudes", {"log10(|w| / layer RMS)"}, {"fraction of weights ≤ (ECDF)"}),
         ("10_statistics", {"test accuracy − baseline (points)", "mean rank\n(1 = best)"}, set()),
     ],
 )
@@ -216,9 +225,10 @@ def test_strength_axes_are_logarithmic_and_dropout_is_linear(drawn):
                 assert ax.get_xscale() == ("linear" if ax.get_xlabel().startswith("dropout") else "log"), name
 
 
-def test_one_sparsity_panel_per_threshold_plus_exact_zeros(drawn):
+def test_sparsity_panels_are_the_scale_free_measures(drawn):
     titles = [ax.get_title() for ax in drawn["diabetes"]["01_sparsity"].figure.get_axes()]
-    assert titles == ["|w| < 0.0001", "|w| < 0.001", "|w| < 0.01", "|w| = 0 exactly"]
+    assert titles == list(weight_figures.SPARSITY_MEASURES.values())
+    assert not any("<" in title for title in titles)  # no absolute threshold
 
 
 def test_each_family_keeps_its_colour_in_every_figure(drawn):
@@ -261,9 +271,11 @@ def test_input_features_use_the_pima_names_and_mean_weights(drawn, study):
     stored = torch.load(study / weights_path("diabetes"), weights_only=True)
     members = runs.loc[runs["config"] == "adam/none", "member"].to_list()
     rows = [stored["members"].index(m) for m in members]
-    expected = stored["layers"][0]["weight"][rows].abs().mean(dim=1).mean(dim=0).numpy()
+    per_feature = stored["layers"][0]["weight"][rows].abs().mean(dim=1)
+    expected = (per_feature / per_feature.max(dim=1, keepdim=True).values).mean(dim=0).numpy()
     cells = np.asarray(ax.collections[0].get_array()).reshape(-1, len(PIMA_FEATURES))
-    assert cells[0] == pytest.approx(expected, rel=1e-5)
+    assert cells[0] == pytest.approx(expected, rel=1e-5)  # each network's row over its largest feature
+    assert cells.max() <= 1 + 1e-9
 
 
 def test_elastic_net_cells_are_the_mean_over_seeds(drawn, study):
@@ -291,7 +303,7 @@ def test_stage_writes_png_pdf_and_captions_for_every_figure(tmp_path, monkeypatc
     assert [p.name for p in (tmp_path / results.FIGURES_DIR).iterdir()] == ["diabetes"]
     directory = tmp_path / results.FIGURES_DIR / "diabetes"
     captions = json.loads((directory / "captions.json").read_text())
-    assert "09_input_features" in captions and len(captions) == 9
+    assert "09_input_features" in captions and len(captions) == 12
     for name in captions:
         png = matplotlib.image.imread(directory / f"{name}.png")
         height, width = png.shape[:2]
@@ -363,7 +375,7 @@ def test_lines_are_the_mean_over_seeds(drawn, study):
     runs = pd.read_csv(study / runs_path("diabetes"))
     l1 = runs[runs["family"] == "l1"].groupby("strength")
     figure_01 = drawn["diabetes"]["01_sparsity"].figure.get_axes()
-    assert l1_line(figure_01[1]) == pytest.approx(l1["frac_below_0.001"].mean().to_dict())
+    assert l1_line(figure_01[1]) == pytest.approx(l1["negligible"].mean().to_dict())
     assert l1_line(drawn["diabetes"]["03_weight_norm"].figure.get_axes()[0]) == pytest.approx(
         l1["weight_l2"].mean().to_dict()
     )
@@ -512,3 +524,52 @@ def test_line_styles_stay_distinct_for_many_levels():
     styles = plotting.line_styles([f"level {i}" for i in range(12)])
     assert len(set(map(str, styles.values()))) == 12
     assert set(plotting.line_styles(["a", "b"], markers=False).values()) == {("", ""), ((4, 1.5), "")}
+
+
+def test_pruning_curves_are_the_mean_of_pruning_csv_over_seeds(drawn, study):
+    pruning = pd.read_csv(study / results.pruning_path("diabetes"))
+    expected = 100 * pruning[pruning["config"] == "sgd/none"].groupby("fraction")["val_acc"].mean()
+    ax = drawn["diabetes"]["11_pruning_curves"].figure.get_axes()[1]
+    assert ax.get_title() == "sgd"
+    grey = tuple(np.round(to_rgb(plotting.BASELINE_COLOR), 3))
+    (line,) = [
+        ln for ln in ax.get_lines() if tuple(np.round(to_rgb(ln.get_color()), 3)) == grey and ln.get_xydata().size
+    ]
+    assert line.get_ydata() == pytest.approx(expected.to_numpy())
+
+
+def test_pareto_points_are_config_means_and_the_frontier_is_undominated(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
+    group = runs["optimizer"].map(group_of)
+    adam = runs[(group == "adam") & ~runs["penalize_bias"] & (runs["family"] != "elastic")]
+    means = adam.groupby("config")[["val_acc", "prunable_fraction"]].mean()
+    ax = drawn["diabetes"]["12_pareto_frontier"].figure.get_axes()[0]
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert sorted(map(tuple, np.round(points, 6))) == sorted(
+        map(tuple, np.round(np.c_[100 * means["val_acc"], means["prunable_fraction"]], 6))
+    )
+    l1 = tuple(np.round(to_rgb(plotting.FAMILY_COLORS["L1"]), 3))
+    (step,) = [ln for ln in ax.get_lines() if tuple(np.round(to_rgb(ln.get_color()), 3)) == l1]
+    x, y = step.get_xdata(), step.get_ydata()
+    assert np.all(np.diff(x) >= 0) and np.all(np.diff(y) <= 0)  # more accurate, less prunable
+
+
+def test_layer_magnitudes_draw_the_initial_weights_rebuilt_from_the_seeds(drawn, study):
+    from pipelines.plots import pruning_figures
+    from pipelines.training import networks
+
+    figure = drawn["diabetes"]["13_layer_magnitudes"].figure
+    ax = figure.get_axes()[0]
+    assert ax.get_title() == "adam, layer 1"
+    initial = [ln for ln in ax.get_lines() if to_rgb(ln.get_color()) == (0.0, 0.0, 0.0)]
+    sizes = [DATASETS["diabetes"]["inputs"], *DATASETS["diabetes"]["hidden"], DATASETS["diabetes"]["classes"]]
+    curves = [pruning_figures._ecdf(networks.initial_parameters(s, sizes)[0][0].numpy()) for s in range(SEEDS)]
+    assert initial[0].get_ydata() == pytest.approx(np.mean(curves, axis=0))
+
+
+def test_a_zero_layer_has_all_its_weights_at_the_left_edge():
+    from pipelines.plots import pruning_figures
+
+    assert pruning_figures._ecdf(np.zeros((3, 4))).tolist() == [1.0] * pruning_figures.RATIO_POINTS
+    ecdf = pruning_figures._ecdf(np.array([0.0, 1.0, 1.0, 1.0]))
+    assert ecdf[0] == 0.25 and ecdf[-1] == 1.0

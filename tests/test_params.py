@@ -25,6 +25,9 @@ CASES = [
     ("train.fashion_mnist.seeds", [0, 1, 1, 2], ["train.fashion_mnist.seeds", "[0, 1, 1, 2]", "repeated: [1]"]),
     ("train.diabetes.seeds", [], ["train.diabetes.seeds", "at least 1"]),
     ("analyze.alpha", 1.5, ["analyze.alpha", "1.5", "less than 1"]),
+    ("analyze.accuracy_costs", [0.01, 0.005], ["analyze.accuracy_costs", "[0.01, 0.005]", "strictly increasing"]),
+    ("analyze.accuracy_costs", [], ["analyze.accuracy_costs", "at least 1"]),
+    ("analyze.prunable_margin", 0, ["analyze.prunable_margin", "greater than 0"]),
     ("profile", "huge", ["profile", "'huge'", "smoke"]),
     ("profiles.smoke.train.diabetes.epohcs", 3, ["profiles.smoke.train.diabetes.epohcs", "unknown key"]),
 ]

@@ -135,3 +135,26 @@ def test_measure_equals_a_plain_loop_over_trained_networks():
             assert row["val_loss"] == pytest.approx(F.cross_entropy(logits, data.y_val).item(), rel=1e-5)
     assert len(structure) == len(members) and structure["prunable_fraction"].between(0, 0.99).all()
     assert (structure.loc[[m.member for m in members if m.family == "prox_l1"], "zeros"] > 0).all()
+
+
+def test_an_all_zero_network_and_a_nan_member_get_defined_values():
+    # Member 0 has every weight 0 (a constant predictor: pruning changes nothing, every unit is
+    # dead, every weight negligible); member 1 is tiny() with a NaN weight (diverged): NaN throughout.
+    (w1, w2), (b1, b2) = tiny()
+    nan = w1.clone()
+    nan[0, 0, 0] = math.nan
+    weights = [torch.cat([torch.zeros_like(w1), nan]), torch.cat([torch.zeros_like(w2), w2])]
+    biases = [torch.cat([b1, b1]), torch.cat([b2, b2])]
+    curve = pruning.pruning_curve(weights, biases, X, Y, "relu", FRACTIONS)
+    assert curve["acc"][:, 0].tolist() == [0.5] * len(FRACTIONS)
+    assert curve["acc"][:, 1].isnan().all()
+    prunable = pruning.prunable_fraction(curve["acc"], FRACTIONS)
+    assert prunable[0].item() == FRACTIONS[-1] and math.isnan(prunable[1].item())
+    dead = pruning.dead_units(weights, biases, X, "relu")
+    assert dead["dead_units"][0].item() == 2 and math.isnan(dead["dead_units"][1].item())
+    measures = pruning.layer_measures(weights)
+    overall = ("negligible", "hoyer_layers", "zeros", "underflow")
+    assert [measures[m][0].item() for m in overall] == [1, 1, 1, 0]
+    # The NaN layer's measures and the overall ones are NaN; the finite layer keeps its values.
+    assert all(math.isnan(measures[m][1].item()) for m in (*overall, "layer1_negligible", "layer1_hoyer"))
+    assert measures["layer2_zeros"][1].item() == 0

@@ -1,7 +1,10 @@
 """One dataset's trained grid as the analysis sees it: runs.csv read, checked and grouped by config.
 
 A configuration ("config") is trained once per seed; rows of two configs are paired by seed (an
-inner join of their `ok` members: diverged members are counted, never averaged in). Optimizer
+inner join of their `ok` members: diverged members are counted, never averaged in). An `ok` member
+whose structure measures (results.STRUCTURE_COLUMNS) are NaN, e.g. NaN weights that did not make
+its loss diverge, is left out of the analyses of those measures and counted as `unmeasured`.
+dead_fraction is derived here: dead_units over the network's hidden units. Optimizer
 groups: adam (which includes the adamw family) and sgd; each is compared against its own
 baseline, the config of family none. Configs with penalize_bias=True (names ending "/bias") are
 only the H6 ablation. A group whose baseline has no `ok` member cannot be compared against: it is
@@ -32,8 +35,12 @@ class Grid:
     sparsity: list[str]  # the frac_below_<threshold> columns, smallest threshold first
 
     def values(self, config: str, metric: str) -> pd.Series:
+        """The config's values of a metric by seed. A structure measure is left out where it is
+        missing (NaN: not measured, counted in the exclusions table) or absent from runs.csv."""
         frame = self.ok.get(config)
-        return pd.Series(dtype=float) if frame is None else frame[metric].astype(float)
+        if frame is None or metric not in frame:
+            return pd.Series(dtype=float)
+        return frame[metric].astype(float).dropna()
 
     def paired(self, a: str, b: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """Values of a and b on the seeds both have."""
@@ -88,6 +95,9 @@ def load_grid(path: Path, dataset: str, curves: Path | None = None, early_stoppe
     _check_members(runs, path)
     ok = runs[runs["status"] == "ok"].copy()
     _check_metrics(ok, path)
+    if "dead_units" in ok:
+        hidden_units = ok["hidden"].astype(str).map(lambda h: sum(int(w) for w in h.split("-")))
+        ok["dead_fraction"] = pd.to_numeric(ok["dead_units"], errors="coerce") / hidden_units
     if curves is not None:
         runs, ok = _with_early_stopping(runs, ok, curves, early_stopped)
     configs = _config_facts(runs, ok)
@@ -172,6 +182,12 @@ def _config_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
     facts["val_acc_mean"] = means["val_acc"].reindex(facts.index)
     facts["test_acc_mean"] = means["test_acc"].reindex(facts.index)
     facts["n_seeds"] = ok.groupby("config").size().reindex(facts.index, fill_value=0)
+    structure = [c for c in results.STRUCTURE_COLUMNS if c in ok]
+    missing = ok[ok[structure].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)] if structure else ok[:0]
+    missing = missing[missing["family"] != early_stopping.FAMILY]  # its weights are not kept, by design
+    facts["unmeasured"] = missing.groupby("config").size().reindex(facts.index, fill_value=0)
+    unmeasured = missing.groupby("config")["seed"].agg(lambda s: ";".join(map(str, sorted(s))))
+    facts["unmeasured_seeds"] = [unmeasured.get(config, "") for config in facts.index]
     facts.insert(0, "config", facts.index)
     facts.index.name = None  # the config is both the index and a column
     return facts

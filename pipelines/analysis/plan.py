@@ -5,7 +5,7 @@ Four kinds of test, each a description (what to test) and a typed result (what c
                paired t-test, rank-biserial and d_z, a BCa bootstrap interval of the mean
                difference at level 1 − alpha (pipelines/analysis/inference.py)
   Trend        Page's test that a metric falls along configs (the baseline first, then rising strength)
-  Equivalence  paired-t TOST of a ≈ b within ±analyze.equivalence_margin
+  Equivalence  paired-t TOST of a ≈ b within ±analyze.equivalence_margin (or the spec's own margin)
   Ranking      Friedman's test over a group's configs and their mean ranks on test accuracy
 
 Corrections. Benjamini–Hochberg within each dataset over its whole family of tests: the Wilcoxon
@@ -65,6 +65,7 @@ class Equivalence:
     b: str
     metric: str
     relative: bool = False
+    margin: float | None = None  # None: analyze.equivalence_margin
 
 
 @dataclass(frozen=True)
@@ -224,11 +225,12 @@ def _trend(grid: Grid, spec: Trend) -> TrendResult:
 def _equivalence(grid: Grid, spec: Equivalence, analysis_params: AnalyzeParams) -> EquivalenceResult:
     x, y = grid.paired(spec.a, spec.b, spec.metric)
     d = (x - y) / y if spec.relative else inference.differences(x, y)
-    p = inference.tost_p(d, analysis_params.equivalence_margin)
+    margin = analysis_params.equivalence_margin if spec.margin is None else spec.margin
+    p = inference.tost_p(d, margin)
     return EquivalenceResult(
         spec,
         grid.configs.at[spec.a, "group"],
-        analysis_params.equivalence_margin,
+        margin,
         d.size,
         float(np.mean(d)) if d.size else math.nan,
         p,

@@ -1,14 +1,12 @@
-"""Which config stands for a family: selected on validation accuracy, or matched to the baseline's.
+"""Which config stands for a family: selected on validation accuracy.
 
-Selection. Each family's strength is selected on validation: the config with the highest mean
-val_acc over its seeds, ties to the smaller strength (then the config name). Test accuracy is
-only reported. A selection at the weakest or strongest of a ladder of three or more strengths is
-marked in `edge` (e.g. "strongest l2"): the optimum may lie outside the grid, so it is not one.
-Coupled weight_decay is never an arm: it is the l2 penalty by construction (the same gradient
-term; tests/test_trainer.py checks the identity), and counting it would compare l2 with itself.
-
-Matching (H1). The strongest config of a family whose mean val_acc is at least the baseline's
-minus analyze.match_tolerance; if none is, the config with the highest mean val_acc.
+Each family's strength is selected on validation: the config with the highest mean val_acc over
+its seeds, ties to the smaller strength (then the config name). Test accuracy is only reported.
+(H1a/H1b read frontiers at accuracy costs instead: pipelines/analysis/frontier.py.) A selection at
+the weakest or strongest of a ladder of three or more strengths is marked in `edge` (e.g.
+"strongest l2"): the optimum may lie outside the grid, so it is not one. Coupled weight_decay is
+never an arm: it is the l2 penalty by construction (the same gradient term; tests/test_trainer.py
+checks the identity), and counting it would compare l2 with itself.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from pipelines.analysis.grid import Grid
 from pipelines.core import results, tables
 from pipelines.core.params import AnalyzeParams
 
-L1_FAMILIES = ("l1", "prox_l1")
 # Families trained but never compared: each is another family by construction.
 IDENTICAL_TO = {"weight_decay": "l2"}
 # Fewer strengths than this make no ladder: a selection among them cannot be called an edge.
@@ -82,45 +79,7 @@ def edge(candidates: pd.DataFrame, config: str) -> str:
     return ", ".join(ends) or "no"
 
 
-def matching_rule(tolerance: float) -> str:
-    return (
-        f"the strongest config whose mean val_acc is at least the baseline's minus {tolerance:g}; "
-        "if none is, the config with the highest mean val_acc"
-    )
-
-
-def match(grid: Grid, tolerance: float) -> pd.DataFrame:
-    """H1's configs at matched validation accuracy: L1-type families and l2, per group."""
-    rows = []
-    for group in grid.groups():
-        baseline_val = grid.configs.at[grid.baseline(group), "val_acc_mean"]
-        for family in (*L1_FAMILIES, "l2"):
-            candidates = grid.family(group, family)
-            if candidates.empty:
-                continue
-            within = candidates[candidates["val_acc_mean"] >= baseline_val - tolerance]
-            chosen = (
-                within.iloc[-1]
-                if not within.empty
-                else candidates.sort_values(["val_acc_mean", "strength"], ascending=[True, False]).iloc[-1]
-            )
-            rows.append(
-                {
-                    "dataset": grid.dataset,
-                    "optimizer": group,
-                    "family": family,
-                    "config": chosen["config"],
-                    "strength": chosen["strength"],
-                    "val_acc_mean": chosen["val_acc_mean"],
-                    "baseline_val_acc_mean": baseline_val,
-                    "within_tolerance": not within.empty,
-                    "rule": matching_rule(tolerance),
-                }
-            )
-    return tables.frame("matched", rows)
-
-
 def config_of(table: pd.DataFrame, group: str, family: str) -> str | None:
-    """The config a selected or matched table names for (group, family), if any."""
+    """The config the selected table names for (group, family), if any."""
     found = table[(table["optimizer"] == group) & (table["family"] == family)]
     return None if found.empty else str(found["config"].iloc[0])

@@ -19,10 +19,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from pipelines.analysis import early_stopping
 from pipelines.analysis import plan as tests
+from pipelines.analysis.frontier import frontier
 from pipelines.analysis.grid import Grid
 from pipelines.analysis.hypotheses import HYPOTHESES, Context, Hypothesis
-from pipelines.analysis.selection import match, select
+from pipelines.analysis.selection import select
 from pipelines.analysis.verdicts import NOT_SUPPORTED, RULE
 from pipelines.core import tables
 from pipelines.core.params import AnalyzeParams
@@ -33,7 +35,7 @@ Tables = dict[str, pd.DataFrame]
 def analyze_dataset(grid: Grid, analysis_params: AnalyzeParams) -> tuple[Tables, dict[str, object]]:
     """Every table of one dataset, and its entry of metrics.json."""
     context = Context(
-        grid, analysis_params, select(grid, analysis_params), match(grid, analysis_params.match_tolerance)
+        grid, analysis_params, select(grid, analysis_params), frontier(grid, analysis_params.accuracy_costs)
     )
     findings = tests.run(grid, plan(context), analysis_params)
     summary = _summary(grid, context.selected)
@@ -46,7 +48,7 @@ def analyze_dataset(grid: Grid, analysis_params: AnalyzeParams) -> tuple[Tables,
         {
             **_test_tables(grid.dataset, findings),
             "selected": context.selected,
-            "matched": context.matched,
+            "frontier": context.frontier,
             "exclusions": exclusions,
             "verdicts": tables.frame("verdicts", verdicts),
         },
@@ -70,6 +72,7 @@ def _verdict(
         "dataset": context.grid.dataset,
         "hypothesis": hypothesis.id,
         "title": hypothesis.title,
+        "finding": judgement.finding,
         "verdict": verdict,
         "rule": hypothesis.rule(context.settings) + RULE,
         "evidence": evidence + ".",
@@ -187,9 +190,10 @@ def _test_tables(dataset: str, findings: tests.Findings) -> Tables:
 def _summary(grid: Grid, selected: pd.DataFrame) -> dict[str, object]:
     """The dataset's headline: the family one would pick on validation, and its test accuracy."""
     seeds = set().union(*(frame.index for frame in grid.ok.values()))
+    trained = grid.configs[grid.configs["family"] != early_stopping.FAMILY]  # not the baseline read twice
     summary: dict[str, object] = {
-        "members": grid.configs["members"].sum(),
-        "diverged": grid.configs["diverged"].sum(),
+        "members": trained["members"].sum(),
+        "diverged": trained["diverged"].sum(),
         "seeds": len(seeds),
     }
     if grid.lost():  # only then, so that a study without one keeps its metrics.json

@@ -4,7 +4,8 @@ Each hypothesis is a list of checks. Supported: every check passes. Not supporte
 could pass fails. Inconclusive: no check fails but some cannot be decided (fewer seeds than
 reaching alpha needs, configs missing, or a group lost because its whole baseline diverged).
 A paired check passes when its adjusted p is below alpha with the difference in the predicted
-direction; it is undecided when its smallest attainable p (two-sided exact Wilcoxon: 2/2^n,
+direction (an interval check: when the bootstrap interval of the mean difference lies on the
+predicted side of its bound); it is undecided when its smallest attainable p (two-sided exact Wilcoxon: 2/2^n,
 times the family size under Holm; Page: 1/(m!)^n for n seeds and m levels) exceeds alpha.
 """
 
@@ -30,6 +31,7 @@ class Judgement:
     checks: list[Check]
     evidence: str
     headline: dict[str, object]  # the numbers metrics.json carries for the hypothesis
+    finding: str = ""  # the sentence a reader cites: the effect, its interval and replicates
 
     def verdict(self) -> tuple[str, str]:
         """(verdict, why undecided), by the rule in RULE."""
@@ -63,6 +65,15 @@ def trend_check(result: TrendResult, alpha: float, monotone: bool) -> Check:
     if test.min_attainable_p > alpha:
         return None, f"{result.n_seeds} seeds allow p ≥ {test.min_attainable_p:.3g} > alpha {alpha:g}"
     return bool(result.bh_p < alpha and (result.monotone or not monotone)), ""
+
+
+def interval_check(result: ComparisonResult, *, above: float = -math.inf, below: float = math.inf) -> Check:
+    """The bootstrap interval of the mean difference lies above `above` and below `below`;
+    undecided when it cannot be computed (fewer than two pairs)."""
+    test = result.test
+    if math.isnan(test.ci_low) or math.isnan(test.ci_high):
+        return None, test.note or f"{test.n} seed pairs: no interval"
+    return bool(test.ci_low > above and test.ci_high < below), ""
 
 
 def equivalence_check(result: EquivalenceResult) -> Check:

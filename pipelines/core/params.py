@@ -161,11 +161,25 @@ class TrainParams(Schema):
 
 class AnalyzeParams(Schema):
     alpha: Annotated[float, Field(gt=0, lt=1)]
-    match_tolerance: Annotated[float, Field(gt=0, lt=1)]
+    # H1a/H1b: validation accuracy given up against the baseline (fractions), each a point where the
+    # L1 and L2 frontiers are compared.
+    accuracy_costs: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
     equivalence_margin: Positive
+    # H2: how far l2 may move the scale-free sparsity (negligible), the prunable fraction and the
+    # dead units (as a fraction of hidden units) from the baseline's.
+    negligible_margin: Annotated[float, Field(gt=0, lt=1)]
+    prunable_margin: Annotated[float, Field(gt=0, lt=1)]
+    dead_units_margin: Annotated[float, Field(gt=0, lt=1)]
     bootstrap_resamples: Annotated[int, Field(ge=100)]
     seed: Annotated[int, Field(ge=0)]
     early_stopping: bool = False
+
+    @field_validator("accuracy_costs")
+    @classmethod
+    def _increasing(cls, costs: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(costs, costs[1:])):
+            raise ValueError(f"found {costs}; expected strictly increasing costs (fractions, 0.005 = half a point)")
+        return costs
 
 
 class FiguresParams(Schema):

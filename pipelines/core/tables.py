@@ -10,13 +10,17 @@ the tests read them through `read`, which checks that every column is there.
                holm_family and holm_p (NaN outside an H4 family), bh_p, rank_biserial, cohens_dz,
                p_a_beats_b (ties half) with its Wilson interval, min_attainable_p, can_reach_alpha
   selected     each family's validation-selected config per group, the baseline with strength 0
-  matched      H1's configs at matched validation accuracy, with the matching rule
+  frontier     H1a/H1b: each L1-type family's and l2's frontier point per group and accuracy cost
+               (pipelines/analysis/frontier.py), and whether the family's grid reaches the cost
   ranking      H4's mean ranks (1 = best test accuracy) and Friedman's test per group
   trends       Page's trend tests (H2, H3): levels (strengths, baseline as 0), level_means,
                first_mean, last_mean, monotone (the means move only in the predicted direction)
   equivalence  paired-t TOST (H5, H6): metric is test_acc, or weight_l2_relative = (a − b) / b
-  exclusions   every config with its members and diverged members (diverged_seeds)
-  verdicts     one per dataset and hypothesis: title, verdict, rule, evidence
+  exclusions   every config with its members, diverged members (diverged_seeds) and `ok` members
+               whose structure measures are missing (unmeasured, unmeasured_seeds: left out of H1a,
+               H1b and H2's tests of those measures)
+  verdicts     one per dataset and hypothesis: title, finding (the sentence to cite: effect,
+               interval, replicates; empty where a hypothesis has none), verdict, rule, evidence
 """
 
 from __future__ import annotations
@@ -76,16 +80,18 @@ COLUMNS: dict[str, list[str]] = {
         "n_diverged",
         "edge",
     ],
-    "matched": [
+    "frontier": [
         "dataset",
         "optimizer",
         "family",
+        "cost",
         "config",
         "strength",
         "val_acc_mean",
         "baseline_val_acc_mean",
-        "within_tolerance",
-        "rule",
+        "prunable_mean",
+        "n_seeds",
+        "reached",
     ],
     "ranking": [
         "dataset",
@@ -132,8 +138,18 @@ COLUMNS: dict[str, list[str]] = {
         "equivalent",
         "note",
     ],
-    "exclusions": ["dataset", "config", "family", "optimizer", "members", "diverged", "diverged_seeds"],
-    "verdicts": ["dataset", "hypothesis", "title", "verdict", "rule", "evidence"],
+    "exclusions": [
+        "dataset",
+        "config",
+        "family",
+        "optimizer",
+        "members",
+        "diverged",
+        "diverged_seeds",
+        "unmeasured",
+        "unmeasured_seeds",
+    ],
+    "verdicts": ["dataset", "hypothesis", "title", "finding", "verdict", "rule", "evidence"],
 }
 
 

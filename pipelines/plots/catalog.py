@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pipelines.plots.accuracy_figures import accuracy, generalization_gap, learning_curves, statistics
 from pipelines.plots.evidence import Evidence
+from pipelines.plots.pruning_figures import layer_magnitudes, pareto_frontier, pruning_curves
 from pipelines.plots.style import Drawn
 from pipelines.plots.weight_figures import (
     elastic_net,
@@ -23,15 +24,18 @@ from pipelines.plots.weight_figures import (
 
 # The hypotheses (of the analyze stage) each figure is evidence for; the report places it by them.
 HYPOTHESES = {
-    "01_sparsity": ("H1",),
-    "02_weight_magnitudes": ("H1", "H2"),
+    "01_sparsity": ("H1a", "H1b"),
+    "02_weight_magnitudes": ("H2", "H1a"),
     "03_weight_norm": ("H2", "H5"),
     "04_test_accuracy": ("H4",),
     "05_generalization_gap": ("H3",),
     "06_learning_curves": ("H3",),
-    "08_first_layer_images": ("H1",),
-    "09_input_features": ("H1",),
+    "08_first_layer_images": ("H1a", "H1b"),
+    "09_input_features": ("H1a", "H1b"),
     "10_statistics": ("H4",),
+    "11_pruning_curves": ("H1a", "H1b", "H2"),
+    "12_pareto_frontier": ("H1a", "H1b"),
+    "13_layer_magnitudes": ("H2", "H1a", "H1b"),
 }
 
 
@@ -46,4 +50,7 @@ FIGURES: tuple[Callable[[Evidence], Drawn | None], ...] = (
     first_layer_images,
     input_features,
     statistics,
+    pruning_curves,
+    pareto_frontier,
+    layer_magnitudes,
 )

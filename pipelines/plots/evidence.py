@@ -1,5 +1,5 @@
-"""What the figures of one dataset are drawn from: runs, curves, final weights and the analyze
-stage's tables, read and checked."""
+"""What the figures of one dataset are drawn from: runs, curves, pruning curves, final weights and
+the analyze stage's tables, read and checked."""
 
 from __future__ import annotations
 
@@ -16,13 +16,17 @@ from pipelines.core.errors import DataError
 from pipelines.core.results import (
     FAMILIES,
     MODELS_DIR,
+    PRUNING_COLUMNS,
     RESULTS_DIR,
+    STRUCTURE_COLUMNS,
     TABLES_DIR,
     check_statuses,
     curves_path,
     group_of,
+    pruning_path,
     read_curves,
     read_runs,
+    read_table,
     runs_path,
     weights_path,
 )
@@ -30,7 +34,7 @@ from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
 from pipelines.plots import style as plotting
 from pipelines.plots.style import family_label
 
-TABLES = ("comparisons", "ranking", "selected")  # the analyze stage's tables the figures draw from
+TABLES = ("comparisons", "ranking", "selected", "frontier")  # the analyze stage's tables the figures draw from
 
 
 @dataclass
@@ -48,11 +52,13 @@ class Evidence:
     dataset: str
     runs: pd.DataFrame  # the main grid with drawing labels; diverged rows kept so captions can count them
     curves: pd.DataFrame
+    pruning: pd.DataFrame  # pruning.csv: every member's accuracy with each fraction of its weights pruned
     weights: Weights
     selected_configs: list[str]  # each family's selected configuration and each baseline
     selected: pd.DataFrame  # one row per finished member of those configurations, in drawing order
     comparisons: pd.DataFrame  # H4 test-accuracy rows of this dataset
     ranking: pd.DataFrame
+    frontier: pd.DataFrame  # H1a/H1b's frontier points of this dataset (may be empty)
     feature_names: list[str]  # empty unless the input is the 8 features of the Pima table
 
     @property
@@ -82,6 +88,11 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
     """Read and check one dataset's results, weights and rows of the analyze stage's tables
     (as pipelines.core.tables.read gives them)."""
     runs = _drawable_runs(read_runs(runs_path(dataset)), runs_path(dataset))
+    missing = [c for c in STRUCTURE_COLUMNS if c not in runs]
+    if missing:
+        raise DataError(
+            f"{runs_path(dataset)}: missing columns {missing}; expected the train stage's structure measures"
+        )
     weights = _read_weights(weights_path(dataset, MODELS_DIR))
     comparisons = _rows_of(tables["comparisons"], dataset, "comparisons")
     comparisons = comparisons[(comparisons["hypothesis"] == "H4") & (comparisons["metric"] == "test_acc")]
@@ -95,11 +106,13 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
         dataset=dataset,
         runs=runs,
         curves=read_curves(curves_path(dataset)),
+        pruning=read_table(pruning_path(dataset), PRUNING_COLUMNS, "train"),
         weights=weights,
         selected_configs=configs,
         selected=_selected_members(runs, configs, weights, weights_path(dataset)),
         comparisons=comparisons,
         ranking=_rows_of(tables["ranking"], dataset, "ranking"),
+        frontier=tables["frontier"][tables["frontier"]["dataset"] == dataset],
         feature_names=_feature_names(dataset, weights.layers[0].shape[2]),
     )
 

@@ -1,5 +1,5 @@
 """The figures of the weights: sparsity, magnitudes, norms, elastic net, first-layer images and
-input features (evidence for H1, H2 and H5)."""
+input features (evidence for H1a, H1b, H2 and H5)."""
 
 from __future__ import annotations
 
@@ -28,15 +28,22 @@ MAGNITUDE_POINTS = 121  # where each member's ECDF of log10|w| is evaluated: ~15
 IMAGE_UNITS = 6  # hidden units shown as 28x28 receptive fields: the first ones, not picked by eye
 
 
+# Figure 01's measures: scale-free and functional (pipelines/training/pruning.py defines them).
+SPARSITY_MEASURES = {
+    "prunable_fraction": "prunable",
+    "negligible": "|w| ≤ 0.01·RMS",
+    "hoyer_layers": "Hoyer (0–1)",
+    "zeros": "|w| = 0",
+}
+
+
 def sparsity(ev: Evidence) -> Drawn:
-    """01: fraction of weights below each sparsity threshold (and exactly zero) versus strength."""
+    """01: scale-free and functional sparsity versus strength."""
     lines = lines_of(ev.ok)
     lines = lines[lines["family"] != "dropout"]
-    measures = {c: f"|w| < {threshold_of(c):g}" for c in sparsity_columns(ev.runs)}
-    measures["exact_zeros"] = "|w| = 0 exactly"
     styles = plotting.line_styles(sorted(set(lines["variant"])))
-    figure, axes = plotting.panels(len(measures), height=2.3)
-    for ax, (column, title) in zip(axes, measures.items()):
+    figure, axes = plotting.panels(len(SPARSITY_MEASURES), height=2.3)
+    for ax, (column, title) in zip(axes, SPARSITY_MEASURES.items()):
         plotting.family_lines(ax, lines, x="strength", y=column, styles=styles)
         ax.set(xscale="log", title=title, xlabel=STRENGTH_AXIS, ylabel="")
     axes[0].set_ylabel("fraction of weights")
@@ -46,13 +53,19 @@ def sparsity(ev: Evidence) -> Drawn:
     return Drawn(
         "01_sparsity",
         figure,
-        "Sparsity versus regularization strength",
+        "Sparsity versus regularization strength, measured without a fixed threshold",
         (
-            "Fraction of all weights (every weight matrix, biases excluded) whose magnitude is below each "
-            "threshold, and the fraction that is exactly zero, versus the strength λ of each family "
-            f"(log scale; line style: optimizer). Lines: mean over {seeds_phrase(lines)}; shaded: {INTERVAL}. "
-            "Dropout has no λ (figure 05); elastic net varies two strengths (figure 07)."
-            f"{overlapping(lines, list(measures), 'group')} {ev.diverged(line_families(ev.runs) - {'dropout'})}"
+            "Four measures of sparsity that do not depend on the weights' scale, versus the strength λ of each "
+            "family (log scale; line style: optimizer): the prunable fraction (the largest share of each layer's "
+            "smallest weights that can be set to zero, no fine-tuning, for at most half a point of validation "
+            "accuracy), the fraction of weights at most 0.01 × their layer's RMS, Hoyer's sparsity per layer "
+            "(0 flat, 1 a single nonzero; weighted by layer size) and the fraction of exact zeros. What to see: "
+            "a family that makes networks sparse raises all four; one that only shrinks weights (L2) leaves "
+            "them near the baseline's, however small its weights become. "
+            f"Lines: mean over {seeds_phrase(lines)}; shaded: {INTERVAL}. Dropout has no λ (figure 05); elastic "
+            "net varies two strengths (figure 07)."
+            f"{overlapping(lines, list(SPARSITY_MEASURES), 'group')} "
+            f"{ev.diverged(line_families(ev.runs) - {'dropout'})}"
         ),
     )
 
@@ -197,13 +210,18 @@ def input_features(ev: Evidence) -> Drawn | None:
     if not ev.feature_names:
         return None
     rows = [ev.weights.row[m] for m in ev.selected["member"]]
-    magnitude = pd.DataFrame(np.abs(ev.weights.layers[0][rows]).mean(axis=1), columns=ev.feature_names)
+    per_feature = np.abs(ev.weights.layers[0][rows]).mean(axis=1)
+    # Each network's row over its own largest feature: L1 shrinks every weight, and the feature it
+    # keeps would vanish in a colour scale shared with the baseline's larger weights.
+    largest = per_feature.max(axis=1, keepdims=True)
+    relative = np.divide(per_feature, largest, out=np.zeros_like(per_feature), where=largest > 0)
+    magnitude = pd.DataFrame(relative, columns=ev.feature_names)
     per_config = magnitude.groupby(ev.selected["config_label"].str.replace("\n", "  ").to_numpy(), sort=False)
     figure, ax = plt.subplots(figsize=(plotting.WIDTH, 1.2 + 0.34 * per_config.ngroups), layout="constrained")
     plotting.heatmap_cells(ax, per_config.mean(), per_config.agg(plotting.ci_half_width), "mako_r")
     colorbar = ax.collections[0].colorbar
     if colorbar is not None:  # heatmap_cells draws one
-        colorbar.set_label("mean |w| over hidden units")
+        colorbar.set_label("mean |w|, relative to the network's largest feature")
     ax.set(xlabel="input feature", ylabel="")
     ax.tick_params(axis="x", labelrotation=30)
     plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
@@ -213,11 +231,23 @@ def input_features(ev: Evidence) -> Drawn | None:
         "Which input features survive",
         (
             "Magnitude of the first-layer weights leaving each input feature (mean |w| over the hidden "
-            "units), one row per family at its selected strength and per baseline. Each cell: mean over "
-            f"{seeds_phrase(ev.selected)}, and below it ± the half-width of the {INTERVAL}. A feature whose "
-            f"weights shrink towards zero under L1 is one the penalty removes. {ev.diverged()}"
+            "units), divided by that of the network's largest feature, so each row compares features within "
+            "a network whatever the penalty did to its scale (an all-zero network is drawn as 0). One row per "
+            "family at its selected strength and per baseline. Each cell: mean over "
+            f"{seeds_phrase(ev.selected)}, and below it ± the half-width of the {INTERVAL}. What to see: "
+            "a row near 1 on one feature and near 0 elsewhere is a network that kept one input; a flat row "
+            f"uses every feature.{_kept_by_l1(magnitude, ev.selected['family'].to_numpy())} {ev.diverged()}"
         ),
     )
+
+
+def _kept_by_l1(relative: pd.DataFrame, families: np.ndarray) -> str:
+    """A caption sentence naming the feature the L1-type networks weigh most, on average."""
+    l1 = relative[np.isin(families, ("l1", "prox_l1"))]
+    if l1.empty:
+        return ""
+    mean = l1.mean()
+    return f" Under the L1-type families the largest feature is {mean.idxmax()} (mean {mean.max():.2f} relative)."
 
 
 def _magnitude_ecdfs(ev: Evidence) -> tuple[pd.DataFrame, dict[str, list[float]]]:

@@ -123,7 +123,8 @@ def _hypothesis_views(names: list[str], inputs: Inputs, tables: dict[str, pd.Dat
             per_dataset.append(
                 {
                     "name": DISPLAY_NAMES.get(dataset, dataset),
-                    "verdict": verdict.iloc[0].to_dict(),
+                    # An empty finding is read back from the CSV as NaN: the hypothesis has none.
+                    "verdict": verdict.iloc[0].fillna({"finding": ""}).to_dict(),
                     **{
                         name: markdown_table(_rows(tables[name], **where), SHOWN[name])
                         for name in ("comparisons", "trends", "equivalence")

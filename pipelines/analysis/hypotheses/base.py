@@ -15,12 +15,13 @@ from pipelines.core.params import AnalyzeParams
 
 @dataclass(frozen=True)
 class Context:
-    """What every hypothesis plans and judges from: the grid, the params and the chosen configs."""
+    """What every hypothesis plans and judges from: the grid, the params, the chosen configs and the
+    sparsity-accuracy frontiers."""
 
     grid: Grid
     settings: AnalyzeParams
     selected: pd.DataFrame  # pipelines.analysis.selection.select
-    matched: pd.DataFrame  # pipelines.analysis.selection.match
+    frontier: pd.DataFrame  # pipelines.analysis.frontier.frontier
 
 
 @dataclass(frozen=True)

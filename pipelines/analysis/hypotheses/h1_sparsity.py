@@ -1,92 +1,185 @@
-"""H1: L1 makes networks sparse.
+"""H1a and H1b: L1 (subgradient l1, proximal prox_l1) buys more sparsity than L2 for the same accuracy.
 
-Per optimizer group, the L1-type families (l1, prox_l1) against none and against l2: per strength,
-at equal strength and at matched validation accuracy (pipelines/analysis/selection.py). Judged at
-matched accuracy on the largest sparsity threshold and Hoyer's measure.
+Per optimizer group and accuracy cost (analyze.accuracy_costs), the family's sparsity–accuracy
+frontier against l2's (pipelines/analysis/frontier.py): the difference in prunable fraction between
+the two frontier configs, paired by seed, with the BCa bootstrap interval of its mean at level
+1 − alpha. A cost passes when the interval lies above 0. A cost that either family's grid does not
+reach is reported and left out of the verdict; so is one where both frontiers are the baseline
+and no strength of the family is within the cost (nothing to compare); when some is, the family
+buys nothing at that cost, which fails without a test (a config is never compared with itself).
+Per strength, descriptive comparisons against none: prunable fraction, scale-free sparsity
+(negligible) and the largest absolute threshold, which stays descriptive only.
 
-Headline numbers (<g> a group, <f> l1 or prox_l1): threshold (the largest); at matched val_acc
-<g>_<f>_frac_below, <g>_<f>_hoyer, <g>_<f>_bh_p_vs_none, <g>_<f>_bh_p_vs_l2, <g>_<f>_test_acc_diff
-(vs none), <g>_none_frac_below, <g>_none_hoyer, <g>_l2_frac_below, <g>_l2_hoyer.
+Headline numbers (<g> a group, <c> a cost as a fraction): <g>_<c>_compared; where compared
+<g>_<c>_<family>_config, <g>_<c>_l2_config, <g>_<c>_<family>_prunable, <g>_<c>_l2_prunable,
+<g>_<c>_diff, <g>_<c>_ci_low, <g>_<c>_ci_high, <g>_<c>_n.
 """
 
 from __future__ import annotations
 
-from pipelines.analysis.hypotheses.base import Context, Hypothesis, wilcoxon_rule
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipelines.analysis import frontier
+from pipelines.analysis.hypotheses.base import Context, Hypothesis
+from pipelines.analysis.inference import PairedComparison
 from pipelines.analysis.plan import Comparison, Findings, Plan
-from pipelines.analysis.selection import L1_FAMILIES, config_of, matching_rule
-from pipelines.analysis.verdicts import Check, Judgement, paired_check
-from pipelines.core import results
+from pipelines.analysis.verdicts import Check, Judgement, interval_check
 from pipelines.core.params import AnalyzeParams
 
+DESCRIBED = ("prunable_fraction", "negligible")
 
-def rule(analysis_params: AnalyzeParams) -> str:
+
+def _points(costs: list[float]) -> str:
+    return ", ".join(f"{100 * c:g}" for c in costs) + " points"
+
+
+def rule_of(family: str) -> Callable[[AnalyzeParams], str]:
+    def rule(analysis_params: AnalyzeParams) -> str:
+        level = 100 * (1 - analysis_params.alpha)
+        return (
+            f"For {family} in each optimizer group, at each cost of {_points(analysis_params.accuracy_costs)} "
+            f"of validation accuracy: the {family} frontier's prunable fraction exceeds l2's, paired by seed "
+            f"(the {level:g}% BCa bootstrap interval of the mean difference lies above 0). Frontier: "
+            f"{frontier.reading_rule()}. A cost that either grid does not reach, or where both frontiers are the "
+            "baseline with no strength of the family within the cost, is reported, not judged (both at the baseline "
+            "with a strength within the cost: fails); when no cost is judged the hypothesis is inconclusive."
+        )
+
+    return rule
+
+
+def plan_of(hypothesis: str, family: str) -> Callable[[Context, str], Plan]:
+    def plan(context: Context, group: str) -> Plan:
+        grid, tests = context.grid, Plan()
+        none = grid.baseline(group)
+        described = [*DESCRIBED, *grid.sparsity[-1:]]
+        for config in grid.family(group, family).index:
+            tests.comparisons += [Comparison(hypothesis, "per_strength", m, config, none) for m in described]
+        for cost in context.settings.accuracy_costs:
+            pair = _pair(context, group, family, cost)
+            if isinstance(pair, tuple):
+                tests.comparisons.append(Comparison(hypothesis, "frontier", frontier.MEASURE, *pair, "greater"))
+        return tests
+
+    return plan
+
+
+@dataclass(frozen=True)
+class Unpaired:
+    """Why the frontiers at a cost are not compared by a test. `fails`: both are the baseline although
+    some strength of the family is within the cost, so the family buys no sparsity there."""
+
+    reason: str
+    fails: bool = False
+
+
+def _pair(context: Context, group: str, family: str, cost: float) -> tuple[str, str] | Unpaired:
+    """The (family, l2) frontier configs to compare at a cost, or why there is no comparison."""
+    ours = frontier.at(context.frontier, group, family, cost)
+    rival = frontier.at(context.frontier, group, frontier.RIVAL, cost)
+    if ours is None or rival is None:
+        return Unpaired(f"no measured {family if ours is None else frontier.RIVAL} frontier under {group}")
+    short = [f for f, p in ((family, ours), (frontier.RIVAL, rival)) if not p["reached"]]
+    if short:
+        return Unpaired(f"not reached ({' and '.join(short)}: the strongest strength costs at most {_cost(cost)})")
+    if ours["config"] == rival["config"]:
+        floor = ours["baseline_val_acc_mean"] - cost
+        if (context.grid.family(group, family)["val_acc_mean"] >= floor).any():
+            return Unpaired(f"both frontiers are the baseline: no {family} strength within the cost prunes more", True)
+        return Unpaired(f"both frontiers are the baseline: no {family} strength is within the cost")
+    return str(ours["config"]), str(rival["config"])
+
+
+def _cost(cost: float) -> str:
+    points = 100 * cost
+    return f"{points:g} point{'s' * (points != 1)}"
+
+
+def _effect(test: PairedComparison, level: float) -> str:
     return (
-        f"For each L1-type family (l1, prox_l1) per optimizer group, at matched validation accuracy "
-        f"({matching_rule(analysis_params.match_tolerance)}): more weights below the largest threshold and a higher "
-        f"Hoyer sparsity than none and than the matched l2 config ({wilcoxon_rule(analysis_params)}, difference > 0)."
+        f"{test.mean_diff:+.3f} ({level:g}% {test.ci_method or 'no'} interval {test.ci_low:+.3f} to "
+        f"{test.ci_high:+.3f}, {test.n} seeds)"
     )
 
 
-def plan(context: Context, group: str) -> Plan:
-    grid, tests = context.grid, Plan()
-    sparsity = [*grid.sparsity, "exact_zeros", "hoyer"]
-    none = grid.baseline(group)
-    l2 = grid.family(group, "l2")
-    l2_at = dict(zip(l2["strength"], l2.index))
-    matched_l2 = config_of(context.matched, group, "l2")
-    for family in L1_FAMILIES:
-        chosen = config_of(context.matched, group, family)
-        if chosen is not None and matched_l2 is not None:
-            tests.comparisons += [Comparison("H1", "matched", m, chosen, matched_l2, "greater") for m in sparsity]
-            tests.comparisons.append(Comparison("H1", "matched", "test_acc", chosen, matched_l2))
-        for config, strength in grid.family(group, family)["strength"].items():
-            tests.comparisons += [Comparison("H1", "per_strength", m, config, none, "greater") for m in sparsity]
-            tests.comparisons.append(Comparison("H1", "per_strength", "test_acc", config, none))
-            if strength in l2_at:
-                tests.comparisons += [
-                    Comparison("H1", "equal_strength", m, config, l2_at[strength], "greater") for m in sparsity
-                ]
-    return tests
+def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judgement]:
+    def judge(context: Context, findings: Findings) -> Judgement:
+        checks: list[Check] = []
+        parts: list[str] = []
+        cited: list[str] = []
+        headline: dict[str, object] = {}
+        level = 100 * (1 - context.settings.alpha)
+        groups = [g for g in context.grid.groups() if not context.grid.family(g, family).empty]
+        for group in groups:
+            for cost in context.settings.accuracy_costs:
+                key = f"{group}_{cost:g}"
+                pair = _pair(context, group, family, cost)
+                headline[f"{key}_compared"] = isinstance(pair, tuple)
+                if isinstance(pair, Unpaired):
+                    parts.append(f"{group}, {_cost(cost)}: {pair.reason}")
+                    checks += [(False, "")] if pair.fails else []
+                    continue
+                result = findings.comparison(hypothesis, frontier.MEASURE, *pair)
+                checks.append(interval_check(result, above=0.0))
+                t = result.test
+                headline |= {
+                    f"{key}_{family}_config": pair[0],
+                    f"{key}_l2_config": pair[1],
+                    f"{key}_{family}_prunable": t.mean_a,
+                    f"{key}_l2_prunable": t.mean_b,
+                    f"{key}_diff": t.mean_diff,
+                    f"{key}_ci_low": t.ci_low,
+                    f"{key}_ci_high": t.ci_high,
+                    f"{key}_n": t.n,
+                }
+                cited.append(f"under {group} at {_cost(cost)}, {_effect(t, level)}")
+                parts.append(
+                    f"{group}, {_cost(cost)}: {pair[0]} prunes {t.mean_a:.3f} of each layer vs "
+                    f"{t.mean_b:.3f} for {pair[1]}, difference {_effect(t, level)}"
+                )
+        if not checks:
+            checks.append((None, f"no accuracy cost is judged: none is reached by both the {family} and l2 grids"))
+        if cited:
+            finding = (
+                f"The {family} frontier's prunable fraction minus l2's at equal validation-accuracy cost is "
+                + "; ".join(cited)
+                + "."
+            )
+        else:
+            finding = _unjudged_finding(context, findings, hypothesis, family, groups, level)
+        return Judgement(checks, "; ".join(parts) or f"no {family} configs", headline, finding)
+
+    return judge
 
 
-def judge(context: Context, findings: Findings) -> Judgement:
-    alpha, near = context.settings.alpha, context.grid.sparsity[-1]
-    threshold = results.threshold_of(near)
-    checks: list[Check] = []
-    parts: list[str] = []
-    headline: dict[str, object] = {"threshold": threshold}
-    matched = context.matched
-    for _, m in matched[matched["family"].isin(L1_FAMILIES)].iterrows():
-        group, none, config = m["optimizer"], context.grid.baseline(m["optimizer"]), m["config"]
-        l2 = config_of(matched, group, "l2")
-        rivals = [none] if l2 is None else [none, l2]
-        frac = [findings.comparison("H1", near, config, b) for b in rivals]
-        hoyer = [findings.comparison("H1", "hoyer", config, b) for b in rivals]
-        checks += [paired_check(result, result.bh_p, alpha) for result in frac + hoyer]
-        cost = findings.comparison("H1", "test_acc", config, none)
-        key = f"{group}_{m['family']}"
-        headline |= {
-            f"{key}_frac_below": frac[0].test.mean_a,
-            f"{key}_hoyer": hoyer[0].test.mean_a,
-            f"{key}_bh_p_vs_none": frac[0].bh_p,
-            f"{key}_test_acc_diff": cost.test.mean_diff,
-            f"{group}_none_frac_below": frac[0].test.mean_b,
-            f"{group}_none_hoyer": hoyer[0].test.mean_b,
-        }
-        if l2 is not None:
-            headline |= {
-                f"{key}_bh_p_vs_l2": frac[1].bh_p,
-                f"{group}_l2_frac_below": frac[1].test.mean_b,
-                f"{group}_l2_hoyer": hoyer[1].test.mean_b,
-            }
-        rival_fracs = " and ".join(f"{r.test.mean_b:.3f} for {r.spec.b} (BH p={r.bh_p:.2g})" for r in frac)
-        rival_hoyers = " and ".join(f"{r.test.mean_b:.2f}" for r in hoyer)
-        parts.append(
-            f"{config} has {frac[0].test.mean_a:.3f} of weights below {threshold:g} vs {rival_fracs}, "
-            f"Hoyer {hoyer[0].test.mean_a:.2f} vs {rival_hoyers}, test accuracy "
-            f"{100 * cost.test.mean_diff:+.2f} points vs none"
+def _unjudged_finding(
+    context: Context, findings: Findings, hypothesis: str, family: str, groups: list[str], level: float
+) -> str:
+    """Without a frontier comparison, what can still be cited: the strongest strength against none."""
+    described = []
+    for group in groups:
+        strongest = context.grid.family(group, family).iloc[-1]
+        none = context.grid.baseline(group)
+        t = findings.comparison(hypothesis, frontier.MEASURE, str(strongest["config"]), none).test
+        cost = context.grid.configs.at[none, "val_acc_mean"] - strongest["val_acc_mean"]
+        change = f"{'cost' if cost >= 0 else 'gain'} of {abs(100 * cost):.2f} points"
+        described.append(
+            f"under {group}, its strongest strength ({strongest['config']}) changes the prunable fraction by "
+            f"{_effect(t, level)} against none, at a validation-accuracy {change}"
         )
-    return Judgement(checks, "; ".join(parts) or "no l1 or prox_l1 configs", headline)
+    return (
+        f"No accuracy cost is reached by both the {family} and l2 grids, so the frontiers are not compared"
+        + (f"; descriptively, {'; '.join(described)}" if described else "")
+        + "."
+    )
 
 
-H1 = Hypothesis("H1", "L1 makes networks sparse", rule, judge, plan_group=plan)
+def _hypothesis(hypothesis: str, family: str, title: str) -> Hypothesis:
+    return Hypothesis(
+        hypothesis, title, rule_of(family), judge_of(hypothesis, family), plan_group=plan_of(hypothesis, family)
+    )
+
+
+H1A = _hypothesis("H1a", "l1", "Subgradient L1 makes networks more prunable than L2 at the same accuracy cost")
+H1B = _hypothesis("H1b", "prox_l1", "Proximal L1 makes networks more prunable than L2 at the same accuracy cost")

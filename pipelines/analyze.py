@@ -16,7 +16,7 @@ valid. Where the method lives, in pipelines/analysis/:
   frontier.py    H1a/H1b's sparsity-accuracy frontiers, read at analyze.accuracy_costs
   plan.py        the kinds of test, the one function that runs them, the corrections (BH, Holm)
   hypotheses/    one module per hypothesis: its title, rule, tests and judge (HYPOTHESES)
-  verdicts.py    the rule from checks to supported / not supported / inconclusive
+  verdicts.py    the rule from checks to supported / contradicted / not shown / inconclusive
   study.py       one dataset's analysis, whole: its tables and its entry of metrics.json
   inference.py   the paired statistics
 """

@@ -22,7 +22,7 @@ from pipelines.core.errors import DataError
 import synthetic
 
 REPO = Path(__file__).resolve().parents[1]
-VERDICTS = {"supported", "not supported", "inconclusive"}
+VERDICTS = {"supported", "contradicted", "not shown", "inconclusive"}
 HYPOTHESES_IDS = [h.id for h in HYPOTHESES]
 
 
@@ -95,11 +95,11 @@ def test_corrections_never_lower_p_and_holm_only_in_h4(workdir: Path) -> None:
     assert table("frontier")["reached"].all()  # the synthetic cliff: every cost is reached
 
 
-def test_no_effect_is_not_supported(workdir: Path) -> None:
+def test_no_effect_is_not_shown_rather_than_contradicted(workdir: Path) -> None:
     synthetic.write_results(workdir, "diabetes", effect=0.0)
     run_diabetes()
     verdicts = table("verdicts").set_index("hypothesis")["verdict"]
-    assert verdicts[["H1a", "H1b", "H2", "H3"]].tolist() == ["not supported"] * 4
+    assert verdicts[["H1a", "H1b", "H2", "H3"]].tolist() == ["not shown"] * 4
 
 
 def test_missing_results_file_is_one_line_error_and_nothing_is_written(workdir: Path) -> None:
@@ -244,7 +244,7 @@ def test_a_group_whose_baseline_diverged_is_inconclusive_and_the_others_are_judg
         verdict, evidence = verdicts.loc[hypothesis, ["verdict", "evidence"]]
         # Inconclusive for want of sgd, unless a check of adam's already fails.
         said = "Undecided: " if verdict == "inconclusive" else "Not analysed: "
-        assert verdict in {"inconclusive", "not supported"} and reason in evidence.split(said)[1], hypothesis
+        assert verdict in {"inconclusive", "not shown", "contradicted"} and reason in evidence.split(said)[1], hypothesis
     assert verdicts.loc["H2", "verdict"] == "inconclusive"  # adam's checks pass: only sgd is missing
     assert verdicts.loc["H2", "evidence"].startswith("adam: weight_l2")
     assert reason not in verdicts.loc["H6", "evidence"]  # the ablation needs no baseline

@@ -100,10 +100,10 @@ def test_a_run_within_the_spread_with_the_same_outcomes_agrees(tmp_path, monkeyp
 
 def test_a_changed_verdict_or_selection_is_named_and_fails(tmp_path, monkeypatch, capsys):
     committed = write_reports(tmp_path / "committed")
-    fresh = write_reports(tmp_path / "fresh", shift=0.02, h2="not supported", best="adam/l2/l2=0.001")
+    fresh = write_reports(tmp_path / "fresh", shift=0.02, h2="not shown", best="adam/l2/l2=0.001")
     code, out = run(str(committed), fresh, monkeypatch, capsys)
     assert code == 1
-    assert "diabetes: verdict H2: supported -> not supported" in out
+    assert "diabetes: verdict H2: supported -> not shown" in out
     assert "diabetes: selected configuration adam l2: adam/l2/l2=0.01 -> adam/l2/l2=0.001" in out
     assert "diabetes: best_config: adam/l2/l2=0.01 -> adam/l2/l2=0.001" in out
     assert "2.00 spreads" in out and "outcomes differ." in out

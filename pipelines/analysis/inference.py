@@ -264,6 +264,19 @@ def tost_p(d: np.ndarray, margin: float) -> float:
     return float(max(above, below))
 
 
+def beyond_p(d: np.ndarray, margin: float) -> float:
+    """Paired-t p that the mean difference lies beyond ±margin (the smaller of the one-sided tests
+    mean > margin and mean < −margin): small p shows a difference larger than the margin, the
+    opposite of equivalence. NaN below two pairs."""
+    if d.size < 2:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zero spread, as in tost_p
+        above = scipy.stats.ttest_1samp(d, margin, alternative="greater").pvalue
+        below = scipy.stats.ttest_1samp(d, -margin, alternative="less").pvalue
+    return float(min(above, below))
+
+
 def holm(pvalues: np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values (scipy has no Holm); NaN entries stay NaN and do not
     count in the family."""

@@ -133,6 +133,7 @@ class EquivalenceResult:
     tost_p: float
     equivalent: bool
     note: str
+    beyond_p: float = math.nan  # small: a difference beyond the margin is shown (the opposite)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,7 @@ def _equivalence(grid: Grid, spec: Equivalence, analysis_params: AnalyzeParams) 
         p,
         bool(p < analysis_params.alpha),
         "" if d.size >= 2 else f"{d.size} pairs: TOST needs 2",
+        inference.beyond_p(d, margin),
     )
 
 

@@ -25,7 +25,7 @@ from pipelines.analysis.frontier import frontier
 from pipelines.analysis.grid import Grid
 from pipelines.analysis.hypotheses import HYPOTHESES, Context, Hypothesis
 from pipelines.analysis.selection import select
-from pipelines.analysis.verdicts import NOT_SUPPORTED, RULE
+from pipelines.analysis.verdicts import CONTRADICTED, NOT_SHOWN, RULE, undecided
 from pipelines.core import tables
 from pipelines.core.params import AnalyzeParams
 
@@ -63,10 +63,10 @@ def _verdict(
     undecided check of every hypothesis about groups."""
     judgement = hypothesis.judge(context, findings)
     lost = list(context.grid.lost().values()) if hypothesis.plan_group is not None else []
-    judgement = replace(judgement, checks=judgement.checks + [(None, why) for why in lost])
-    verdict, undecided = judgement.verdict()
-    evidence = judgement.evidence + (f". Undecided: {undecided}" if undecided else "")
-    if lost and verdict == NOT_SUPPORTED:  # decided without the lost group, which still needs saying
+    judgement = replace(judgement, checks=judgement.checks + [undecided(why) for why in lost])
+    verdict, why_undecided = judgement.verdict()
+    evidence = judgement.evidence + (f". Undecided: {why_undecided}" if why_undecided else "")
+    if lost and verdict in (CONTRADICTED, NOT_SHOWN):  # decided without the lost group, which still needs saying
         evidence += ". Not analysed: " + "; ".join(lost)
     row = {
         "dataset": context.grid.dataset,

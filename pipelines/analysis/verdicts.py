@@ -1,12 +1,18 @@
-"""From checks to a verdict: how a hypothesis is judged, and the checks judges build from typed results.
+"""From checks to an outcome: how a hypothesis is judged, and the checks judges build from typed results.
 
-Each hypothesis is a list of checks. Supported: every check passes. Not supported: a check that
-could pass fails. Inconclusive: no check fails but some cannot be decided (fewer seeds than
-reaching alpha needs, configs missing, or a group lost because its whole baseline diverged).
-A paired check passes when its adjusted p is below alpha with the difference in the predicted
-direction (an interval check: when the bootstrap interval of the mean difference lies on the
-predicted side of its bound); it is undecided when its smallest attainable p (two-sided exact Wilcoxon: 2/2^n,
-times the family size under Holm; Page: 1/(m!)^n for n seeds and m levels) exceeds alpha.
+Each hypothesis is a list of checks, and each check has one of four outcomes:
+  supported     the predicted effect is shown at the stated level;
+  contradicted  the opposite is shown: a significant effect in the other direction, an interval
+                wholly on the wrong side of its bound, or a difference beyond the margin where
+                equivalence was predicted;
+  not shown     it could have been shown and was not, and neither was the opposite;
+  inconclusive  it cannot be decided: fewer seeds than reaching alpha needs, configs missing, or a
+                group lost because its whole baseline diverged.
+The hypothesis is contradicted if any check is, else not shown if any check is, else inconclusive
+if any check is (or there is none), else supported. "Not shown" is not evidence against a claim.
+A paired check is supported when its adjusted p is below alpha with the difference in the
+predicted direction; it is inconclusive when its smallest attainable p (two-sided exact Wilcoxon:
+2/2^n, times the family size under Holm; Page: 1/(m!)^n for n seeds and m levels) exceeds alpha.
 """
 
 from __future__ import annotations
@@ -15,15 +21,35 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pipelines.analysis.inference import PairedComparison
 from pipelines.analysis.plan import ComparisonResult, EquivalenceResult, TrendResult
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+SUPPORTED, CONTRADICTED, NOT_SHOWN, INCONCLUSIVE = "supported", "contradicted", "not shown", "inconclusive"
+OUTCOMES = (SUPPORTED, CONTRADICTED, NOT_SHOWN, INCONCLUSIVE)
 RULE = (
-    " Supported if every check passes; not supported if a check that could pass fails; inconclusive "
-    "if none fails but some cannot be decided (too few seeds to reach alpha, or configs missing)."
+    " Supported if every check passes; contradicted if any check shows the opposite; not shown if a "
+    "check that could pass fails without showing the opposite; inconclusive if none fails but some "
+    "cannot be decided (too few seeds to reach alpha, or configs missing)."
 )
 
-Check = tuple[bool | None, str]  # passed (None: cannot be decided) and, if undecided, why
+
+@dataclass(frozen=True)
+class Check:
+    outcome: str  # one of OUTCOMES
+    why: str = ""  # for an inconclusive check: why it cannot be decided
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == SUPPORTED
+
+
+def shown(passed: bool, opposite: bool = False) -> Check:
+    """A decided check: supported if passed, contradicted if the opposite was shown, else not shown."""
+    return Check(SUPPORTED if passed else CONTRADICTED if opposite else NOT_SHOWN)
+
+
+def undecided(why: str) -> Check:
+    return Check(INCONCLUSIVE, why)
 
 
 @dataclass(frozen=True)
@@ -34,60 +60,75 @@ class Judgement:
     finding: str = ""  # the sentence a reader cites: the effect, its interval and replicates
 
     def verdict(self) -> tuple[str, str]:
-        """(verdict, why undecided), by the rule in RULE."""
-        if any(passed is False for passed, _ in self.checks):
-            return NOT_SUPPORTED, ""
-        undecided = sorted({why for passed, why in self.checks if passed is None})
-        if undecided or not self.checks:
-            return INCONCLUSIVE, "; ".join(undecided) or "no configs to test"
+        """(outcome, why undecided), by the rule in RULE."""
+        outcomes = {check.outcome for check in self.checks}
+        for outcome in (CONTRADICTED, NOT_SHOWN):
+            if outcome in outcomes:
+                return outcome, ""
+        reasons = sorted({check.why for check in self.checks if check.outcome == INCONCLUSIVE})
+        if reasons or not self.checks:
+            return INCONCLUSIVE, "; ".join(reasons) or "no configs to test"
         return SUPPORTED, ""
 
 
-def paired_check(result: ComparisonResult, p: float, alpha: float, family_size: int = 1) -> Check:
-    """Significant (p, adjusted) in the predicted direction; undecided when even the smallest p the
-    seeds allow (times the Holm family size) cannot reach alpha."""
-    test = result.test
+def test_check(test: PairedComparison, p: float, alpha: float, predicted: str, family_size: int = 1) -> Check:
+    """A paired test: significant (p, adjusted) in the `predicted` direction (greater, less or
+    different); contradicted when significant the other way; inconclusive when even the smallest p
+    the seeds allow (times the Holm family size) cannot reach alpha."""
     bound = test.min_attainable_p * family_size
     if bound > alpha:
         adjusted = "a Holm-adjusted " if family_size > 1 else ""
-        return None, f"{test.n} seed pairs allow {adjusted}p ≥ {min(bound, 1.0):.3g} > alpha {alpha:g}"
+        return undecided(f"{test.n} seed pairs allow {adjusted}p ≥ {min(bound, 1.0):.3g} > alpha {alpha:g}")
     if math.isnan(p):
-        return None, test.note
-    direction = {"greater": test.mean_diff > 0, "less": test.mean_diff < 0, "different": True}[result.spec.predicted]
-    return bool(p < alpha and direction), ""
+        return undecided(test.note)
+    wanted = {"greater": 1, "less": -1, "different": 0}[predicted]  # 0: either sign
+    found = int(math.copysign(1, test.mean_diff)) if test.mean_diff else 0
+    significant = p < alpha
+    return shown(significant and found != 0 and wanted in (0, found), significant and wanted * found < 0)
+
+
+def paired_check(result: ComparisonResult, p: float, alpha: float, family_size: int = 1) -> Check:
+    """test_check of a planned comparison, in the direction it predicts."""
+    return test_check(result.test, p, alpha, result.spec.predicted, family_size)
 
 
 def trend_check(result: TrendResult, alpha: float, monotone: bool) -> Check:
-    """Page's BH-adjusted p below alpha, and (if asked) level means that move only one way."""
+    """Page's BH-adjusted p below alpha, and (if asked) level means that move only one way. Page's
+    test is one-sided: it cannot show the opposite trend."""
     test = result.test
     if math.isnan(test.p):
-        return None, test.note
+        return undecided(test.note)
     if test.min_attainable_p > alpha:
-        return None, f"{result.n_seeds} seeds allow p ≥ {test.min_attainable_p:.3g} > alpha {alpha:g}"
-    return bool(result.bh_p < alpha and (result.monotone or not monotone)), ""
+        return undecided(f"{result.n_seeds} seeds allow p ≥ {test.min_attainable_p:.3g} > alpha {alpha:g}")
+    return shown(result.bh_p < alpha and (result.monotone or not monotone))
 
 
 def interval_check(result: ComparisonResult, *, above: float = -math.inf, below: float = math.inf) -> Check:
     """The bootstrap interval of the mean difference lies above `above` and below `below`;
-    undecided when it cannot be computed (fewer than two pairs)."""
+    contradicted when it lies wholly on the wrong side of one of them; inconclusive when it cannot
+    be computed (fewer than two pairs)."""
     test = result.test
     if math.isnan(test.ci_low) or math.isnan(test.ci_high):
-        return None, test.note or f"{test.n} seed pairs: no interval"
-    return bool(test.ci_low > above and test.ci_high < below), ""
+        return undecided(test.note or f"{test.n} seed pairs: no interval")
+    return shown(test.ci_low > above and test.ci_high < below, test.ci_high < above or test.ci_low > below)
 
 
-def equivalence_check(result: EquivalenceResult) -> Check:
-    return (None, result.note) if math.isnan(result.tost_p) else (result.equivalent, "")
+def equivalence_check(result: EquivalenceResult, alpha: float) -> Check:
+    """TOST: equivalent within the margin; contradicted when a difference beyond it is shown."""
+    if math.isnan(result.tost_p):
+        return undecided(result.note)
+    return shown(result.equivalent, result.beyond_p < alpha)
 
 
 def any_of(checks: list[Check], nothing: str) -> Check:
-    """Passes when one of the checks passes."""
-    if any(passed for passed, _ in checks):
-        return True, ""
-    undecided = [why for passed, why in checks if passed is None]
-    if undecided or not checks:
-        return None, undecided[0] if undecided else nothing
-    return False, ""
+    """Supported when one of the checks is; contradicted when every one is; inconclusive when none
+    is supported and some cannot be decided."""
+    outcomes = {check.outcome for check in checks}
+    if SUPPORTED in outcomes:
+        return Check(SUPPORTED)
+    if INCONCLUSIVE in outcomes or not checks:
+        return undecided(next((c.why for c in checks if c.outcome == INCONCLUSIVE), nothing))
+    return Check(CONTRADICTED if outcomes == {CONTRADICTED} else NOT_SHOWN)
 
 
 def largest(values: Iterable[float]) -> float:

@@ -24,7 +24,7 @@ from pipelines.analysis import frontier
 from pipelines.analysis.hypotheses.base import Context, Hypothesis
 from pipelines.analysis.inference import PairedComparison
 from pipelines.analysis.plan import Comparison, Findings, Plan
-from pipelines.analysis.verdicts import Check, Judgement, interval_check
+from pipelines.analysis.verdicts import Check, Judgement, interval_check, shown, undecided
 from pipelines.core.params import AnalyzeParams
 
 DESCRIBED = ("prunable_fraction", "negligible")
@@ -118,7 +118,7 @@ def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judg
                 headline[f"{key}_compared"] = isinstance(pair, tuple)
                 if isinstance(pair, Unpaired):
                     parts.append(f"{group}, {_cost(cost)}: {pair.reason}")
-                    checks += [(False, "")] if pair.fails else []
+                    checks += [shown(False)] if pair.fails else []
                     continue
                 result = findings.comparison(hypothesis, frontier.MEASURE, *pair)
                 checks.append(interval_check(result, above=0.0))
@@ -139,7 +139,7 @@ def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judg
                     f"{t.mean_b:.3f} for {pair[1]}, difference {_effect(t, level)}"
                 )
         if not checks:
-            checks.append((None, f"no accuracy cost is judged: none is reached by both the {family} and l2 grids"))
+            checks.append(undecided(f"no accuracy cost is judged: none is reached by both the {family} and l2 grids"))
         if cited:
             finding = (
                 f"The {family} frontier's prunable fraction minus l2's at equal validation-accuracy cost is "

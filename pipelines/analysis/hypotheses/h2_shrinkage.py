@@ -77,7 +77,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
             f"{group}_weight_l2_strongest": t.means[-1],
         }
         shapes = [e for e in findings.equivalences if e.spec.hypothesis == "H2" and e.group == group]
-        checks += [equivalence_check(e) for e in shapes]
+        checks += [equivalence_check(e, context.settings.alpha) for e in shapes]
         within = {}
         for metric in RISES:
             rises = [
@@ -85,7 +85,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
                 for c in t.spec.configs[1:]
             ]
             checks += rises
-            within[metric] = sum(passed is True for passed, _ in rises)
+            within[metric] = sum(check.passed for check in rises)
         strongest = t.spec.configs[-1]
         at_strongest = {m: findings.comparison("H2", m, strongest, none).test for m in DESCRIBED}
         headline[f"{group}_strongest"] = strongest

@@ -13,7 +13,7 @@ import math
 
 from pipelines.analysis.hypotheses.base import Context, Hypothesis
 from pipelines.analysis.plan import Comparison, Findings, Plan, Ranking
-from pipelines.analysis.verdicts import Check, Judgement, any_of, paired_check
+from pipelines.analysis.verdicts import Check, Judgement, any_of, paired_check, shown, undecided
 from pipelines.core.params import AnalyzeParams
 
 
@@ -48,7 +48,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
     headline: dict[str, object] = {}
     for ranking in findings.rankings:
         group, friedman = ranking.spec.group, ranking.test
-        checks.append((None, friedman.note) if math.isnan(friedman.p) else (bool(friedman.p < alpha), ""))
+        checks.append(undecided(friedman.note) if math.isnan(friedman.p) else shown(friedman.p < alpha))
         rows = [c for c in findings.comparisons if c.spec.hypothesis == "H4" and c.group == group]
         size = sum(not math.isnan(c.test.wilcoxon_p) for c in rows)
         checks.append(any_of([paired_check(c, c.holm_p, alpha, size) for c in rows], f"{group}: no regularized config"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pipelines.analysis.hypotheses.base import Context, Hypothesis, tost_rule, wilcoxon_rule
 from pipelines.analysis.plan import Comparison, Equivalence, EquivalenceResult, Findings, Plan
 from pipelines.analysis.selection import config_of
-from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, largest, paired_check
+from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, largest, paired_check, undecided
 from pipelines.core.params import AnalyzeParams
 
 
@@ -57,7 +57,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
             equal.setdefault(e.group, []).append(e)
     for group, pairs in equal.items():
         if group == "sgd":
-            checks += [equivalence_check(e) for e in pairs]
+            checks += [equivalence_check(e, context.settings.alpha) for e in pairs]
         equivalent = sum(e.equivalent for e in pairs)
         widest, least = largest(abs(e.mean_diff) for e in pairs), largest(e.tost_p for e in pairs)
         headline |= {
@@ -72,7 +72,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
             f"{least:.2g})"
         )
     if "sgd" not in equal:
-        checks.append((None, "no sgd l2 and weight_decay configs at equal strength"))
+        checks.append(undecided("no sgd l2 and weight_decay configs at equal strength"))
     decoupled = [
         c
         for c in findings.comparisons
@@ -86,7 +86,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
             f"(BH p={c.bh_p:.2g})"
         )
     if not decoupled:
-        checks.append((None, "no l2 and adamw configs under adam"))
+        checks.append(undecided("no l2 and adamw configs under adam"))
     return Judgement(checks, "; ".join(parts) or "no configs", headline)
 
 

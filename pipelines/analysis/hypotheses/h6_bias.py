@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pipelines.analysis.hypotheses.base import Context, Hypothesis, tost_rule
 from pipelines.analysis.plan import Comparison, Equivalence, Findings, Plan
-from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, largest
+from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, largest, undecided
 from pipelines.core.params import AnalyzeParams
 
 
@@ -32,7 +32,9 @@ def plan(context: Context) -> Plan:
 
 def judge(context: Context, findings: Findings) -> Judgement:
     pairs = [e for e in findings.equivalences if e.spec.hypothesis == "H6"]
-    checks: list[Check] = [equivalence_check(e) for e in pairs] or [(None, "no penalize_bias config with a partner")]
+    checks: list[Check] = [equivalence_check(e, context.settings.alpha) for e in pairs] or [
+        undecided("no penalize_bias config with a partner")
+    ]
     unpaired = int(context.grid.configs["penalize_bias"].sum()) - len(pairs)
     equivalent = sum(e.equivalent for e in pairs)
     widest = largest(abs(e.mean_diff) for e in pairs)

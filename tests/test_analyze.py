@@ -244,7 +244,9 @@ def test_a_group_whose_baseline_diverged_is_inconclusive_and_the_others_are_judg
         verdict, evidence = verdicts.loc[hypothesis, ["verdict", "evidence"]]
         # Inconclusive for want of sgd, unless a check of adam's already fails.
         said = "Undecided: " if verdict == "inconclusive" else "Not analysed: "
-        assert verdict in {"inconclusive", "not shown", "contradicted"} and reason in evidence.split(said)[1], hypothesis
+        assert verdict in {"inconclusive", "not shown", "contradicted"} and reason in evidence.split(said)[1], (
+            hypothesis
+        )
     assert verdicts.loc["H2", "verdict"] == "inconclusive"  # adam's checks pass: only sgd is missing
     assert verdicts.loc["H2", "evidence"].startswith("adam: weight_l2")
     assert reason not in verdicts.loc["H6", "evidence"]  # the ablation needs no baseline

@@ -5,7 +5,8 @@ inner join of their `ok` members: diverged members are counted, never averaged i
 groups: adam (which includes the adamw family) and sgd; each is compared against its own
 baseline, the config of family none. Configs with penalize_bias=True (names ending "/bias") are
 only the H6 ablation. A group whose baseline has no `ok` member cannot be compared against: it is
-"lost", and the hypotheses say so instead of judging it.
+"lost", and the hypotheses say so instead of judging it. The cells of the learning-rate ×
+strength maps (grid "map") are left out here: only H5 reads them (pipelines/analysis/maps.py).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Grid:
 
 def load_grid(path: Path, dataset: str) -> Grid:
     """Read and validate one dataset's runs.csv; every problem is a DataError naming the file."""
-    runs = results.read_runs(path)
+    runs = main_grid(results.read_runs(path))
     runs["penalize_bias"] = runs["penalize_bias"].astype(str).str.lower() == "true"  # bool or text
     _check_members(runs, path)
     ok = runs[runs["status"] == "ok"].copy()
@@ -88,6 +89,11 @@ def load_grid(path: Path, dataset: str) -> Grid:
     _check_baselines(configs, path)
     by_config = {config: frame.set_index("seed") for config, frame in ok.groupby("config")}
     return Grid(dataset, path, by_config, configs, results.sparsity_columns(runs))
+
+
+def main_grid(runs: pd.DataFrame) -> pd.DataFrame:
+    """The members of the main grid, without the map cells."""
+    return runs[runs["grid"] == "main"].copy()
 
 
 def _check_members(runs: pd.DataFrame, path: Path) -> None:

@@ -61,6 +61,7 @@ IDENTITY_COLUMNS = [
     "momentum",
     "seed",
     "penalize_bias",
+    "grid",  # main, or map: a cell of a learning-rate × strength map (config name ends /lr=<lr>)
     "strength",  # the family's headline strength: λ, or p for dropout; elastic: λ1; activity: its λ
     "l1",
     "prox_l1",

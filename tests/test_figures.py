@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from scipy import stats
 
 from pipelines import figures
-from pipelines.analysis import inference
+from pipelines.analysis import inference, maps
 from pipelines.core import results
 from pipelines.core.errors import DataError
 from pipelines.core.results import RESULTS_DIR, group_of, runs_path, weights_path
@@ -36,6 +36,13 @@ import synthetic
 REPO = Path(__file__).resolve().parents[1]
 DPI = 50  # the smallest dpi params allow keeps PNGs small and tests fast
 SEEDS = 3
+# Where each method's map peaks: decoupled decay at a fixed lr·λ, the penalties at a fixed λ.
+MAP_PEAKS = {
+    "adam": lambda lr: 1e-2,
+    "adamw": lambda lr: 1e-3 / lr,
+    "sgd": lambda lr: 1e-3,
+    "sgdw": lambda lr: 1e-4 / lr,
+}
 DATASETS = {
     "fashion_mnist": {"inputs": 784, "classes": 10, "hidden": (16, 8)},
     "diabetes": {"inputs": 8, "classes": 2, "hidden": (16, 8)},
@@ -46,7 +53,8 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Small versions of the analyze stage's tables, derived from a runs table as analyze does, with
     the project's statistics: the best mean validation accuracy selects each family's config, which is
     compared seed by seed with its optimizer group's baseline and ranked within the group."""
-    main = runs[~runs["penalize_bias"] & (runs["status"] == "ok")]
+    main = results.main_grid(runs)
+    main = main[~main["penalize_bias"] & (main["status"] == "ok")]
     main = main.assign(group=main["optimizer"].map(group_of))
     dataset = runs["dataset"].iloc[0]
     selected, comparisons, ranking = [], [], []
@@ -104,7 +112,12 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         ]
     comparisons = pd.DataFrame(comparisons)
     comparisons["bh_p"] = inference.benjamini_hochberg(comparisons["wilcoxon_p"].to_numpy())
-    return {"comparisons": comparisons, "ranking": pd.DataFrame(ranking), "selected": pd.DataFrame(selected)}
+    return {
+        "comparisons": comparisons,
+        "ranking": pd.DataFrame(ranking),
+        "selected": pd.DataFrame(selected),
+        "lr_best": maps.best_strengths(dataset, maps.cells(runs)),
+    }
 
 
 def write_study(
@@ -124,6 +137,8 @@ def write_study(
         for config, count in (diverge or {}).items():
             rows = runs.index[runs["config"] == config][:count]
             runs.loc[rows, ["status", "test_acc", "train_acc"]] = ["diverged", 0.5, 0.5]
+        if dataset == "diabetes":  # the learning-rate maps, on one dataset only
+            runs = pd.concat([runs, synthetic.map_cells(runs, MAP_PEAKS)], ignore_index=True)
         runs.to_csv(path, index=False)
         for name, table in analysis_tables(runs).items():
             tables.setdefault(name, []).append(table)
@@ -185,7 +200,7 @@ def test_every_figure_is_drawn_for_each_dataset_and_only_where_it_applies(drawn)
         "10_statistics",
     }
     assert set(drawn["fashion_mnist"]) == common | {"08_first_layer_images"}
-    assert set(drawn["diabetes"]) == common | {"09_input_features"}
+    assert set(drawn["diabetes"]) == common | {"09_input_features", "11_lr_maps"}  # maps: diabetes only
 
 
 @pytest.mark.parametrize(
@@ -291,7 +306,7 @@ def test_stage_writes_png_pdf_and_captions_for_every_figure(tmp_path, monkeypatc
     assert [p.name for p in (tmp_path / results.FIGURES_DIR).iterdir()] == ["diabetes"]
     directory = tmp_path / results.FIGURES_DIR / "diabetes"
     captions = json.loads((directory / "captions.json").read_text())
-    assert "09_input_features" in captions and len(captions) == 9
+    assert "09_input_features" in captions and len(captions) == 10  # 11_lr_maps among them
     for name in captions:
         png = matplotlib.image.imread(directory / f"{name}.png")
         height, width = png.shape[:2]
@@ -512,3 +527,15 @@ def test_line_styles_stay_distinct_for_many_levels():
     styles = plotting.line_styles([f"level {i}" for i in range(12)])
     assert len(set(map(str, styles.values()))) == 12
     assert set(plotting.line_styles(["a", "b"], markers=False).values()) == {("", ""), ((4, 1.5), "")}
+
+
+def test_the_lr_maps_box_the_validation_best_strength_of_every_lr(drawn: dict[str, dict[str, plotting.Drawn]]):
+    assert "11_lr_maps" not in drawn["fashion_mnist"]  # no map cells there: no figure
+    figure = drawn["diabetes"]["11_lr_maps"].figure
+    axes = [ax for ax in figure.get_axes() if ax.get_title()]
+    assert len(axes) == 2 * 2 * 2  # (adam, sgd) × (penalty, decoupled) × (validation, test)
+    adamw = next(ax for ax in axes if ax.get_title() == "adam: adamw, validation accuracy (%)")
+    strengths = [float(t.get_text()) for t in adamw.get_xticklabels()]
+    lrs = [float(t.get_text()) for t in adamw.get_yticklabels()]
+    boxed = {(lrs[int(p.get_y())], strengths[int(p.get_x())]) for p in adamw.patches if not p.get_fill()}
+    assert boxed == {(lr, pytest.approx(1e-3 / lr)) for lr in lrs}

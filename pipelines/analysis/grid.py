@@ -80,7 +80,7 @@ class Grid:
 
 def load_grid(path: Path, dataset: str) -> Grid:
     """Read and validate one dataset's runs.csv; every problem is a DataError naming the file."""
-    runs = main_grid(results.read_runs(path))
+    runs = results.main_grid(results.read_runs(path))
     runs["penalize_bias"] = runs["penalize_bias"].astype(str).str.lower() == "true"  # bool or text
     _check_members(runs, path)
     ok = runs[runs["status"] == "ok"].copy()
@@ -89,11 +89,6 @@ def load_grid(path: Path, dataset: str) -> Grid:
     _check_baselines(configs, path)
     by_config = {config: frame.set_index("seed") for config, frame in ok.groupby("config")}
     return Grid(dataset, path, by_config, configs, results.sparsity_columns(runs))
-
-
-def main_grid(runs: pd.DataFrame) -> pd.DataFrame:
-    """The members of the main grid, without the map cells."""
-    return runs[runs["grid"] == "main"].copy()
 
 
 def _check_members(runs: pd.DataFrame, path: Path) -> None:

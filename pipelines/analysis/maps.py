@@ -29,7 +29,8 @@ METHODS = {"adam": ("l2", "adamw"), "sgd": ("l2", "sgdw")}
 
 def cells(runs: pd.DataFrame) -> pd.DataFrame:
     """The map cells of runs.csv that finished, with their optimizer group."""
-    mapped = runs[(runs["grid"] == "map") & (runs["status"] == "ok")].copy()
+    mapped = results.map_grid(runs)
+    mapped = mapped[mapped["status"] == "ok"].copy()
     mapped["group"] = mapped["optimizer"].map(results.group_of)
     for column in ("lr", "strength", "val_acc", "test_acc", "weight_l2"):
         mapped[column] = mapped[column].astype(float)

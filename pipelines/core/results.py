@@ -127,6 +127,16 @@ def group_of(optimizer: str) -> str:
     return GROUP_OF.get(optimizer, optimizer)
 
 
+def main_grid(runs: pd.DataFrame) -> pd.DataFrame:
+    """The members of the main grid: every analysis but H5's maps, and every figure but the maps', reads only these."""
+    return runs[runs["grid"] == "main"].copy()
+
+
+def map_grid(runs: pd.DataFrame) -> pd.DataFrame:
+    """The cells of the learning-rate × strength maps (train.<dataset>.maps)."""
+    return runs[runs["grid"] == "map"].copy()
+
+
 def sparsity_column(threshold: float) -> str:
     """Name of the column holding the fraction of weights with |w| < threshold."""
     return f"{SPARSITY_PREFIX}{threshold:g}"

@@ -1,8 +1,9 @@
 """The FIGURES registry the stage draws in order, and the hypotheses each figure is evidence for.
 
 What is drawn: the main grid (members trained with the baseline's bias setting; the bias ablation
-is left to the tables), members that finished ("ok"), lines at the mean across seeds with a 95%
-Student-t interval. Elastic net varies two strengths, so it has its own heatmaps instead of lines.
+is left to the tables; figure 11 alone draws the learning-rate maps' cells), members that finished
+("ok"), lines at the mean across seeds with a 95% Student-t interval. Elastic net varies two
+strengths, so it has its own heatmaps instead of lines.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 from pipelines.plots.accuracy_figures import accuracy, generalization_gap, learning_curves, statistics
 from pipelines.plots.evidence import Evidence
+from pipelines.plots.map_figures import lr_maps
 from pipelines.plots.style import Drawn
 from pipelines.plots.weight_figures import (
     elastic_net,
@@ -32,6 +34,7 @@ HYPOTHESES = {
     "08_first_layer_images": ("H1",),
     "09_input_features": ("H1",),
     "10_statistics": ("H4",),
+    "11_lr_maps": ("H5",),
 }
 
 
@@ -46,4 +49,5 @@ FIGURES: tuple[Callable[[Evidence], Drawn | None], ...] = (
     first_layer_images,
     input_features,
     statistics,
+    lr_maps,
 )

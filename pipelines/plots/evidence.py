@@ -21,6 +21,8 @@ from pipelines.core.results import (
     check_statuses,
     curves_path,
     group_of,
+    main_grid,
+    map_grid,
     read_curves,
     read_runs,
     runs_path,
@@ -30,7 +32,7 @@ from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
 from pipelines.plots import style as plotting
 from pipelines.plots.style import family_label
 
-TABLES = ("comparisons", "ranking", "selected")  # the analyze stage's tables the figures draw from
+TABLES = ("comparisons", "ranking", "selected", "lr_best")  # the analyze stage's tables the figures draw from
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Evidence:
 
     dataset: str
     runs: pd.DataFrame  # the main grid with drawing labels; diverged rows kept so captions can count them
+    maps: pd.DataFrame  # the cells of the learning-rate × strength maps that finished (grid "map")
+    lr_best: pd.DataFrame  # the analyze stage's per-seed best strengths of the maps (table lr_best)
     curves: pd.DataFrame
     weights: Weights
     selected_configs: list[str]  # each family's selected configuration and each baseline
@@ -81,7 +85,9 @@ def datasets(root: Path = RESULTS_DIR) -> list[str]:
 def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
     """Read and check one dataset's results, weights and rows of the analyze stage's tables
     (as pipelines.core.tables.read gives them)."""
-    runs = _drawable_runs(read_runs(runs_path(dataset)), runs_path(dataset))
+    every = read_runs(runs_path(dataset))
+    runs = _drawable_runs(main_grid(every), runs_path(dataset))
+    maps = map_grid(every)
     weights = _read_weights(weights_path(dataset, MODELS_DIR))
     comparisons = _rows_of(tables["comparisons"], dataset, "comparisons")
     comparisons = comparisons[(comparisons["hypothesis"] == "H4") & (comparisons["metric"] == "test_acc")]
@@ -94,7 +100,9 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
     return Evidence(
         dataset=dataset,
         runs=runs,
-        curves=read_curves(curves_path(dataset)),
+        maps=maps[maps["status"] == "ok"].assign(group=maps["optimizer"].map(group_of)),
+        lr_best=tables["lr_best"][tables["lr_best"]["dataset"] == dataset],
+        curves=_main_curves(read_curves(curves_path(dataset)), every),
         weights=weights,
         selected_configs=configs,
         selected=_selected_members(runs, configs, weights, weights_path(dataset)),
@@ -102,6 +110,11 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
         ranking=_rows_of(tables["ranking"], dataset, "ranking"),
         feature_names=_feature_names(dataset, weights.layers[0].shape[2]),
     )
+
+
+def _main_curves(curves: pd.DataFrame, every: pd.DataFrame) -> pd.DataFrame:
+    """The curves of the main grid's members."""
+    return curves[curves["member"].isin(main_grid(every)["member"])]
 
 
 def _drawable_runs(runs: pd.DataFrame, path: Path) -> pd.DataFrame:

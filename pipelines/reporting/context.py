@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core import params, provenance
-from pipelines.reporting.inputs import DISPLAY_NAMES, SHOWN, Inputs, dataset_names
+from pipelines.core.results import main_grid
+from pipelines.reporting.inputs import DISPLAY_NAMES, OWN_TABLES, SHOWN, Inputs, dataset_names
 from pipelines.reporting.numbers import markdown_table, number
 
 
@@ -77,7 +78,8 @@ def _dataset_view(dataset: str, inputs: Inputs, tables: dict[str, pd.DataFrame])
         "prepared": inputs.prepared[dataset],
         "network": runs.iloc[0][["hidden", "activation", "epochs", "batch_size"]].to_dict(),
         "seeds": sorted(runs["seed"].unique().tolist()),
-        "grid": _grid(runs),
+        "grid": _grid(main_grid(runs)),
+        "map_members": int((runs["grid"] == "map").sum()),
         "selected": markdown_table(_rows(tables["selected"], dataset=dataset), SHOWN["selected"]),
         "ranking": markdown_table(ranking, SHOWN["ranking"]),
         "exclusions": markdown_table(_diverged(_rows(tables["exclusions"], dataset=dataset)), SHOWN["exclusions"]),
@@ -129,12 +131,37 @@ def _hypothesis_views(names: list[str], inputs: Inputs, tables: dict[str, pd.Dat
                         for name in ("comparisons", "trends", "equivalence")
                     },
                     # A figure is drawn once, in the first section it names; the others refer to it.
+                    "lead": _h5_lead(inputs.metrics[dataset].get(hypothesis, {}), verdict.iloc[0]["verdict"])
+                    if hypothesis == "H5"
+                    else "",
+                    "own_tables": [
+                        (what, markdown_table(_rows(tables[name], dataset=dataset), SHOWN[name]))
+                        for name, what in OWN_TABLES.get(hypothesis, {}).items()
+                    ],
                     "figures": [f for f in inputs.figures[dataset] if f.hypotheses[:1] == (hypothesis,)],
                     "see_also": [f for f in inputs.figures[dataset] if hypothesis in f.hypotheses[1:]],
                 }
             )
         views.append({"id": hypothesis, "title": rows.iloc[0]["title"], "datasets": per_dataset})
     return views
+
+
+def _h5_lead(headline: dict[str, Any], verdict: str) -> str:
+    """H5's citable first sentence: the mechanism's effect, its interval and replicates, the verdict;
+    then the SGD identity, which is a checked fact of the trainer and not part of the hypothesis."""
+    identity = (
+        "Under SGD an L2 penalty and coupled weight_decay are one gradient term in this trainer, an identity "
+        f"checked by {headline.get('sgd_identity_test', 'the trainer tests')}, so H5 does not test it."
+    )
+    if headline.get("mechanism_slope_diff") is None:
+        return identity
+    return (
+        "Under Adam, the per-weight slope of log(|w|/|w_none|) on log √v̂ with the L2 penalty minus that with "
+        f"AdamW is {number(headline['mechanism_slope_diff'])} "
+        f"(interval {number(headline['mechanism_slope_diff_ci_low'])} to "
+        f"{number(headline['mechanism_slope_diff_ci_high'])}, {headline['mechanism_slope_diff_n']} seeds): "
+        f"H5 is {verdict}. {identity}"
+    )
 
 
 def citation_cff(study: params.Params, origin: provenance.Provenance, today: datetime.date) -> dict[str, Any]:

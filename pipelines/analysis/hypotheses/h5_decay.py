@@ -14,9 +14,11 @@ slopes (sgd+l2 against sgdw) and sgdw against l2 at equal strength with momentum
 and weight_l2). Not a hypothesis: under sgd, l2 and coupled weight_decay are one gradient term in
 the trainer (checked by tests/test_trainer.py::test_sgd_l2_penalty_equals_sgd_weight_decay).
 
-Headline numbers: mechanism_slope_diff (+ _ci_low, _ci_high, _n, _p), mechanism_slope_l2,
-mechanism_slope_adamw, mechanism_excluded, dead_units_l2, dead_units_adamw, and per group <g>
-with a map: <g>_<family>_lr_slope (+ _ci_low, _ci_high, _n), <g>_lr_slope_diff (decoupled − l2).
+Headline: sgd_identity_test (where the SGD identity is checked), mechanism_slope_diff (+ _ci_low,
+_ci_high, _n, _p), mechanism_slope_l2, mechanism_slope_adamw, mechanism_excluded, dead_units_l2,
+dead_units_adamw; per group <g> with a map: <g>_<family>_lr_slope (+ _ci_low, _ci_high, _n),
+<g>_lr_slope_diff (decoupled − l2); per sgdw strength λ: sgd_sgdw_minus_l2_test_acc_at_λ and
+sgd_sgdw_minus_l2_weight_l2_at_λ.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
     settings = context.settings
     checks: list[Check] = []
     parts: list[str] = []
-    headline: dict[str, object] = {}
+    headline: dict[str, object] = {"sgd_identity_test": SGD_IDENTITY_TEST}
 
     mechanism = context.mechanism
     by_family = mechanism.pivot(index="seed", columns="family", values="slope") if len(mechanism) else None

@@ -139,7 +139,7 @@ def test_the_map_slopes_are_minus_one_for_a_fixed_product_and_zero_for_a_fixed_s
 
 def models_for(runs: pd.DataFrame, l2_slope: float) -> Models:
     """Weights and v̂ of every member: adam's l2 members shrink as (√v̂)^l2_slope against the
-    baseline of their seed, adamw members by one factor."""
+    baseline of their seed (a positive slope: small √v̂, more shrinkage), adamw members by one factor."""
     rng = np.random.default_rng(3)
     members = runs["member"].to_numpy()
     v_hat = torch.tensor(rng.lognormal(-10, 2, (len(members), 6, 5)), dtype=torch.float32)
@@ -156,10 +156,8 @@ def models_for(runs: pd.DataFrame, l2_slope: float) -> Models:
     return Models(weights=[weights], weight_rows=rows, moments=[v_hat], moment_rows=rows)
 
 
-@pytest.mark.parametrize(
-    ("l2_slope", "adamw_peak", "verdict"), [(-0.5, 1e-3, "supported"), (0.0, 1e-3, "not supported")]
-)
-def test_h5_judges_the_mechanism_and_the_map(tmp_path: Path, l2_slope: float, adamw_peak: float, verdict: str):
+@pytest.mark.parametrize(("l2_slope", "verdict"), [(0.5, "supported"), (-0.5, "not supported")])
+def test_h5_judges_the_mechanism_and_the_map(tmp_path: Path, l2_slope: float, verdict: str):
     runs = synthetic.make_results("diabetes")[0]
     runs = runs.assign(dead_units=0.0)
     path = tmp_path / "runs.csv"

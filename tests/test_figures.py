@@ -534,7 +534,7 @@ def test_the_lr_maps_box_the_validation_best_strength_of_every_lr(drawn: dict[st
     figure = drawn["diabetes"]["11_lr_maps"].figure
     axes = [ax for ax in figure.get_axes() if ax.get_title()]
     assert len(axes) == 2 * 2 * 2  # (adam, sgd) × (penalty, decoupled) × (validation, test)
-    adamw = next(ax for ax in axes if ax.get_title() == "adam: adamw, validation accuracy (%)")
+    adamw = next(ax for ax in axes if ax.get_title() == "adamw: val acc (%)")
     strengths = [float(t.get_text()) for t in adamw.get_xticklabels()]
     lrs = [float(t.get_text()) for t in adamw.get_yticklabels()]
     boxed = {(lrs[int(p.get_y())], strengths[int(p.get_x())]) for p in adamw.patches if not p.get_fill()}

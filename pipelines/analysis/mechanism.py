@@ -10,7 +10,10 @@ the least-squares slope of
 
 with w the penalized member's final weight, w_none the same seed's baseline (family none) at the
 same index, and v̂ the penalized member's own bias-corrected second moment at the end of training.
-Adam+L2 predicts a negative slope, AdamW one near 0. A weight that is exactly 0 (or v̂ = 0) has no
+Under Adam+L2 the penalty's shrinkage per step is lr·λ/(√v̂ + ε): largest where √v̂ is
+small, so y is most negative there and rises with x: a positive slope. AdamW's lr·λ is the same
+for every weight: a slope near 0. (Issue 17 wrote "negative" for Adam+L2; that is the sign of the
+slope of the shrinkage, −y, not of y.) A weight that is exactly 0 (or v̂ = 0) has no
 logarithm: it is left out of the fit and counted (`excluded`), never clipped to a made-up value.
 """
 

@@ -12,7 +12,7 @@ from pipelines.plots import style as plotting
 from pipelines.plots.evidence import Evidence
 from pipelines.plots.style import INTERVAL, Drawn
 
-MEASURES = (("val_acc", "validation accuracy (%)"), ("test_acc", "test accuracy (%)"))
+MEASURES = (("val_acc", "val acc (%)"), ("test_acc", "test acc (%)"))
 
 
 def lr_maps(ev: Evidence) -> Drawn | None:
@@ -33,7 +33,11 @@ def lr_maps(ev: Evidence) -> Drawn | None:
         plotting.heatmap_cells(ax, mean, cells.agg(plotting.ci_half_width).unstack("strength"), "rocket")
         _mark_best(ax, method.groupby(["lr", "strength"])["val_acc"].mean().unstack("strength"))
         ax.invert_yaxis()  # the learning rate grows upwards
-        ax.set(xlabel="λ (PyTorch units)", ylabel="learning rate", title=f"{group}: {family}, {label}")
+        ax.set(
+            xlabel="λ (PyTorch units)",
+            ylabel="learning rate",
+            title=f"{family if family != 'l2' else group + '+l2'}: {label}",
+        )
     seeds = plotting.seeds_phrase(ev.maps.groupby("config")["seed"].nunique())
     return Drawn(
         "11_lr_maps",

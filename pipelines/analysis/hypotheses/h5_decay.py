@@ -5,7 +5,8 @@ and decoupled decay's good setting is the decay per step, lr·λ, whatever the l
 Two checks, both under adam, both paired by seed:
   mechanism  per seed, the per-weight slope of log(|w| / |w_none|) on log √v̂ for the
              validation-selected l2 and adamw configs (pipelines/analysis/mechanism.py); predicted
-             slope(l2) − slope(adamw) < 0 (Wilcoxon signed-rank, p < alpha).
+             slope(l2) − slope(adamw) > 0 (Wilcoxon signed-rank, p < alpha): under l2 a weight with
+             a small √v̂ is shrunk more (its y is more negative), so y rises with log √v̂.
   map        per seed, the slope of log(best λ) on log(lr) over the map (pipelines/analysis/maps.py);
              decoupled decay predicts −1 in PyTorch's units (lr·λ fixed); the check is that it is
              below 0 (Wilcoxon against 0, p < alpha), the interval says how close to −1.
@@ -38,7 +39,7 @@ SGD_IDENTITY_TEST = "tests/test_trainer.py::test_sgd_l2_penalty_equals_sgd_weigh
 
 def rule(analysis_params: AnalyzeParams) -> str:
     return (
-        "Under adam, paired by seed: the per-weight slope of log(|w|/|w_none|) on log √v̂ is lower for l2 than "
+        "Under adam, paired by seed: the per-weight slope of log(|w|/|w_none|) on log √v̂ is higher for l2 than "
         "for adamw at their validation-selected strengths (two-sided Wilcoxon signed-rank, "
         f"p < {analysis_params.alpha:g}, in that direction), and adamw's slope of log(best λ) on log(lr) over "
         "the learning-rate map is below 0 "
@@ -74,7 +75,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
     else:
         both = by_family[["l2", "adamw"]].dropna()
         test = _paired(both["l2"].to_numpy(), both["adamw"].to_numpy(), settings)
-        checks.append(_check(test, settings.alpha, below=True))
+        checks.append(_check(test, settings.alpha, below=False))
         dead = mechanism.groupby("family")["dead_units"].mean()
         excluded = int(mechanism["excluded"].sum())
         headline |= {

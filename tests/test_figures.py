@@ -537,5 +537,6 @@ def test_the_lr_maps_box_the_validation_best_strength_of_every_lr(drawn: dict[st
     adamw = next(ax for ax in axes if ax.get_title() == "adamw: val acc (%)")
     strengths = [float(t.get_text()) for t in adamw.get_xticklabels()]
     lrs = [float(t.get_text()) for t in adamw.get_yticklabels()]
-    boxed = {(lrs[int(p.get_y())], strengths[int(p.get_x())]) for p in adamw.patches if not p.get_fill()}
-    assert boxed == {(lr, pytest.approx(1e-3 / lr)) for lr in lrs}
+    boxed = {lrs[int(p.get_y())]: strengths[int(p.get_x())] for p in adamw.patches if not p.get_fill()}
+    assert sum(not p.get_fill() for p in adamw.patches) == len(lrs)  # one box per row
+    assert boxed == pytest.approx({lr: 1e-3 / lr for lr in lrs})  # the peak of MAP_PEAKS in every row

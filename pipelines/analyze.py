@@ -3,10 +3,10 @@
     python -m pipelines.analyze
 
 Reads reports/results/<dataset>/runs.csv for every dataset in pipelines.core.params.DATASETS
-(through pipelines.core.results.read_runs; a missing file is an error naming it) and the params
-keys of analyze: (alpha, accuracy_costs, equivalence_margin, the H2 margins, bootstrap_resamples,
-seed). Every hypothesis concerns the members' final
-values, so curves.csv is not read.
+(through pipelines.core.results.read_runs; a missing file is an error naming it), curves.csv
+(the early-stopping baseline: each member's best-validation epoch), for H5 the final weights and
+Adam's v̂ in models/<dataset>/ (weights.pt, adam_state.pt), and the params keys of analyze: (alpha,
+accuracy_costs, equivalence_margin, the H2 margins, bootstrap_resamples, seed, early_stopping).
 
 Writes reports/tables/<name>.csv, .md and .tex for each table of pipelines/core/tables.py, and
 reports/metrics.json (pipelines/analysis/study.py), nothing unless every dataset's results are
@@ -19,11 +19,15 @@ valid. Where the method lives, in pipelines/analysis/:
   verdicts.py    the rule from checks to supported / contradicted / not shown / inconclusive
   study.py       one dataset's analysis, whole: its tables and its entry of metrics.json
   inference.py   the paired statistics
+  mechanism.py   H5: per-weight slopes of the shrinkage on log √v̂
+  maps.py        H5: the learning-rate × strength maps (the runs of grid "map", which grid.py leaves out)
 """
 
 from __future__ import annotations
 
+from pipelines.analysis import maps
 from pipelines.analysis.grid import load_grid
+from pipelines.analysis.mechanism import Models
 from pipelines.analysis.study import analyze_dataset, stack
 from pipelines.core import params, results, tables
 from pipelines.core.errors import stage
@@ -38,7 +42,10 @@ def analyze(analysis_params: AnalyzeParams, datasets: tuple[str, ...] = params.D
         load_grid(results.runs_path(dataset), dataset, results.curves_path(dataset), analysis_params.early_stopping)
         for dataset in datasets
     ]
-    outputs = [analyze_dataset(grid, analysis_params) for grid in grids]
+    outputs = [
+        analyze_dataset(grid, analysis_params, maps.cells(results.read_runs(grid.path)), Models.load(grid.dataset))
+        for grid in grids
+    ]
     tables.write(stack([t for t, _ in outputs]), results.TABLES_DIR)
     write_json(results.METRICS_FILE, {grid.dataset: summary for grid, (_, summary) in zip(grids, outputs)})
 

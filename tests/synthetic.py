@@ -143,6 +143,7 @@ def make_results(
             "momentum": 0.9 if optimizer in ("sgd", "sgdw") else 0.0,
             "seed": s,
             "penalize_bias": penalize_bias,
+            "grid": "main",
             "strength": _strength(family, settings),
             **row,
             "dropout_layers": ";".join(f"{row['dropout']:g}" for _ in hidden),
@@ -197,7 +198,8 @@ def pruning_curves(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_results(root: Path, dataset: str = "diabetes", **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write runs.csv, curves.csv, pruning.csv and weights.pt under root/reports/results and root/models."""
+    """Write runs.csv, curves.csv, pruning.csv, weights.pt and adam_state.pt under root/reports/results
+    and root/models."""
     runs, curves, weights = make_results(dataset, **kwargs)
     results_dir = root / results.RESULTS_DIR
     runs_file = results.runs_path(dataset, results_dir)
@@ -208,4 +210,55 @@ def write_results(root: Path, dataset: str = "diabetes", **kwargs) -> tuple[pd.D
     weights_file = results.weights_path(dataset, root / results.MODELS_DIR)
     weights_file.parent.mkdir(parents=True, exist_ok=True)
     torch.save(weights, weights_file)
+    torch.save(_adam_state(runs, weights), results.adam_state_path(dataset, root / results.MODELS_DIR))
     return runs, curves
+
+
+def _adam_state(runs: pd.DataFrame, weights: dict) -> dict:
+    """adam_state.pt of the members under Adam's rule: v̂ drawn at random, positive."""
+    rows = np.flatnonzero(runs["optimizer"].isin(["adam", "adamw"]).to_numpy())
+    generator = torch.Generator().manual_seed(1)
+    return {
+        "members": runs["member"].iloc[rows].tolist(),
+        "step": torch.full((len(rows),), 100, dtype=torch.int64),
+        "beta2": torch.full((len(rows),), 0.999, dtype=torch.float64),
+        "eps": torch.full((len(rows),), 1e-8, dtype=torch.float64),
+        "layers": [
+            {
+                "weight": torch.rand(layer["weight"][rows].shape, generator=generator) * 1e-4 + 1e-8,
+                "bias": torch.rand(layer["bias"][rows].shape, generator=generator) * 1e-4,
+            }
+            for layer in weights["layers"]
+        ],
+    }
+
+
+def map_cells(
+    runs: pd.DataFrame,
+    best: dict[str, Callable[[float], float]],
+    lrs: tuple[float, ...] = (1e-3, 1e-2, 1e-1),
+    strengths: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0),
+    seeds: int = 6,
+) -> pd.DataFrame:
+    """Map cells (grid "map") for each optimizer in `best`, rows in runs' layout: val_acc and
+    test_acc peak, in log strength, at best[optimizer](lr), shifted per seed by a little noise."""
+    rng = np.random.default_rng(5)
+    template = runs.iloc[0]
+    rows: list[dict] = []
+    for optimizer, peak in best.items():
+        family = optimizer if optimizer in ("adamw", "sgdw") else "l2"
+        column = "decoupled_wd" if family != "l2" else "l2"
+        for lr in lrs:
+            for strength in strengths:
+                config = config_name(optimizer, family, {column: strength}, False) + f"/lr={lr:g}"
+                for seed in range(seeds):
+                    distance = np.log10(strength) - np.log10(peak(lr)) + rng.normal(0, 0.1)
+                    accuracy = 0.85 - 0.02 * distance**2
+                    rows.append(
+                        template.to_dict()
+                        | {c: 0.0 for c in results.STRENGTH_COLUMNS}
+                        | {"member": len(runs) + len(rows), "config": config, "family": family}
+                        | {"optimizer": optimizer, "lr": lr, "seed": seed, "grid": "map", column: strength}
+                        | {"strength": strength, "val_acc": accuracy, "test_acc": accuracy - 0.01}
+                    )
+    return pd.DataFrame(rows)

@@ -327,3 +327,12 @@ def test_a_member_missing_from_the_curves_is_one_line_naming_the_file(workdir: P
     curves[curves["member"] != 0].to_csv(path, index=False)
     with pytest.raises(DataError, match=r"curves\.csv: curves: no evaluation of members \[0\]"):
         run_diabetes()
+
+
+def test_coupled_weight_decay_is_never_an_arm(workdir: Path) -> None:
+    """It is the l2 penalty by construction: as an arm it would be compared with itself."""
+    synthetic.write_results(workdir, "diabetes", effect=1.0)
+    run_diabetes()
+    assert "weight_decay" not in set(table("selected")["family"]) | set(table("ranking")["family"])
+    comparisons = table("comparisons")
+    assert "weight_decay" not in set(comparisons["family_a"]) | set(comparisons["family_b"])

@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from scipy import stats
 
 from pipelines import figures
-from pipelines.analysis import frontier, inference
+from pipelines.analysis import frontier, inference, maps
 from pipelines.analysis.grid import load_grid
 from pipelines.core import results
 from pipelines.core.errors import DataError
@@ -38,6 +38,13 @@ REPO = Path(__file__).resolve().parents[1]
 DPI = 50  # the smallest dpi params allow keeps PNGs small and tests fast
 SEEDS = 3
 COSTS = [0.005, 0.01, 0.02]
+# Where each method's map peaks: decoupled decay at a fixed lr·λ, the penalties at a fixed λ.
+MAP_PEAKS = {
+    "adam": lambda lr: 1e-2,
+    "adamw": lambda lr: 1e-3 / lr,
+    "sgd": lambda lr: 1e-3,
+    "sgdw": lambda lr: 1e-4 / lr,
+}
 DATASETS = {
     "fashion_mnist": {"inputs": 784, "classes": 10, "hidden": (16, 8)},
     "diabetes": {"inputs": 8, "classes": 2, "hidden": (16, 8)},
@@ -48,7 +55,8 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Small versions of the analyze stage's tables, derived from a runs table as analyze does, with
     the project's statistics: the best mean validation accuracy selects each family's config, which is
     compared seed by seed with its optimizer group's baseline and ranked within the group."""
-    main = runs[~runs["penalize_bias"] & (runs["status"] == "ok")]
+    main = results.main_grid(runs)
+    main = main[~main["penalize_bias"] & (main["status"] == "ok")]
     main = main.assign(group=main["optimizer"].map(group_of))
     dataset = runs["dataset"].iloc[0]
     selected, comparisons, ranking = [], [], []
@@ -106,7 +114,12 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         ]
     comparisons = pd.DataFrame(comparisons)
     comparisons["bh_p"] = inference.benjamini_hochberg(comparisons["wilcoxon_p"].to_numpy())
-    return {"comparisons": comparisons, "ranking": pd.DataFrame(ranking), "selected": pd.DataFrame(selected)}
+    return {
+        "comparisons": comparisons,
+        "ranking": pd.DataFrame(ranking),
+        "selected": pd.DataFrame(selected),
+        "lr_best": maps.best_strengths(dataset, maps.cells(runs)),
+    }
 
 
 def write_study(
@@ -126,6 +139,8 @@ def write_study(
         for config, count in (diverge or {}).items():
             rows = runs.index[runs["config"] == config][:count]
             runs.loc[rows, ["status", "test_acc", "train_acc"]] = ["diverged", 0.5, 0.5]
+        if dataset == "diabetes":  # the learning-rate maps, on one dataset only
+            runs = pd.concat([runs, synthetic.map_cells(runs, MAP_PEAKS, seeds=seeds)], ignore_index=True)
         runs.to_csv(path, index=False)
         for name, table in analysis_tables(runs).items():
             tables.setdefault(name, []).append(table)
@@ -191,7 +206,7 @@ def test_every_figure_is_drawn_for_each_dataset_and_only_where_it_applies(drawn)
         "13_layer_magnitudes",
     }
     assert set(drawn["fashion_mnist"]) == common | {"08_first_layer_images"}
-    assert set(drawn["diabetes"]) == common | {"09_input_features"}
+    assert set(drawn["diabetes"]) == common | {"09_input_features", "14_lr_maps"}  # maps: diabetes only
 
 
 @pytest.mark.parametrize(
@@ -303,7 +318,7 @@ def test_stage_writes_png_pdf_and_captions_for_every_figure(tmp_path, monkeypatc
     assert [p.name for p in (tmp_path / results.FIGURES_DIR).iterdir()] == ["diabetes"]
     directory = tmp_path / results.FIGURES_DIR / "diabetes"
     captions = json.loads((directory / "captions.json").read_text())
-    assert "09_input_features" in captions and len(captions) == 12
+    assert "09_input_features" in captions and len(captions) == 13  # 14_lr_maps among them
     for name in captions:
         png = matplotlib.image.imread(directory / f"{name}.png")
         height, width = png.shape[:2]
@@ -539,7 +554,7 @@ def test_pruning_curves_are_the_mean_of_pruning_csv_over_seeds(drawn, study):
 
 
 def test_pareto_points_are_config_means_and_the_frontier_is_undominated(drawn, study):
-    runs = pd.read_csv(study / runs_path("diabetes"))
+    runs = results.main_grid(pd.read_csv(study / runs_path("diabetes")))
     group = runs["optimizer"].map(group_of)
     adam = runs[(group == "adam") & ~runs["penalize_bias"] & (runs["family"] != "elastic")]
     means = adam.groupby("config")[["val_acc", "prunable_fraction"]].mean()
@@ -573,3 +588,16 @@ def test_a_zero_layer_has_all_its_weights_at_the_left_edge():
     assert pruning_figures._ecdf(np.zeros((3, 4))).tolist() == [1.0] * pruning_figures.RATIO_POINTS
     ecdf = pruning_figures._ecdf(np.array([0.0, 1.0, 1.0, 1.0]))
     assert ecdf[0] == 0.25 and ecdf[-1] == 1.0
+
+
+def test_the_lr_maps_box_the_validation_best_strength_of_every_lr(drawn: dict[str, dict[str, plotting.Drawn]]):
+    assert "14_lr_maps" not in drawn["fashion_mnist"]  # no map cells there: no figure
+    figure = drawn["diabetes"]["14_lr_maps"].figure
+    axes = [ax for ax in figure.get_axes() if ax.get_title()]
+    assert len(axes) == 2 * 2 * 2  # (adam, sgd) × (penalty, decoupled) × (validation, test)
+    adamw = next(ax for ax in axes if ax.get_title() == "adamw: val acc (%)")
+    strengths = [float(t.get_text()) for t in adamw.get_xticklabels()]
+    lrs = [float(t.get_text()) for t in adamw.get_yticklabels()]
+    boxed = {lrs[int(p.get_y())]: strengths[int(p.get_x())] for p in adamw.patches if not p.get_fill()}
+    assert sum(not p.get_fill() for p in adamw.patches) == len(lrs)  # one box per row
+    assert boxed == pytest.approx({lr: 1e-3 / lr for lr in lrs})  # the peak of MAP_PEAKS in every row

@@ -8,7 +8,8 @@ dead_fraction is derived here: dead_units over the network's hidden units. Optim
 groups: adam (which includes the adamw family) and sgd; each is compared against its own
 baseline, the config of family none. Configs with penalize_bias=True (names ending "/bias") are
 only the H6 ablation. A group whose baseline has no `ok` member cannot be compared against: it is
-"lost", and the hypotheses say so instead of judging it.
+"lost", and the hypotheses say so instead of judging it. The cells of the learning-rate ×
+strength maps (grid "map") are left out here: only H5 reads them (pipelines/analysis/maps.py).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def load_grid(path: Path, dataset: str, curves: Path | None = None, early_stoppe
     With `curves` (its curves.csv) the grid gains each group's early-stopping baseline, or, when
     `early_stopped`, every member is read at its early-stopped epoch instead
     (pipelines/analysis/early_stopping.py)."""
-    runs = results.read_runs(path)
+    runs = results.main_grid(results.read_runs(path))
     runs["penalize_bias"] = runs["penalize_bias"].astype(str).str.lower() == "true"  # bool or text
     _check_members(runs, path)
     ok = runs[runs["status"] == "ok"].copy()

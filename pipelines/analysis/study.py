@@ -19,11 +19,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from pipelines.analysis import early_stopping
+from pipelines.analysis import early_stopping, maps
 from pipelines.analysis import plan as tests
 from pipelines.analysis.frontier import frontier
 from pipelines.analysis.grid import Grid
 from pipelines.analysis.hypotheses import HYPOTHESES, Context, Hypothesis
+from pipelines.analysis.mechanism import Models, mechanism_rows
 from pipelines.analysis.selection import select
 from pipelines.analysis.verdicts import CONTRADICTED, NOT_SHOWN, RULE, undecided
 from pipelines.core import tables
@@ -32,10 +33,21 @@ from pipelines.core.params import AnalyzeParams
 Tables = dict[str, pd.DataFrame]
 
 
-def analyze_dataset(grid: Grid, analysis_params: AnalyzeParams) -> tuple[Tables, dict[str, object]]:
-    """Every table of one dataset, and its entry of metrics.json."""
+def analyze_dataset(
+    grid: Grid, analysis_params: AnalyzeParams, mapped: pd.DataFrame | None = None, models: Models | None = None
+) -> tuple[Tables, dict[str, object]]:
+    """Every table of one dataset, and its entry of metrics.json. `mapped`: the map cells
+    (pipelines.analysis.maps.cells); `models`: the final weights and v̂; H5 reads them."""
+    selected = select(grid, analysis_params)
     context = Context(
-        grid, analysis_params, select(grid, analysis_params), frontier(grid, analysis_params.accuracy_costs)
+        grid,
+        analysis_params,
+        selected,
+        frontier(grid, analysis_params.accuracy_costs),
+        mechanism=tables.frame("mechanism", mechanism_rows(grid, selected, models) if models is not None else []),
+        lr_best=maps.best_strengths(grid.dataset, mapped)
+        if mapped is not None and len(mapped)
+        else tables.frame("lr_best", []),
     )
     findings = tests.run(grid, plan(context), analysis_params)
     summary = _summary(grid, context.selected)
@@ -50,6 +62,11 @@ def analyze_dataset(grid: Grid, analysis_params: AnalyzeParams) -> tuple[Tables,
             "selected": context.selected,
             "frontier": context.frontier,
             "exclusions": exclusions,
+            "mechanism": context.mechanism,
+            "lr_best": context.lr_best,
+            "lr_slopes": tables.frame("lr_slopes", [])
+            if context.lr_best.empty
+            else maps.seed_slopes(context.lr_best).assign(dataset=grid.dataset)[tables.COLUMNS["lr_slopes"]],
             "verdicts": tables.frame("verdicts", verdicts),
         },
         {key: _plain(value) for key, value in summary.items()},

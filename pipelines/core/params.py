@@ -101,6 +101,35 @@ class Optimizer(Schema):
     families: Families = Families()
 
 
+class LrMap(Schema):
+    """One optimizer's learning-rate × strength map: every lr with every strength of the L2 penalty
+    and of the decoupled decay (adamw under adam, sgdw under sgd), each cell over the map's seeds."""
+
+    lrs: Annotated[list[Positive], Field(min_length=2)]
+    l2: Annotated[list[Positive], Field(min_length=2)]
+    adamw: Annotated[list[Positive], Field(min_length=2)] | None = None
+    sgdw: Annotated[list[Positive], Field(min_length=2)] | None = None
+
+
+class Maps(Schema):
+    """The cells off the main grid (H5 and the map figures only): per optimizer an LrMap."""
+
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2)]
+    optimizers: dict[Literal["sgd", "adam"], LrMap]
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        return _distinct_seeds(seeds)
+
+
+def _distinct_seeds(seeds: list[int]) -> list[int]:
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seeds must be distinct (the paired design needs it); repeated: {repeated}")
+    return seeds
+
+
 class DatasetTrain(Schema):
     hidden: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
     activation: Literal["relu", "tanh", "sigmoid"]
@@ -112,14 +141,12 @@ class DatasetTrain(Schema):
     # Families also trained with the opposite penalize_bias, for the H6 comparison.
     bias_ablation: list[Literal["l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "sgdw"]] = []
     optimizers: dict[Literal["sgd", "adam"], Optimizer]
+    maps: Maps | None = None  # learning-rate × strength maps, trained besides the grid above
 
     @field_validator("seeds")
     @classmethod
     def _distinct(cls, seeds: list[int]) -> list[int]:
-        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-        if repeated:
-            raise ValueError(f"seeds must be distinct (the paired design needs it); repeated: {repeated}")
-        return seeds
+        return _distinct_seeds(seeds)
 
     @field_validator("optimizers")
     @classmethod
@@ -143,6 +170,15 @@ class DatasetTrain(Schema):
                         f"optimizers.{name}.families.dropout: {p} has {len(p)} probabilities, "
                         f"expected one per hidden layer ({len(self.hidden)})"
                     )
+        for name, lr_map in (self.maps.optimizers if self.maps else {}).items():
+            decoupled, other = ("adamw", "sgdw") if name == "adam" else ("sgdw", "adamw")
+            if name not in self.optimizers:
+                raise ValueError(f"maps.optimizers.{name}: found a map for {name}; it needs optimizers.{name} too")
+            if getattr(lr_map, decoupled) is None or getattr(lr_map, other) is not None:
+                raise ValueError(
+                    f"maps.optimizers.{name}: expected {decoupled} strengths and no {other} "
+                    f"(decoupled decay under {name} is {decoupled})"
+                )
         return self
 
 

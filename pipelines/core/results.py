@@ -76,6 +76,7 @@ IDENTITY_COLUMNS = [
     "momentum",
     "seed",
     "penalize_bias",
+    "grid",  # main, or map: a cell of a learning-rate × strength map (config name ends /lr=<lr>)
     "strength",  # the family's headline strength: λ, or p for dropout; elastic: λ1; activity: its λ
     "l1",
     "prox_l1",
@@ -141,6 +142,16 @@ PRUNING_COLUMNS = [
 def group_of(optimizer: str) -> str:
     """The optimizer group a member is compared within."""
     return GROUP_OF.get(optimizer, optimizer)
+
+
+def main_grid(runs: pd.DataFrame) -> pd.DataFrame:
+    """The members of the main grid: every analysis but H5's maps, and every figure but the maps', reads only these."""
+    return runs[runs["grid"] == "main"].copy()
+
+
+def map_grid(runs: pd.DataFrame) -> pd.DataFrame:
+    """The cells of the learning-rate × strength maps (train.<dataset>.maps)."""
+    return runs[runs["grid"] == "map"].copy()
 
 
 def sparsity_column(threshold: float) -> str:

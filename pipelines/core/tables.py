@@ -16,6 +16,11 @@ the tests read them through `read`, which checks that every column is there.
   trends       Page's trend tests (H2, H3): levels (strengths, baseline as 0), level_means,
                first_mean, last_mean, monotone (the means move only in the predicted direction)
   equivalence  paired-t TOST (H5, H6): metric is test_acc, or weight_l2_relative = (a − b) / b
+  mechanism    H5: per seed, the per-weight slope of log(|w|/|w_none|) on log √v̂ of adam's selected l2
+               and adamw configs, the weights in the fit and those left out (exact zeros), dead units
+  lr_best      H5: per seed and learning rate of a map, the validation-best strength (at_edge: the
+               smallest or largest of the map's strengths)
+  lr_slopes    H5: per seed, the slope of log(best strength) on log(lr)
   exclusions   every config with its members, diverged members (diverged_seeds) and `ok` members
                whose structure measures are missing (unmeasured, unmeasured_seeds: left out of H1a,
                H1b and H2's tests of those measures)
@@ -138,6 +143,20 @@ COLUMNS: dict[str, list[str]] = {
         "equivalent",
         "note",
     ],
+    "mechanism": [
+        "dataset",
+        "optimizer",
+        "family",
+        "config",
+        "seed",
+        "slope",
+        "n_weights",
+        "excluded",
+        "dead_units",
+        "baseline_dead_units",
+    ],
+    "lr_best": ["dataset", "optimizer", "family", "seed", "lr", "best_strength", "val_acc", "test_acc", "at_edge"],
+    "lr_slopes": ["dataset", "optimizer", "family", "seed", "slope", "at_edge"],
     "exclusions": [
         "dataset",
         "config",

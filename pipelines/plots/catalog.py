@@ -1,8 +1,9 @@
 """The FIGURES registry the stage draws in order, and the hypotheses each figure is evidence for.
 
 What is drawn: the main grid (members trained with the baseline's bias setting; the bias ablation
-is left to the tables), members that finished ("ok"), lines at the mean across seeds with a 95%
-Student-t interval. Elastic net varies two strengths, so it has its own heatmaps instead of lines.
+is left to the tables; figure 14 alone draws the learning-rate maps' cells), members that finished
+("ok"), lines at the mean across seeds with a 95% Student-t interval. Elastic net varies two
+strengths, so it has its own heatmaps instead of lines.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 from pipelines.plots.accuracy_figures import accuracy, generalization_gap, learning_curves, statistics
 from pipelines.plots.evidence import Evidence
+from pipelines.plots.map_figures import lr_maps
 from pipelines.plots.pruning_figures import layer_magnitudes, pareto_frontier, pruning_curves
 from pipelines.plots.style import Drawn
 from pipelines.plots.weight_figures import (
@@ -36,6 +38,7 @@ HYPOTHESES = {
     "11_pruning_curves": ("H1a", "H1b", "H2"),
     "12_pareto_frontier": ("H1a", "H1b"),
     "13_layer_magnitudes": ("H2", "H1a", "H1b"),
+    "14_lr_maps": ("H5",),
 }
 
 
@@ -53,4 +56,5 @@ FIGURES: tuple[Callable[[Evidence], Drawn | None], ...] = (
     pruning_curves,
     pareto_frontier,
     layer_magnitudes,
+    lr_maps,
 )

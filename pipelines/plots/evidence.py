@@ -23,6 +23,8 @@ from pipelines.core.results import (
     check_statuses,
     curves_path,
     group_of,
+    main_grid,
+    map_grid,
     pruning_path,
     read_curves,
     read_runs,
@@ -34,7 +36,13 @@ from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
 from pipelines.plots import style as plotting
 from pipelines.plots.style import family_label
 
-TABLES = ("comparisons", "ranking", "selected", "frontier")  # the analyze stage's tables the figures draw from
+TABLES = (
+    "comparisons",
+    "ranking",
+    "selected",
+    "frontier",
+    "lr_best",
+)  # the analyze stage's tables the figures draw from
 
 
 @dataclass
@@ -51,6 +59,8 @@ class Evidence:
 
     dataset: str
     runs: pd.DataFrame  # the main grid with drawing labels; diverged rows kept so captions can count them
+    maps: pd.DataFrame  # the cells of the learning-rate × strength maps (grid "map"), diverged rows kept
+    lr_best: pd.DataFrame  # the analyze stage's per-seed best strengths of the maps (table lr_best)
     curves: pd.DataFrame
     pruning: pd.DataFrame  # pruning.csv: every member's accuracy with each fraction of its weights pruned
     weights: Weights
@@ -87,7 +97,9 @@ def datasets(root: Path = RESULTS_DIR) -> list[str]:
 def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
     """Read and check one dataset's results, weights and rows of the analyze stage's tables
     (as pipelines.core.tables.read gives them)."""
-    runs = _drawable_runs(read_runs(runs_path(dataset)), runs_path(dataset))
+    every = read_runs(runs_path(dataset))
+    runs = _drawable_runs(main_grid(every), runs_path(dataset))
+    maps = map_grid(every)
     missing = [c for c in STRUCTURE_COLUMNS if c not in runs]
     if missing:
         raise DataError(
@@ -105,7 +117,9 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
     return Evidence(
         dataset=dataset,
         runs=runs,
-        curves=read_curves(curves_path(dataset)),
+        maps=maps.assign(group=maps["optimizer"].map(group_of)),
+        lr_best=tables["lr_best"][tables["lr_best"]["dataset"] == dataset],
+        curves=_main_curves(read_curves(curves_path(dataset)), every),
         pruning=read_table(pruning_path(dataset), PRUNING_COLUMNS, "train"),
         weights=weights,
         selected_configs=configs,
@@ -115,6 +129,11 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
         frontier=tables["frontier"][tables["frontier"]["dataset"] == dataset],
         feature_names=_feature_names(dataset, weights.layers[0].shape[2]),
     )
+
+
+def _main_curves(curves: pd.DataFrame, every: pd.DataFrame) -> pd.DataFrame:
+    """The curves of the main grid's members."""
+    return curves[curves["member"].isin(main_grid(every)["member"])]
 
 
 def _drawable_runs(runs: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core import params, provenance
-from pipelines.reporting.inputs import DISPLAY_NAMES, SHOWN, Inputs, dataset_names
+from pipelines.core.results import main_grid
+from pipelines.reporting.inputs import DISPLAY_NAMES, OWN_TABLES, SHOWN, Inputs, dataset_names
 from pipelines.reporting.numbers import markdown_table, number
 
 
@@ -77,7 +78,8 @@ def _dataset_view(dataset: str, inputs: Inputs, tables: dict[str, pd.DataFrame])
         "prepared": inputs.prepared[dataset],
         "network": runs.iloc[0][["hidden", "activation", "epochs", "batch_size"]].to_dict(),
         "seeds": sorted(runs["seed"].unique().tolist()),
-        "grid": _grid(runs),
+        "grid": _grid(main_grid(runs)),
+        "map_members": int((runs["grid"] == "map").sum()),
         "selected": markdown_table(_rows(tables["selected"], dataset=dataset), SHOWN["selected"]),
         "ranking": markdown_table(ranking, SHOWN["ranking"]),
         "exclusions": markdown_table(_diverged(_rows(tables["exclusions"], dataset=dataset)), SHOWN["exclusions"]),
@@ -130,6 +132,10 @@ def _hypothesis_views(names: list[str], inputs: Inputs, tables: dict[str, pd.Dat
                         for name in ("comparisons", "trends", "equivalence")
                     },
                     # A figure is drawn once, in the first section it names; the others refer to it.
+                    "own_tables": [
+                        (what, markdown_table(_rows(tables[name], dataset=dataset), SHOWN[name]))
+                        for name, what in OWN_TABLES.get(hypothesis, {}).items()
+                    ],
                     "figures": [f for f in inputs.figures[dataset] if f.hypotheses[:1] == (hypothesis,)],
                     "see_also": [f for f in inputs.figures[dataset] if hypothesis in f.hypotheses[1:]],
                 }

@@ -93,6 +93,32 @@ SHOWN = {
         "equivalent": "equivalent",
     },
     "exclusions": {"config": "configuration", "members": "members", "diverged": "diverged"},
+    "mechanism": {
+        "family": "family",
+        "config": "configuration",
+        "seed": "seed",
+        "slope": "slope on log √v̂",
+        "n_weights": "weights",
+        "excluded": "exact zeros left out",
+        "dead_units": "dead units",
+        "baseline_dead_units": "dead units (none)",
+    },
+    "lr_slopes": {
+        "optimizer": "optimizer",
+        "family": "family",
+        "seed": "seed",
+        "slope": "slope of log best λ on log lr",
+        "at_edge": "best λ at the map's edge",
+    },
+}
+# Tables of one hypothesis alone, shown (per dataset) in its section, each with what it is.
+OWN_TABLES = {
+    "H5": {
+        "mechanism": "Per seed, Adam's selected l2 and adamw: the least-squares slope of log(|w|/|w_none|) on log √v̂ "
+        "over every weight (exact zeros have no logarithm: left out and counted), and dead hidden units",
+        "lr_slopes": "Per seed, the slope of log(validation-best λ) on log(lr) over the learning-rate map "
+        "(PyTorch units: −1 means the decay per step lr·λ is fixed)",
+    }
 }
 
 

@@ -1,6 +1,9 @@
 """The grid: a dataset's training params expanded into members, one per (configuration, seed).
 
-Members are ordered by optimizer group, then configuration, then seed. Members that share a seed
+Members are ordered by optimizer group, then configuration, then seed; the cells of the
+learning-rate × strength maps (train.<dataset>.maps) follow, by optimizer, lr, family, strength,
+then seed, marked grid="map" and named with their lr, so that the analyses of the main grid can
+leave them out. Members that share a seed
 share initial weights, mini-batch order and dropout noise (see pipelines/training/networks.py).
 """
 
@@ -49,6 +52,7 @@ class Member:
     decoupled_wd: float = 0.0
     act_l1: float = 0.0
     act_l2: float = 0.0
+    grid: str = "main"  # main | map (a cell of a learning-rate × strength map)
 
     @property
     def strength(self) -> float:
@@ -68,7 +72,7 @@ class Member:
     def cohort(self) -> tuple:
         """Members of one cohort share the update rule and its scalar hyperparameters, so they are
         trained together by one optimizer over stacked parameters."""
-        return self.rule, self.lr, self.momentum, self.betas, self.eps
+        return self.rule, self.lr, self.momentum, self.betas, self.eps, self.grid
 
 
 def expand(grid_spec: DatasetTrain) -> list[Member]:
@@ -85,6 +89,26 @@ def expand(grid_spec: DatasetTrain) -> list[Member]:
             members.append(
                 _member(len(members), name, optimizer, family, values, penalize_bias, seed, len(grid_spec.hidden))
             )
+    return members + _map_members(grid_spec, len(members))
+
+
+def _map_members(grid_spec: DatasetTrain, first: int) -> list[Member]:
+    """The map cells: every lr × every strength of l2 and of the decoupled decay, over the map's seeds."""
+    if grid_spec.maps is None:
+        return []
+    members: list[Member] = []
+    depth = len(grid_spec.hidden)
+    for name, lr_map in grid_spec.maps.optimizers.items():
+        optimizer = grid_spec.optimizers[name]
+        decoupled = "adamw" if name == "adam" else "sgdw"
+        cells = [("l2", {"l2": s}) for s in lr_map.l2]
+        cells += [(decoupled, {"decoupled_wd": s}) for s in getattr(lr_map, decoupled) or []]
+        for lr in lr_map.lrs:
+            at_lr = optimizer.model_copy(update={"lr": lr})
+            for family, values in cells:
+                for seed in grid_spec.maps.seeds:
+                    member = _member(first + len(members), name, at_lr, family, values, False, seed, depth)
+                    members.append(dataclasses.replace(member, grid="map", config=f"{member.config}/lr={lr:g}"))
     return members
 
 
@@ -144,7 +168,17 @@ def identity_frame(dataset: str, members: list[Member], grid_spec: DatasetTrain)
                 "dataset": dataset,
                 **{
                     k: fields[k]
-                    for k in ("member", "config", "family", "optimizer", "lr", "momentum", "seed", "penalize_bias")
+                    for k in (
+                        "member",
+                        "config",
+                        "family",
+                        "optimizer",
+                        "lr",
+                        "momentum",
+                        "seed",
+                        "penalize_bias",
+                        "grid",
+                    )
                 },
                 "strength": m.strength,
                 **{k: fields[k] for k in ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd")},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -22,6 +22,9 @@ class Context:
     settings: AnalyzeParams
     selected: pd.DataFrame  # pipelines.analysis.selection.select
     frontier: pd.DataFrame  # pipelines.analysis.frontier.frontier
+    # H5 only: the per-weight slopes (tables "mechanism") and the maps' best strengths ("lr_best")
+    mechanism: pd.DataFrame = field(default_factory=pd.DataFrame)
+    lr_best: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)

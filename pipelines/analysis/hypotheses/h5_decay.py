@@ -1,98 +1,182 @@
-"""H5: an L2 penalty equals coupled weight decay under SGD, but not decoupled decay (AdamW) under Adam.
+"""H5: under Adam, an L2 penalty and decoupled weight decay (AdamW) regularize differently, as
+Loshchilov & Hutter state it: the penalty shrinks weights with large historical gradients less,
+and decoupled decay's good setting is the decay per step, lr·λ, whatever the learning rate.
 
-Per optimizer group: l2 against weight_decay at every strength both have (TOST on test accuracy
-and on the relative weight_l2), and the validation-selected l2 against adamw where both exist.
+Two checks, both under adam, both paired by seed:
+  mechanism  per seed, the per-weight slope of log(|w| / |w_none|) on log √v̂ for the
+             validation-selected l2 and adamw configs (pipelines/analysis/mechanism.py); predicted
+             slope(l2) − slope(adamw) > 0 (Wilcoxon signed-rank, p < alpha): under l2 a weight with
+             a small √v̂ is shrunk more (its y is more negative), so y rises with log √v̂.
+  map        per seed, the slope of log(best λ) on log(lr) over the map (pipelines/analysis/maps.py);
+             decoupled decay predicts −1 in PyTorch's units (lr·λ fixed); the check is that it is
+             below 0 (Wilcoxon against 0, p < alpha), the interval says how close to −1.
+Described, not judged: the l2 map slope and its difference from adamw's; under sgd the same map
+slopes (sgd+l2 against sgdw) and sgdw against l2 at equal strength with momentum (test accuracy
+and weight_l2). Not a hypothesis: under sgd, l2 and coupled weight_decay are one gradient term in
+the trainer (checked by tests/test_trainer.py::test_sgd_l2_penalty_equals_sgd_weight_decay).
 
-Headline numbers (<g> a group): <g>_equal_strength_pairs, <g>_equivalent_pairs,
-<g>_max_abs_test_acc_diff, <g>_max_tost_p, <g>_l2_vs_adamw_test_acc_diff, <g>_l2_vs_adamw_bh_p.
+Headline: sgd_identity_test (where the SGD identity is checked), mechanism_slope_diff (+ _ci_low,
+_ci_high, _n, _p), mechanism_slope_l2, mechanism_slope_adamw, mechanism_excluded, dead_units_l2,
+dead_units_adamw; per group <g> with a map: <g>_<family>_lr_slope (+ _ci_low, _ci_high, _n),
+<g>_lr_slope_diff (decoupled − l2); per sgdw strength λ: sgd_sgdw_minus_l2_test_acc_at_λ and
+sgd_sgdw_minus_l2_weight_l2_at_λ.
 """
 
 from __future__ import annotations
 
-from pipelines.analysis.hypotheses.base import Context, Hypothesis, tost_rule, wilcoxon_rule
-from pipelines.analysis.plan import Comparison, Equivalence, EquivalenceResult, Findings, Plan
-from pipelines.analysis.selection import config_of
-from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, largest, paired_check, undecided
+import math
+
+import numpy as np
+
+from pipelines.analysis import inference, maps
+from pipelines.analysis.hypotheses.base import Context, Hypothesis
+from pipelines.analysis.plan import Comparison, Findings, Plan
+from pipelines.analysis.verdicts import Check, Judgement, test_check, undecided
 from pipelines.core.params import AnalyzeParams
+
+SGD_IDENTITY_TEST = "tests/test_trainer.py::test_sgd_l2_penalty_equals_sgd_weight_decay"
 
 
 def rule(analysis_params: AnalyzeParams) -> str:
     return (
-        f"Under sgd, l2 and weight_decay are equivalent on test accuracy at every strength both have "
-        f"({tost_rule(analysis_params)}); under adam, l2 and adamw at their validation-selected strengths differ on "
-        f"test accuracy ({wilcoxon_rule(analysis_params)})."
+        "Under adam, paired by seed: the per-weight slope of log(|w|/|w_none|) on log √v̂ is higher for l2 than "
+        "for adamw at their validation-selected strengths (two-sided Wilcoxon signed-rank, "
+        f"p < {analysis_params.alpha:g}, in that direction), and adamw's slope of log(best λ) on log(lr) over "
+        "the learning-rate map is below 0 "
+        f"(Wilcoxon against 0, p < {analysis_params.alpha:g}; decoupling predicts −1 in PyTorch's units, where the "
+        "decay per step is lr·λ)."
     )
 
 
 def plan(context: Context, group: str) -> Plan:
+    """Described: sgdw against sgd+l2 at every strength both have, with momentum."""
     tests = Plan()
-    decay = context.grid.family(group, "weight_decay")
-    decay_at = dict(zip(decay["strength"], decay.index))
+    if group != "sgd":
+        return tests
+    decoupled = dict(zip(context.grid.family(group, "sgdw")["strength"], context.grid.family(group, "sgdw").index))
     for config, strength in context.grid.family(group, "l2")["strength"].items():
-        if strength not in decay_at:
-            continue
-        tests.comparisons += [
-            Comparison("H5", "equal_strength", m, config, decay_at[strength]) for m in ("test_acc", "weight_l2")
-        ]
-        tests.equivalences += [
-            Equivalence("H5", config, decay_at[strength], "test_acc"),
-            Equivalence("H5", config, decay_at[strength], "weight_l2", relative=True),
-        ]
-    coupled, decoupled = config_of(context.selected, group, "l2"), config_of(context.selected, group, "adamw")
-    if coupled is not None and decoupled is not None:
-        tests.comparisons += [
-            Comparison("H5", "selected", "test_acc", coupled, decoupled, "different"),
-            Comparison("H5", "selected", "weight_l2", coupled, decoupled),
-        ]
+        if strength in decoupled:
+            tests.comparisons += [
+                Comparison("H5", "equal_strength", m, decoupled[strength], config) for m in ("test_acc", "weight_l2")
+            ]
     return tests
 
 
 def judge(context: Context, findings: Findings) -> Judgement:
+    settings = context.settings
     checks: list[Check] = []
     parts: list[str] = []
-    headline: dict[str, object] = {}
-    equal: dict[str, list[EquivalenceResult]] = {}
-    for e in findings.equivalences:
-        if e.spec.hypothesis == "H5" and e.spec.metric == "test_acc" and not e.spec.relative:
-            equal.setdefault(e.group, []).append(e)
-    for group, pairs in equal.items():
-        if group == "sgd":
-            checks += [equivalence_check(e, context.settings.alpha) for e in pairs]
-        equivalent = sum(e.equivalent for e in pairs)
-        widest, least = largest(abs(e.mean_diff) for e in pairs), largest(e.tost_p for e in pairs)
+    headline: dict[str, object] = {"sgd_identity_test": SGD_IDENTITY_TEST}
+
+    mechanism = context.mechanism
+    by_family = mechanism.pivot(index="seed", columns="family", values="slope") if len(mechanism) else None
+    if by_family is None or not {"l2", "adamw"} <= set(by_family.columns):
+        checks.append(undecided("no selected l2 and adamw configs under adam with their weights and v̂"))
+    else:
+        both = by_family[["l2", "adamw"]].dropna()
+        test = _paired(both["l2"].to_numpy(), both["adamw"].to_numpy(), settings)
+        checks.append(test_check(test, test.wilcoxon_p, settings.alpha, "greater"))
+        dead = mechanism.groupby("family")["dead_units"].mean()
+        excluded = int(mechanism["excluded"].sum())
         headline |= {
-            f"{group}_equal_strength_pairs": len(pairs),
-            f"{group}_equivalent_pairs": equivalent,
-            f"{group}_max_abs_test_acc_diff": widest,
-            f"{group}_max_tost_p": least,
+            "mechanism_slope_diff": test.mean_diff,
+            "mechanism_slope_diff_ci_low": test.ci_low,
+            "mechanism_slope_diff_ci_high": test.ci_high,
+            "mechanism_slope_diff_n": test.n,
+            "mechanism_slope_diff_p": test.wilcoxon_p,
+            "mechanism_slope_l2": test.mean_a,
+            "mechanism_slope_adamw": test.mean_b,
+            "mechanism_excluded": excluded,
+            "dead_units_l2": float(dead.get("l2", math.nan)),
+            "dead_units_adamw": float(dead.get("adamw", math.nan)),
         }
         parts.append(
-            f"under {group}, {equivalent} of {len(pairs)} l2/weight_decay pairs at equal strength are "
-            f"equivalent on test accuracy (largest |diff| {100 * widest:.2f} points, largest TOST p "
-            f"{least:.2g})"
+            f"under adam, the per-weight slope of log(|w|/|w_none|) on log √v̂ is {test.mean_a:+.3f} for l2 and "
+            f"{test.mean_b:+.3f} for adamw: l2 − adamw = {test.mean_diff:+.3f} "
+            f"[{test.ci_low:+.3f}, {test.ci_high:+.3f}] over {test.n} seeds (Wilcoxon p={test.wilcoxon_p:.2g}); "
+            f"{excluded} weights exactly 0 (no logarithm) left out; dead units per member "
+            f"{headline['dead_units_l2']:.1f} (l2) and {headline['dead_units_adamw']:.1f} (adamw)"
         )
-    if "sgd" not in equal:
-        checks.append(undecided("no sgd l2 and weight_decay configs at equal strength"))
-    decoupled = [
-        c
-        for c in findings.comparisons
-        if c.spec.hypothesis == "H5" and c.spec.scope == "selected" and c.spec.metric == "test_acc"
-    ]
-    for c in decoupled:
-        checks.append(paired_check(c, c.bh_p, context.settings.alpha))
-        headline |= {f"{c.group}_l2_vs_adamw_test_acc_diff": c.test.mean_diff, f"{c.group}_l2_vs_adamw_bh_p": c.bh_p}
+
+    slopes = maps.seed_slopes(context.lr_best) if len(context.lr_best) else None
+    for group, (coupled, decoupled) in maps.METHODS.items():
+        if slopes is None or group not in set(slopes["optimizer"]):
+            if group == "adam":
+                checks.append(undecided("no learning-rate map under adam"))
+            continue
+        described = []
+        for family in (coupled, decoupled):
+            values = slopes[(slopes["optimizer"] == group) & (slopes["family"] == family)]["slope"].dropna()
+            interval = inference.mean_interval(
+                values.to_numpy(), level=1 - settings.alpha, resamples=settings.bootstrap_resamples, seed=settings.seed
+            )
+            key = f"{group}_{family}_lr_slope"
+            mean = float(values.mean()) if len(values) else math.nan
+            headline |= {
+                key: mean,
+                f"{key}_ci_low": interval.low,
+                f"{key}_ci_high": interval.high,
+                f"{key}_n": len(values),
+            }
+            described.append(f"{family} {mean:+.2f} [{interval.low:+.2f}, {interval.high:+.2f}]")
+            if group == "adam" and family == decoupled:
+                zero = _paired(values.to_numpy(), np.zeros(len(values)), settings)
+                checks.append(test_check(zero, zero.wilcoxon_p, settings.alpha, "less"))
+        a, b = maps.paired_slopes(slopes, group)
+        difference = _paired(b, a, settings)
+        headline[f"{group}_lr_slope_diff"] = difference.mean_diff
+        edges = int(context.lr_best[context.lr_best["optimizer"] == group]["at_edge"].sum())
         parts.append(
-            f"under {c.group}, {c.spec.a} − {c.spec.b} = {100 * c.test.mean_diff:+.2f} points test accuracy "
-            f"(BH p={c.bh_p:.2g})"
+            f"under {group}, the slope of log(best λ) on log(lr) (PyTorch units; −1 = lr·λ fixed) is "
+            f"{', '.join(described)} over {difference.n} seeds, {decoupled} − {coupled} = {difference.mean_diff:+.2f} "
+            f"[{difference.ci_low:+.2f}, {difference.ci_high:+.2f}]; {edges} best strengths at the map's edge"
         )
-    if not decoupled:
-        checks.append(undecided("no l2 and adamw configs under adam"))
-    return Judgement(checks, "; ".join(parts) or "no configs", headline)
+
+    equal = [c for c in findings.comparisons if c.spec.hypothesis == "H5" and c.spec.scope == "equal_strength"]
+    weights = {c.spec.b: c.test for c in equal if c.spec.metric == "weight_l2"}
+    for c in (c for c in equal if c.spec.metric == "test_acc"):
+        strength = float(context.grid.configs.at[c.spec.b, "strength"])
+        w = weights[c.spec.b]
+        headline |= {
+            f"sgd_sgdw_minus_l2_test_acc_at_{strength:g}": c.test.mean_diff,
+            f"sgd_sgdw_minus_l2_weight_l2_at_{strength:g}": w.mean_diff,
+        }
+        parts.append(
+            f"under sgd with momentum at λ={strength:g}, sgdw − l2 = {100 * c.test.mean_diff:+.2f} points test "
+            f"accuracy [{100 * c.test.ci_low:+.2f}, {100 * c.test.ci_high:+.2f}] and {w.mean_diff:+.3g} weight_l2 "
+            f"[{w.ci_low:+.3g}, {w.ci_high:+.3g}] over {c.test.n} seeds"
+        )
+    parts.append(f"sgd l2 = coupled weight_decay is an identity of the trainer, checked by {SGD_IDENTITY_TEST}")
+    return Judgement(checks, "; ".join(parts), headline, _finding(headline))
+
+
+def _finding(headline: dict[str, object]) -> str:
+    """The citable sentence: the mechanism's effect, its interval and replicates; then the SGD
+    identity, a checked fact of the trainer and not part of the hypothesis."""
+    identity = (
+        "Under SGD an L2 penalty and coupled weight_decay are one gradient term in this trainer, an identity "
+        f"checked by {SGD_IDENTITY_TEST}, so H5 does not test it."
+    )
+    if "mechanism_slope_diff" not in headline:
+        return identity
+    return (
+        "Under Adam, the per-weight slope of log(|w|/|w_none|) on log √v̂ with the L2 penalty minus that with "
+        f"AdamW is {headline['mechanism_slope_diff']:+.3g} (interval {headline['mechanism_slope_diff_ci_low']:+.3g} "
+        f"to {headline['mechanism_slope_diff_ci_high']:+.3g}, {headline['mechanism_slope_diff_n']} seeds): "
+        f"weights with small historical gradients shrink more under the penalty than under decoupled decay. {identity}"
+    )
+
+
+def _paired(a: np.ndarray, b: np.ndarray, settings: AnalyzeParams) -> inference.PairedComparison:
+    return inference.paired_comparison(
+        a, b, alpha=settings.alpha, resamples=settings.bootstrap_resamples, seed=settings.seed
+    )
 
 
 H5 = Hypothesis(
     "H5",
-    "An L2 penalty equals coupled weight decay under SGD, but not decoupled decay (AdamW) under Adam",
+    "Under Adam an L2 penalty shrinks weights with large gradients less than decoupled decay, "
+    "whose best λ follows 1/lr",
     rule,
     judge,
     plan_group=plan,

@@ -65,7 +65,9 @@ def main() -> None:
             progress=False,
         )
         # As the stage and each shard do: the pruning curves and structure columns belong to the result.
-        local = pruning.with_structure(unpruned, data, config.activation, choose_device("cpu"))
+        local = pruning.with_structure(
+            unpruned, [m.seed for m in members], data, config.activation, choose_device("cpu")
+        )
         wall = time.perf_counter() - start
         rows.append((f"local, {threads} thread{'s' * (threads > 1)}", "-", 1, wall, local.seconds, 0.0))
 

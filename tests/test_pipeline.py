@@ -184,13 +184,13 @@ def test_a_stage_failing_under_dvc_repro_leaves_its_previous_outputs(repo: Path)
     assert before
 
     # A params mistake in a cached stage: train@diabetes fails when it validates params.yaml.
-    smoke_diabetes = re.search(r"diabetes: \{epochs: \d+, seeds: \[0, 1, 2\]\}", (repo / "params.yaml").read_text())
+    smoke_diabetes = re.search(r"diabetes: \{epochs: \d+, seeds: \[0, 1, 2\]", (repo / "params.yaml").read_text())
     assert smoke_diabetes, "params.yaml: expected the smoke profile's diabetes overlay"
-    _edit_params(repo, smoke_diabetes.group(0), "diabetes: {epochs: 0, seeds: [0, 1, 2]}")
+    _edit_params(repo, smoke_diabetes.group(0), "diabetes: {epochs: 0, seeds: [0, 1, 2]")
     failed = dvc(repo, "repro", check=False)
     assert "train.diabetes.epochs" in failed and "failed to reproduce" in failed.lower(), failed
     assert _snapshot(repo, *cached, *committed) == before
-    _edit_params(repo, "diabetes: {epochs: 0, seeds: [0, 1, 2]}", smoke_diabetes.group(0))
+    _edit_params(repo, "diabetes: {epochs: 0, seeds: [0, 1, 2]", smoke_diabetes.group(0))
 
     # A params mistake in an uncached stage whose outputs are committed to git.
     alpha = re.search(r"\n  alpha: [0-9.]+", (repo / "params.yaml").read_text()).group(0)

@@ -190,18 +190,30 @@ def measure(
     return pd.DataFrame({name: value.numpy() for name, value in per_member.items()}), curve
 
 
-def with_structure(result: GridResult, data: Prepared, activation: str, device: torch.device) -> GridResult:
+def with_structure(
+    result: GridResult, seeds: list[int], data: Prepared, activation: str, device: torch.device
+) -> GridResult:
     """The trained result with the contract's structure columns in its final rows and its pruning
-    curves (`member` as in the grid); a diverged member's are NaN, as its metrics are."""
-    structure, curves = measure(
-        [w for w, _ in result.weights], [b for _, b in result.weights], data, activation, device
-    )
+    curves (`member` as in the grid); a diverged member's are NaN, as its metrics are. `seeds` are
+    the members' seeds in the result's order: members are measured one seed at a time, because a
+    product over a stack of members rounds differently as the stack grows, and a seed's members
+    are the same stack whichever way the grid is sharded (pipelines/training/scaleout.py)."""
+    weights, biases = [w for w, _ in result.weights], [b for _, b in result.weights]
+    order = torch.tensor(seeds)
+    structures, curves = [], []
+    for seed in sorted(set(seeds)):
+        rows = torch.nonzero(order == seed).flatten()
+        structure, curve = measure([w[rows] for w in weights], [b[rows] for b in biases], data, activation, device)
+        structures.append(structure.set_axis(rows.numpy()))
+        curves.append(curve.assign(member=rows.numpy()[curve["member"]]))
+    structure = pd.concat(structures).sort_index()
+    curve = pd.concat(curves).sort_values(["fraction", "member"], kind="stable").reset_index(drop=True)
     diverged = (result.final["status"] == "diverged").to_numpy()
     structure.loc[diverged] = float("nan")
-    curves.loc[diverged[curves["member"]], ["val_loss", "val_acc", "test_loss", "test_acc"]] = float("nan")
-    curves["member"] = result.final["member"].to_numpy()[curves["member"]]
-    final = pd.concat([result.final.reset_index(drop=True), structure], axis=1)
-    return dataclasses.replace(result, final=final, pruning=curves)
+    curve.loc[diverged[curve["member"]], ["val_loss", "val_acc", "test_loss", "test_acc"]] = float("nan")
+    curve["member"] = result.final["member"].to_numpy()[curve["member"]]
+    final = pd.concat([result.final.reset_index(drop=True), structure.reset_index(drop=True)], axis=1)
+    return dataclasses.replace(result, final=final, pruning=curve)
 
 
 def _finite(weights: list[torch.Tensor]) -> torch.Tensor:

@@ -38,10 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     # DVC and schedulers stop a stage with SIGTERM: raise it like Ctrl-C so that the MLflow runs
     # are ended KILLED instead of left RUNNING (SIGKILL cannot be caught: see tracking's host and pid tags).
     interrupts.install()
-    shape = (
-        f"{len(members)} members ({identity['config'].nunique()} configurations x {len(grid_spec.seeds)} seeds), "
-        f"{grid_spec.epochs} epochs"
-    )
+    shape = f"{len(members)} members ({_shape(identity)}), {grid_spec.epochs} epochs"
 
     if study.train.backend == "ray":
         print(f"train {dataset}: {shape} on Ray")
@@ -77,6 +74,17 @@ def main(argv: list[str] | None = None) -> None:
 
     outputs.write(dataset, identity, result, run_ids, study, device_type, device_name, experiment)
     print(f"train {dataset}: {len(members)} members in {result.seconds:.1f} s, {result.diverged} diverged")
+
+
+def _shape(identity: pd.DataFrame) -> str:
+    """Configurations × seeds of the main grid and of the learning-rate maps, e.g. "49 configurations
+    x 10 seeds + 60 map cells x 3 seeds"."""
+    parts = []
+    for grid_name, what in (("main", "configurations"), ("map", "map cells")):
+        cells = identity[identity["grid"] == grid_name]
+        if len(cells):
+            parts.append(f"{cells['config'].nunique()} {what} x {cells['seed'].nunique()} seeds")
+    return " + ".join(parts)
 
 
 def _tags(dataset: str, study: params.Params, device_name: str) -> dict[str, str]:

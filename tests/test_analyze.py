@@ -336,3 +336,22 @@ def test_coupled_weight_decay_is_never_an_arm(workdir: Path) -> None:
     assert "weight_decay" not in set(table("selected")["family"]) | set(table("ranking")["family"])
     comparisons = table("comparisons")
     assert "weight_decay" not in set(comparisons["family_a"]) | set(comparisons["family_b"])
+
+
+def test_an_all_zero_network_is_maximally_sparse_not_a_refused_nan(workdir: Path) -> None:
+    """A strong proximal L1 can zero every weight; the trainer's Hoyer is then 0/0."""
+    synthetic.write_results(workdir, "diabetes", effect=1.0)
+
+    def zeroed(runs: pd.DataFrame) -> pd.DataFrame:
+        strongest = runs["config"] == "adam/prox_l1/prox_l1=0.1"
+        runs.loc[strongest, ["weight_l1", "weight_l2", "hoyer"]] = [0.0, 0.0, np.nan]
+        return runs
+
+    edit_runs(workdir, zeroed)
+    run_diabetes()
+    assert set(table("verdicts")["verdict"]) <= VERDICTS
+    nan_in_other_rows = pd.read_csv(results.runs_path("diabetes"))
+    nan_in_other_rows.loc[nan_in_other_rows["config"] == "adam/l1/l1=0.01", "hoyer"] = np.nan
+    nan_in_other_rows.to_csv(results.runs_path("diabetes"), index=False)
+    with pytest.raises(DataError, match=r"config 'adam/l1/l1=0.01', seed 0: hoyer is"):
+        run_diabetes()

@@ -87,3 +87,16 @@ def test_stage_modules_are_a_page_and_library_modules_stay_small():
     for path in (ROOT / "pipelines").glob("*/*.py"):
         lines = len(path.read_text().splitlines())
         assert lines <= 410, f"{path.relative_to(ROOT)} has {lines} lines; split it by what it holds"
+
+
+def test_every_committed_figure_is_a_dvc_image_plot_and_every_plot_exists() -> None:
+    """`dvc plots show` and `dvc plots diff` show the report's figures: each PNG the figures stage
+    wrote is declared among dvc.yaml's plots, and nothing declared is missing."""
+    declared = {
+        next(iter(entry)) if isinstance(entry, dict) else entry
+        for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    }
+    images = {p for p in declared if p.endswith(".png")}
+    drawn = {str(p.relative_to(ROOT)) for p in (ROOT / "reports" / "figures").glob("*/*.png")}
+    assert drawn, "no committed figures under reports/figures"
+    assert images == drawn

@@ -139,7 +139,12 @@ def _check_members(runs: pd.DataFrame, path: Path) -> None:
 
 
 def _check_metrics(ok: pd.DataFrame, path: Path) -> None:
-    """A NaN or non-number in an ok row would be averaged silently: refuse it."""
+    """A NaN or non-number in an ok row would be averaged silently: refuse it. One NaN is defined
+    instead: the trainer's Hoyer sparsity of a network whose weights are all exactly 0 (a strong
+    proximal L1 can zero them all) is 0/0, and it is 1, maximally sparse, as pipelines/training/
+    pruning.py defines it per layer."""
+    all_zero = pd.to_numeric(ok["weight_l1"], errors="coerce") == 0
+    ok.loc[all_zero & ok["hoyer"].isna(), "hoyer"] = 1.0
     for column in results.METRIC_COLUMNS + results.sparsity_columns(ok):
         numbers = pd.to_numeric(ok[column], errors="coerce")
         if numbers.isna().any():

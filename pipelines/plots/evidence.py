@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipelines.analysis import early_stopping
 from pipelines.core.errors import DataError
 from pipelines.core.results import (
     FAMILIES,
@@ -193,7 +194,10 @@ def _read_weights(path: Path) -> Weights:
 
 
 def _selected_configs(runs: pd.DataFrame, table: pd.DataFrame) -> list[str]:
-    """Each family's selected configuration (selected.csv) and each baseline."""
+    """Each family's selected configuration (selected.csv) and each baseline. The early-stopping
+    baseline has no members of its own (the analysis reads the baseline's curves at another epoch),
+    so the figures of members leave it to the tables and the ranks of figure 10."""
+    table = table[table["family"] != early_stopping.FAMILY]
     unknown = sorted(set(table["config"]) - set(runs["config"]))
     if unknown:
         raise DataError(

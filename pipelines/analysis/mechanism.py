@@ -35,18 +35,24 @@ from pipelines.core.errors import DataError
 METHODS = ("l2", "adamw")
 
 
+# float32's smallest normal number, 1.18e-38 (pipelines/training/pruning.py counts the weights below it).
+SMALLEST_NORMAL = float(np.finfo(np.float32).tiny)
+
+
 @dataclass(frozen=True)
 class SlopeFit:
     slope: float  # NaN with fewer than 2 distinct x
     n: int  # weights in the fit
-    excluded: int  # weights left out: |w| = 0, |w_none| = 0 or v̂ = 0 (no logarithm)
+    excluded: int  # weights left out: |w| or |w_none| below float32's smallest normal, or v̂ = 0
 
 
 def log_ratio_slope(weight: np.ndarray, baseline: np.ndarray, v_hat: np.ndarray) -> SlopeFit:
     """The least-squares slope of log(|weight| / |baseline|) on log √v̂, over the entries with a
-    logarithm; the others are counted as excluded."""
+    logarithm; the others are counted as excluded. Denormal weights (below float32's smallest
+    normal) are excluded with the zeros: they are the weights of dead units decaying geometrically
+    for want of any gradient, whose log (down to −87) would otherwise dominate the least squares."""
     w, w0, v = (np.abs(np.asarray(a, np.float64)).ravel() for a in (weight, baseline, v_hat))
-    keep = (w > 0) & (w0 > 0) & (v > 0)
+    keep = (w >= SMALLEST_NORMAL) & (w0 >= SMALLEST_NORMAL) & (v > 0)
     x, y = 0.5 * np.log(v[keep]), np.log(w[keep]) - np.log(w0[keep])
     excluded = int(keep.size - keep.sum())
     if x.size < 2 or np.ptp(x) == 0:

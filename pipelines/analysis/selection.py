@@ -3,7 +3,7 @@
 Each family's strength is selected on validation: the config with the highest mean val_acc over
 its seeds, ties to the smaller strength (then the config name). Test accuracy is only reported.
 (H1a/H1b read frontiers at accuracy costs instead: pipelines/analysis/frontier.py.) A selection at
-the weakest or strongest of a ladder of three or more strengths is marked in `edge` (e.g.
+the weakest or strongest of its ladder of strengths is marked in `edge` (e.g.
 "strongest l2"): the optimum may lie outside the grid, so it is not one. Coupled weight_decay is
 never an arm: it is the l2 penalty by construction (the same gradient term; tests/test_trainer.py
 checks the identity), and counting it would compare l2 with itself.
@@ -20,8 +20,8 @@ from pipelines.core.params import AnalyzeParams
 
 # Families trained but never compared: each is another family by construction.
 IDENTICAL_TO = {"weight_decay": "l2"}
-# Fewer strengths than this make no ladder: a selection among them cannot be called an edge.
-LADDER_MIN = 3
+# A ladder of two strengths has both ends at an edge: every selection from it is marked.
+LADDER_MIN = 2
 
 
 def select(grid: Grid, analysis_params: AnalyzeParams) -> pd.DataFrame:

@@ -2,8 +2,11 @@
 
 Per optimizer group and accuracy cost (analyze.accuracy_costs), the family's sparsity–accuracy
 frontier against l2's (pipelines/analysis/frontier.py): the difference in prunable fraction between
-the two frontier configs, paired by seed, with the BCa bootstrap interval of its mean at level
-1 − alpha. A cost passes when the interval lies above 0. A cost that either family's grid does not
+the two frontier configs, paired by seed: a cost passes when the two-sided Wilcoxon signed-rank p
+is below alpha with a positive mean difference (contradicted: significant and negative); the BCa
+interval of the mean at level 1 − alpha is reported beside it. The prunable fraction moves in steps
+of the pruning ladder, so an interval alone can rest on one seed. Costs whose frontiers are the
+same two configs are one comparison and one check. A cost that either family's grid does not
 reach is reported and left out of the verdict; so is one where both frontiers are the baseline
 and no strength of the family is within the cost (nothing to compare); when some is, the family
 buys nothing at that cost, which fails without a test (a config is never compared with itself).
@@ -24,7 +27,7 @@ from pipelines.analysis import frontier
 from pipelines.analysis.hypotheses.base import Context, Hypothesis
 from pipelines.analysis.inference import PairedComparison
 from pipelines.analysis.plan import Comparison, Findings, Plan
-from pipelines.analysis.verdicts import Check, Judgement, interval_check, shown, undecided
+from pipelines.analysis.verdicts import Check, Judgement, shown, test_check, undecided
 from pipelines.core.params import AnalyzeParams
 
 DESCRIBED = ("prunable_fraction", "negligible")
@@ -40,7 +43,9 @@ def rule_of(family: str) -> Callable[[AnalyzeParams], str]:
         return (
             f"For {family} in each optimizer group, at each cost of {_points(analysis_params.accuracy_costs)} "
             f"of validation accuracy: the {family} frontier's prunable fraction exceeds l2's, paired by seed "
-            f"(the {level:g}% BCa bootstrap interval of the mean difference lies above 0). Frontier: "
+            f"(two-sided Wilcoxon signed-rank p < {analysis_params.alpha:g} with a positive mean difference; the "
+            f"{level:g}% BCa interval is reported; costs whose frontiers are the same two configs are one check). "
+            "Frontier: "
             f"{frontier.reading_rule()}. A cost that either grid does not reach, or where both frontiers are the "
             "baseline with no strength of the family within the cost, is reported, not judged (both at the baseline "
             "with a strength within the cost: fails); when no cost is judged the hypothesis is inconclusive."
@@ -111,6 +116,7 @@ def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judg
         headline: dict[str, object] = {}
         level = 100 * (1 - context.settings.alpha)
         groups = [g for g in context.grid.groups() if not context.grid.family(g, family).empty]
+        judged: set[tuple[str, str]] = set()
         for group in groups:
             for cost in context.settings.accuracy_costs:
                 key = f"{group}_{cost:g}"
@@ -121,7 +127,9 @@ def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judg
                     checks += [shown(False)] if pair.fails else []
                     continue
                 result = findings.comparison(hypothesis, frontier.MEASURE, *pair)
-                checks.append(interval_check(result, above=0.0))
+                if pair not in judged:  # costs that read the same two configs are one comparison, one check
+                    judged.add(pair)
+                    checks.append(test_check(result.test, result.test.wilcoxon_p, context.settings.alpha, "greater"))
                 t = result.test
                 headline |= {
                     f"{key}_{family}_config": pair[0],

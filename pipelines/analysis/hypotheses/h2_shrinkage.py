@@ -3,9 +3,10 @@
 Per optimizer group, l2 against none, paired by seed:
   - the norm falls: Page's trend of weight_l2 along none and the l2 strengths, monotone level
     means (nearly a tautology, so never the verdict on its own);
-  - the shape of |w| relative to each layer's RMS stays the baseline's: at every strength, TOST
+  - the shape of |w| relative to each layer's RMS stays the baseline's: at every judged strength
+    (`judged`: validation accuracy within the largest analyze.accuracy_costs of none's), TOST
     equivalence of the scale-free sparsity `negligible` within ±analyze.negligible_margin;
-  - no functional sparsity: at every strength, the bootstrap interval of the mean rise of the
+  - no functional sparsity: at every judged strength, the bootstrap interval of the mean rise of the
     prunable fraction lies below analyze.prunable_margin, and that of the dead units (as a fraction
     of hidden units, dead_fraction) below analyze.dead_units_margin.
 Underflow (denormal weights) is compared descriptively: under Adam, weights that receive no data
@@ -13,7 +14,7 @@ gradient (those of dead units) take a fixed-size L2 step toward zero and decay g
 the dead units and underflow measure; the finding says what the data show in each group.
 
 Headline numbers (<g> a group): <g>_page_p, <g>_bh_p, <g>_monotone, <g>_weight_l2_none,
-<g>_weight_l2_strongest; at the strongest l2 <g>_strongest, <g>_<m>_diff, <g>_<m>_ci_low,
+<g>_weight_l2_strongest; at the strongest judged l2 <g>_strongest, <g>_<m>_diff, <g>_<m>_ci_low,
 <g>_<m>_ci_high for m in negligible, prunable_fraction, dead_fraction, underflow; <g>_n.
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 from pipelines.analysis.hypotheses.base import Context, Hypothesis, page_rule
 from pipelines.analysis.inference import PairedComparison
 from pipelines.analysis.plan import Comparison, Equivalence, Findings, Plan, Trend
-from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, interval_check, trend_check
+from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, interval_check, trend_check, undecided
 from pipelines.core.params import AnalyzeParams
 
 RISES = ("prunable_fraction", "dead_fraction")  # may not rise beyond their margins
@@ -35,16 +36,33 @@ def _margin(analysis_params: AnalyzeParams, metric: str) -> float:
     ]
 
 
+def _cost(context: Context) -> str:
+    return f"{100 * max(context.settings.accuracy_costs):g} points"
+
+
 def rule(analysis_params: AnalyzeParams) -> str:
     level = 100 * (1 - analysis_params.alpha)
     return (
         f"For l2 in each optimizer group: weight_l2 falls as the strength rises ({page_rule(analysis_params)} "
-        "strength 0) with monotone level means; at every strength, the fraction of weights at most 0.01 × their "
+        "strength 0) with monotone level means; at every strength whose mean validation accuracy is within "
+        f"{100 * max(analysis_params.accuracy_costs):g} points of none's (stronger ones are described, not judged), "
+        "the fraction of weights at most 0.01 × their "
         f"layer's RMS is equivalent to none's (paired-t TOST, margin ±{analysis_params.negligible_margin:g}, "
         f"p < {analysis_params.alpha:g}); and the {level:g}% BCa bootstrap interval of the mean rise over none "
         f"lies below {analysis_params.prunable_margin:g} for the prunable fraction and below "
         f"{analysis_params.dead_units_margin:g} for dead units as a fraction of hidden units."
     )
+
+
+def judged(context: Context, group: str) -> list[str]:
+    """The l2 configs H2 judges: those within the largest accuracy cost of the baseline's validation
+    accuracy. A stronger L2 has broken the network (on diabetes down to the majority class), and
+    what is left of a broken network says nothing about how L2 shapes a working one; those
+    strengths are still described."""
+    grid = context.grid
+    floor = grid.configs.at[grid.baseline(group), "val_acc_mean"] - max(context.settings.accuracy_costs)
+    l2 = grid.family(group, "l2")
+    return list(l2.index[l2["val_acc_mean"] >= floor])
 
 
 def plan(context: Context, group: str) -> Plan:
@@ -56,7 +74,7 @@ def plan(context: Context, group: str) -> Plan:
         comparisons=[Comparison("H2", "per_strength", "weight_l2", c, none, "less") for c in l2.index]
         + [Comparison("H2", "per_strength", m, c, none) for c in l2.index for m in DESCRIBED],
         trends=[Trend("H2", "l2", (none, *l2.index), "weight_l2")],
-        equivalences=[Equivalence("H2", c, none, "negligible", margin=margin) for c in l2.index],
+        equivalences=[Equivalence("H2", c, none, "negligible", margin=margin) for c in judged(context, group)],
     )
 
 
@@ -79,14 +97,20 @@ def judge(context: Context, findings: Findings) -> Judgement:
         shapes = [e for e in findings.equivalences if e.spec.hypothesis == "H2" and e.group == group]
         checks += [equivalence_check(e, context.settings.alpha) for e in shapes]
         within = {}
+        working = judged(context, group)
         for metric in RISES:
             rises = [
                 interval_check(findings.comparison("H2", metric, c, none), below=_margin(context.settings, metric))
-                for c in t.spec.configs[1:]
+                for c in working
             ]
             checks += rises
             within[metric] = sum(check.passed for check in rises)
-        strongest = t.spec.configs[-1]
+        if not working:
+            checks.append(
+                undecided(f"{group}: no l2 strength within {_cost(context)} of the baseline's validation accuracy")
+            )
+            continue
+        strongest = working[-1]
         at_strongest = {m: findings.comparison("H2", m, strongest, none).test for m in DESCRIBED}
         headline[f"{group}_strongest"] = strongest
         headline[f"{group}_n"] = at_strongest["negligible"].n
@@ -109,14 +133,15 @@ def judge(context: Context, findings: Findings) -> Judgement:
         parts.append(
             f"{group}: weight_l2 {t.means[0]:.4g} → {t.means[-1]:.4g} over l2 strengths {t.levels_text} "
             f"(Page L={t.test.statistic:.0f}, BH p={t.bh_p:.2g}, {'monotone' if t.monotone else 'not monotone'}); "
-            f"of {len(shapes)} strengths, negligible is equivalent to none's at {equivalent}, the prunable fraction "
+            f"of the {len(shapes)} strengths within {_cost(context)} of none's validation accuracy (of "
+            f"{len(t.spec.configs) - 1}), negligible is equivalent to none's at {equivalent}, the prunable fraction "
             f"rises within its margin at {within['prunable_fraction']} and dead units at {within['dead_fraction']}; "
             f"at {strongest}: "
             f"underflow {at_strongest['underflow'].mean_a:.3g} vs {at_strongest['underflow'].mean_b:.3g}, "
             f"dead units {at_strongest['dead_fraction'].mean_a:.3g} vs {at_strongest['dead_fraction'].mean_b:.3g} "
             "of hidden units"
         )
-    finding = ("At the strongest l2, " + "; ".join(cited) + ".") if cited else ""
+    finding = ("At the strongest l2 within the accuracy cost, " + "; ".join(cited) + ".") if cited else ""
     return Judgement(checks, "; ".join(parts) or "no l2 configs", headline, finding)
 
 

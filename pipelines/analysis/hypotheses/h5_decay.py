@@ -94,7 +94,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
             f"under adam, the per-weight slope of log(|w|/|w_none|) on log √v̂ is {test.mean_a:+.3f} for l2 and "
             f"{test.mean_b:+.3f} for adamw: l2 − adamw = {test.mean_diff:+.3f} "
             f"[{test.ci_low:+.3f}, {test.ci_high:+.3f}] over {test.n} seeds (Wilcoxon p={test.wilcoxon_p:.2g}); "
-            f"{excluded} weights exactly 0 (no logarithm) left out; dead units per member "
+            f"{excluded} weights zero or denormal (below float32's smallest normal) left out; dead units per member "
             f"{headline['dead_units_l2']:.1f} (l2) and {headline['dead_units_adamw']:.1f} (adamw)"
         )
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 import ray
 import torch
@@ -295,8 +296,10 @@ def _merge(
         )
         for layer in range(len(parts[0].result.weights))
     ]
-    # Rows stay in each shard's order; the train stage orders them by member when it merges identity.
+    # As pruning.with_structure orders them: by fraction, then by the member's place in the grid.
+    at = {member: i for i, member in enumerate(order)}
     pruned = pd.concat([p.result.pruning for p in parts])
+    pruned = pruned.iloc[np.lexsort((pruned["member"].map(at).to_numpy(), pruned["fraction"].to_numpy()))]
     moments = [p.result.second_moments for p in parts if p.result.second_moments is not None]
     run_of = {m.member: run_id for shard, p in zip(shards, parts) for m, run_id in zip(shard.members, p.run_ids)}
     result = GridResult(

@@ -134,7 +134,7 @@ def test_an_analysis_param_reruns_only_what_follows(repo: Path) -> None:
 
 
 def test_an_interrupted_training_stage_completes_on_the_next_run(repo: Path) -> None:
-    _edit_params(repo, "diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 40, seeds: [0, 1, 2]}")
+    _edit_params(repo, "diabetes: {epochs: 20, seeds: [0, 1, 2],", "diabetes: {epochs: 40, seeds: [0, 1, 2],")
     process = subprocess.Popen(
         [sys.executable, "-m", "dvc", "repro", "train@diabetes"],
         cwd=repo,

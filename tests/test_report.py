@@ -289,17 +289,22 @@ def test_abstract_numbers_equal_metrics_json(rendered: Path) -> None:
     text = (rendered / render.REPORT_MD).read_text()
     metrics = json.loads((rendered / results.METRICS_FILE).read_text())
     abstract = section(text, "Abstract")
+    mapped_total = 0
     for dataset, m in metrics.items():
         name = inputs.DISPLAY_NAMES[dataset]
         match = re.search(
-            rf"\*\*{re.escape(name)}\*\*: (\S+) networks trained, (\S+) diverged;\s+the best family "
+            rf"\*\*{re.escape(name)}\*\*: (\S+) networks in the main grid(?: and (\S+) in H5's learning-rate "
+            r"maps)?, (\S+) of the main grid diverged;\s+the best trained family "
             r"on validation, `(\w+)`, reaches a mean test accuracy of\s+(\S+), against (\S+) for the "
             r"unregularized\s+baseline of the same optimizer\.\n",
             abstract,
         )
         assert match, f"no headline for {name} in the abstract:\n{abstract}"
-        members, diverged, best_family, best, baseline = match.groups()
+        members, mapped, diverged, best_family, best, baseline = match.groups()
         assert int(members) == m["members"] and int(diverged) == m["diverged"]
+        runs = pd.read_csv(results.runs_path(dataset, rendered / results.RESULTS_DIR))
+        assert int(mapped or 0) == int((runs.get("grid", pd.Series(dtype=str)) == "map").sum())
+        mapped_total += int(mapped or 0)
         assert close(baseline, m["baseline_test_acc"]) and close(best, m["best_test_acc"])
         assert best_family == m["best_family"]
         for hypothesis in (key for key, value in m.items() if isinstance(value, dict) and "verdict" in value):
@@ -308,7 +313,7 @@ def test_abstract_numbers_equal_metrics_json(rendered: Path) -> None:
             )
             assert verdict and verdict.group(1) == m[hypothesis]["verdict"], f"{hypothesis} on {name}"
     total = re.search(r"— (\S+) networks\s+on (\S+) datasets", abstract)
-    assert total and int(total.group(1)) == sum(m["members"] for m in metrics.values())
+    assert total and int(total.group(1)) == sum(m["members"] for m in metrics.values()) + mapped_total
     assert int(total.group(2)) == len(metrics)
 
 

@@ -39,6 +39,8 @@ TAGS = {
     "dvc_stage": "train@diabetes",
 }
 EPOCHS = 3
+# The smoke profile's diabetes overlay in params.yaml, which these tests shrink further.
+SMOKE_DIABETES = "diabetes: {epochs: 20, seeds: [0, 1, 2], maps: {seeds: [0, 1, 2]}}"
 
 
 def small_grid(members: int = 6, epochs: int = EPOCHS, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -450,7 +452,7 @@ def test_the_train_stage_logs_a_tiny_grid_to_a_real_server(mlflow_server, tmp_pa
     """fetch, prepare and train (diabetes, smoke profile, 2 seeds) through MLFLOW_TRACKING_URI."""
     repo = Path(__file__).resolve().parents[1]
     text = (repo / "params.yaml").read_text().replace("\nprofile: standard", "\nprofile: smoke")
-    text = text.replace("diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 3, seeds: [0, 1]}")
+    text = text.replace(SMOKE_DIABETES, "diabetes: {epochs: 3, seeds: [0, 1], maps: null}")
     (tmp_path / "params.yaml").write_text(text)
     env = os.environ | {
         "PYTHONPATH": str(repo),
@@ -512,7 +514,7 @@ def prepared_diabetes(tmp_path_factory: pytest.TempPathFactory, shared_mirror: P
     repo = Path(__file__).resolve().parents[1]
     text = (repo / "params.yaml").read_text().replace("\nprofile: standard", "\nprofile: smoke")
     # Long enough to be stopped while it trains.
-    text = text.replace("diabetes: {epochs: 20, seeds: [0, 1, 2]}", "diabetes: {epochs: 5000, seeds: [0, 1]}")
+    text = text.replace(SMOKE_DIABETES, "diabetes: {epochs: 5000, seeds: [0, 1], maps: null}")
     (root / "params.yaml").write_text(text)
     for stage in ("fetch", "prepare"):
         done = subprocess.run(

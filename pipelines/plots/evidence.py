@@ -43,6 +43,7 @@ TABLES = (
     "selected",
     "frontier",
     "lr_best",
+    "verdicts",
 )  # the analyze stage's tables the figures draw from
 
 

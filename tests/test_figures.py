@@ -218,7 +218,7 @@ def test_every_figure_is_drawn_for_each_dataset_and_only_where_it_applies(drawn)
         ("04_test_accuracy", {"strength λ", "dropout probability p"}, {"test accuracy (%)"}),
         ("05_generalization_gap", {"strength λ", "dropout probability p"}, {"train − test accuracy (points)"}),
         ("06_learning_curves", {"epoch"}, {"loss (nats)"}),
-        ("07_elastic_net", {"λ1 (L1 strength)"}, {"λ2 (L2 strength)"}),
+        ("07_elastic_net", {"λ1 (L1 strength)"}, {"λ2 (L2 strength)", "fraction (every panel)"}),
         ("09_input_features", {"input feature"}, {"mean |w|, relative to the network's largest feature"}),
         ("11_pruning_curves", {"fraction of each layer's weights pruned"}, {"validation accuracy (%)"}),
         ("12_pareto_frontier", {"validation accuracy (%)"}, {"prunable fraction"}),
@@ -293,13 +293,22 @@ def test_input_features_use_the_pima_names_and_mean_weights(drawn, study):
     assert cells.max() <= 1 + 1e-9
 
 
-def test_elastic_net_cells_are_the_mean_over_seeds(drawn, study):
+def test_elastic_net_cells_are_the_mean_over_seeds_on_one_colour_scale(drawn, study):
     runs = pd.read_csv(study / runs_path("diabetes"))
     elastic = runs[runs["family"] == "elastic"]
-    expected = elastic.groupby(["l2", "l1"])["test_acc"].mean().unstack("l1").to_numpy() * 100
-    ax = drawn["diabetes"]["07_elastic_net"].figure.get_axes()[0]
-    assert ax.get_title() == "test accuracy (%)"
-    assert np.asarray(ax.collections[0].get_array()).reshape(expected.shape) == pytest.approx(expected)
+    expected = elastic.groupby(["l2", "l1"])["test_acc"].mean().unstack("l1").to_numpy()
+    figure = drawn["diabetes"]["07_elastic_net"].figure
+    heatmaps = [ax for ax in figure.get_axes() if ax.get_title()]
+    assert heatmaps[0].get_title() == "test accuracy"
+    assert np.asarray(heatmaps[0].collections[0].get_array()).reshape(expected.shape) == pytest.approx(expected)
+    assert len(heatmaps) == 6 and len(figure.get_axes()) == 6 + 1  # no empty slot; one colourbar
+    assert {(ax.collections[0].norm.vmin, ax.collections[0].norm.vmax) for ax in heatmaps} == {(0.0, 1.0)}
+    ratio = heatmaps[-1]
+    assert ratio.get_title() == "‖w‖₂ / baseline's ‖w‖₂"
+    base = runs[runs["config"] == "adam/none"].set_index("seed")["weight_l2"]
+    norms = elastic.assign(ratio=elastic["weight_l2"].to_numpy() / base.loc[elastic["seed"]].to_numpy())
+    expected = norms.groupby(["l2", "l1"])["ratio"].mean().unstack("l1").to_numpy()
+    assert np.asarray(ratio.collections[0].get_array()).reshape(expected.shape) == pytest.approx(expected)
 
 
 def test_captions_name_seeds_interval_and_exclusions(drawn):
@@ -601,3 +610,16 @@ def test_the_lr_maps_box_the_validation_best_strength_of_every_lr(drawn: dict[st
     boxed = {lrs[int(p.get_y())]: strengths[int(p.get_x())] for p in adamw.patches if not p.get_fill()}
     assert sum(not p.get_fill() for p in adamw.patches) == len(lrs)  # one box per row
     assert boxed == pytest.approx({lr: 1e-3 / lr for lr in lrs})  # the peak of MAP_PEAKS in every row
+
+
+def test_lr_maps_share_one_colour_scale_and_order_the_learning_rate_upwards(drawn):
+    figure = drawn["diabetes"]["14_lr_maps"].figure
+    heatmaps = [ax for ax in figure.get_axes() if ax.get_title()]
+    assert len(figure.get_axes()) == len(heatmaps) + 1  # one colourbar
+    assert len({(ax.collections[0].norm.vmin, ax.collections[0].norm.vmax) for ax in heatmaps}) == 1
+    for ax in heatmaps:
+        lrs = [float(t.get_text()) for t in ax.get_yticklabels()]
+        strengths = [float(t.get_text()) for t in ax.get_xticklabels()]
+        assert lrs == sorted(lrs) and strengths == sorted(strengths)
+        rows = [ax.transData.transform((0, y))[1] for y in ax.get_yticks()]
+        assert rows == sorted(rows)  # on the page, each larger learning rate is drawn higher

@@ -20,6 +20,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
@@ -222,8 +224,9 @@ def baseline_band(ax: Axes, values: Sequence[float]) -> None:
     ax.axhline(array.mean(), color=BASELINE_COLOR, ls=":", lw=1.2, zorder=0)
 
 
-def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str) -> None:
-    """A heatmap of means, each cell annotated 'mean ± half-width', to three significant digits."""
+def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str, scale: Normalize | None = None) -> None:
+    """A heatmap of means, each cell annotated 'mean ± half-width', to three significant digits; with
+    `scale`, coloured on that shared scale and without a colourbar of its own (shared_colorbar)."""
     largest = float(np.nanmax(np.abs(mean.to_numpy()))) or 1.0
     decimals = max(0, 2 - math.floor(math.log10(largest)))
     text = mean.map(lambda v: f"{v:.{decimals}f}") + "\n±" + half.map(lambda v: f"{v:.{decimals}f}")
@@ -232,12 +235,20 @@ def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str) -
         annot=text,
         fmt="",
         cmap=cmap,
+        norm=scale,
+        cbar=scale is None,
         ax=ax,
         linewidths=0.5,
         annot_kws={"fontsize": 6},
         xticklabels=[f"{v:g}" if isinstance(v, float) else v for v in mean.columns],
         yticklabels=[f"{v:g}" if isinstance(v, float) else v for v in mean.index],
     )
+
+
+def shared_colorbar(figure: Figure, axes: Sequence[Axes], cmap: str, scale: Normalize, label: str) -> None:
+    """One colourbar for heatmaps drawn on one shared scale (heatmap_cells with `scale`), beside them."""
+    colorbar = figure.colorbar(ScalarMappable(scale, sns.color_palette(cmap, as_cmap=True)), ax=list(axes), shrink=0.6)
+    colorbar.set_label(label)
 
 
 def seeds_phrase(counts: pd.Series) -> str:

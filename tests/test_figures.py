@@ -22,6 +22,7 @@ from scipy import stats
 from pipelines import figures
 from pipelines.analysis import frontier, inference, maps
 from pipelines.analysis.grid import load_grid
+from pipelines.analysis.selection import IDENTICAL_TO
 from pipelines.core import results
 from pipelines.core.errors import DataError
 from pipelines.core.results import RESULTS_DIR, group_of, runs_path, weights_path
@@ -64,6 +65,8 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         accuracy = members.pivot_table(index="seed", columns="config", values="test_acc")
         chosen = []
         for family, rows in members.groupby("family"):
+            if family in IDENTICAL_TO:
+                continue
             config = rows.groupby("config")["val_acc"].mean().idxmax()
             chosen.append((family, config))
             mine = rows[rows["config"] == config]
@@ -531,17 +534,37 @@ def test_mean_ci_is_the_student_t_interval():
 def test_captions_name_lines_drawn_on_top_of_each_other(in_study):
     evidence = plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES))
     drawn = accuracy_figures.accuracy(evidence)
-    assert "L2 (sgd) and weight decay (sgd)" not in drawn.caption
+    assert "Lines on top of each other" not in drawn.caption
     plotting.plt.close(drawn.figure)
     runs = evidence.runs
-    l2, decay = (
-        runs[runs["config"].str.startswith(f"sgd/{f}/")].sort_values(["strength", "seed"]).index
-        for f in ("l2", "weight_decay")
+    l2, prox = (
+        runs[runs["config"].str.startswith(f"adam/{f}/")].sort_values(["strength", "seed"]).index
+        for f in ("l2", "prox_l1")
     )
-    runs.loc[decay, "test_acc"] = runs.loc[l2, "test_acc"].to_numpy()  # SGD: L2 and weight decay, one update
+    runs.loc[prox, "test_acc"] = runs.loc[l2, "test_acc"].to_numpy()  # the same strengths, made equal
     drawn = accuracy_figures.accuracy(evidence)
-    assert "Lines on top of each other: L2 (sgd) and weight decay (sgd)." in drawn.caption
+    assert "Lines on top of each other: L2 (adam) and proximal L1 (adam)." in drawn.caption
     plotting.plt.close(drawn.figure)
+
+
+def test_coupled_weight_decay_is_drawn_as_l2_only_and_the_captions_say_so(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
+    trained = int((results.main_grid(runs)["family"] == "weight_decay").sum())
+    assert trained > 0  # the synthetic grid trains it, under adam and sgd
+    decay = tuple(np.round(plotting.FAMILY_COLORS["weight decay"], 3))
+    for name, d in drawn["diabetes"].items():
+        colours = {
+            tuple(np.round(to_rgb(c), 3))
+            for ax in d.figure.get_axes()
+            for c in [line.get_color() for line in ax.get_lines()]
+            + [rgba for coll in ax.collections for rgba in coll.get_facecolors()]
+        }
+        assert decay not in colours, name
+        legend = [t.get_text() for leg in d.figure.legends for t in leg.get_texts()]
+        assert "weight decay" not in legend, name
+    sentence = f"Weight decay ({trained} members trained, 0 diverged) is not drawn: it is the L2 penalty"
+    for name in ("01_sparsity", "03_weight_norm", "04_test_accuracy", "05_generalization_gap", "12_pareto_frontier"):
+        assert sentence in drawn["diabetes"][name].caption, name
 
 
 def test_line_styles_stay_distinct_for_many_levels():
@@ -565,7 +588,7 @@ def test_pruning_curves_are_the_mean_of_pruning_csv_over_seeds(drawn, study):
 def test_pareto_points_are_config_means_and_the_frontier_is_undominated(drawn, study):
     runs = results.main_grid(pd.read_csv(study / runs_path("diabetes")))
     group = runs["optimizer"].map(group_of)
-    adam = runs[(group == "adam") & ~runs["penalize_bias"] & (runs["family"] != "elastic")]
+    adam = runs[(group == "adam") & ~runs["penalize_bias"] & ~runs["family"].isin(["elastic", *IDENTICAL_TO])]
     means = adam.groupby("config")[["val_acc", "prunable_fraction"]].mean()
     ax = drawn["diabetes"]["12_pareto_frontier"].figure.get_axes()[0]
     points = np.concatenate([c.get_offsets() for c in ax.collections])

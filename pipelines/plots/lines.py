@@ -70,7 +70,7 @@ def versus_strength(ev: Evidence, column: str, scale: float, ylabel: str, name: 
             "AdamW with Adam, line style: optimizer) and one over the dropout probability p (mean over "
             f"layers). Lines: mean over {seeds_phrase(lines)}; shaded: {INTERVAL}. Grey band: the group's "
             f"unregularized baseline, its mean (dotted) and 95% CI over {seeds_phrase(baselines)}. Elastic net "
-            f"varies two strengths and is shown in figure 07.{overlapping(lines, ['value'], 'panel')} "
+            f"varies two strengths and is shown in figure 07.{overlapping(lines, ['value'], 'panel')}{ev.identical} "
             f"{ev.diverged(line_families(ev.runs) | {'none'})}"
         ),
     )

@@ -65,7 +65,7 @@ def sparsity(ev: Evidence) -> Drawn:
             "them near the baseline's, however small its weights become. "
             f"Lines: mean over {seeds_phrase(lines)}; shaded: {INTERVAL}. Dropout has no λ (figure 05); elastic "
             "net varies two strengths (figure 07)."
-            f"{overlapping(lines, list(SPARSITY_MEASURES), 'group')} "
+            f"{overlapping(lines, list(SPARSITY_MEASURES), 'group')}{ev.identical} "
             f"{ev.diverged(line_families(ev.runs) - {'dropout'})}"
         ),
     )

@@ -15,12 +15,13 @@ import pytest
 import torch
 import yaml
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import to_rgb
 from matplotlib.lines import Line2D
 from scipy import stats
 
 from pipelines import figures
-from pipelines.analysis import frontier, inference, maps
+from pipelines.analysis import early_stopping, frontier, inference, maps
 from pipelines.analysis.grid import load_grid
 from pipelines.analysis.selection import IDENTICAL_TO
 from pipelines.core import results
@@ -52,12 +53,14 @@ DATASETS = {
 }
 
 
-def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def analysis_tables(runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Small versions of the analyze stage's tables, derived from a runs table as analyze does, with
     the project's statistics: the best mean validation accuracy selects each family's config, which is
-    compared seed by seed with its optimizer group's baseline and ranked within the group."""
+    compared seed by seed with its optimizer group's baseline (H4: Wilcoxon, Holm within the group) and
+    ranked within the group; the early-stopping baseline, read from the curves, is one more family."""
     main = results.main_grid(runs)
     main = main[~main["penalize_bias"] & (main["status"] == "ok")]
+    main = pd.concat([main, early_stopping.baseline(main, curves)], ignore_index=True)
     main = main.assign(group=main["optimizer"].map(group_of))
     dataset = runs["dataset"].iloc[0]
     selected, comparisons, ranking = [], [], []
@@ -85,9 +88,7 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
             )
             if family != "none":
                 pair = accuracy[[config, f"{group}/none"]].dropna()
-                result = inference.paired_comparison(
-                    pair[config].to_numpy(), pair[f"{group}/none"].to_numpy(), alpha=0.05, resamples=200, seed=0
-                )
+                d = pair[config] - pair[f"{group}/none"]
                 comparisons.append(
                     {
                         "dataset": dataset,
@@ -98,8 +99,11 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
                         "family_a": family,
                         "family_b": "none",
                         "optimizer": group,
+                        "n": len(d),
+                        "mean_diff": d.mean(),
+                        "wilcoxon_p": stats.wilcoxon(d).pvalue,
+                        "holm_family": f"{dataset}/H4/{group}",
                     }
-                    | vars(result)
                 )
         configs = [config for _, config in chosen]
         result = inference.friedman(accuracy[configs].dropna().to_numpy())
@@ -116,7 +120,9 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
             for (family, config), rank in zip(chosen, result.mean_ranks)
         ]
     comparisons = pd.DataFrame(comparisons)
-    comparisons["bh_p"] = inference.benjamini_hochberg(comparisons["wilcoxon_p"].to_numpy())
+    comparisons["holm_p"] = comparisons.groupby("holm_family")["wilcoxon_p"].transform(
+        lambda p: inference.holm(p.to_numpy())
+    )
     return {
         "comparisons": comparisons,
         "ranking": pd.DataFrame(ranking),
@@ -145,7 +151,8 @@ def write_study(
         if dataset == "diabetes":  # the learning-rate maps, on one dataset only
             runs = pd.concat([runs, synthetic.map_cells(runs, MAP_PEAKS, seeds=seeds)], ignore_index=True)
         runs.to_csv(path, index=False)
-        for name, table in analysis_tables(runs).items():
+        curves = pd.read_csv(root / results.curves_path(dataset))
+        for name, table in analysis_tables(runs, curves).items():
             tables.setdefault(name, []).append(table)
         tables.setdefault("frontier", []).append(frontier.frontier(load_grid(path, dataset), COSTS))
     (root / results.TABLES_DIR).mkdir(parents=True)
@@ -218,7 +225,7 @@ def test_every_figure_is_drawn_for_each_dataset_and_only_where_it_applies(drawn)
         ("01_sparsity", {"strength λ"}, {"fraction of weights"}),
         ("02_weight_magnitudes", {"log10 |w|"}, {"fraction of weights ≤ |w| (ECDF)"}),
         ("03_weight_norm", {"strength λ", "dropout probability p"}, {"weight L2 norm ‖w‖₂"}),
-        ("04_test_accuracy", {"strength λ", "dropout probability p"}, {"test accuracy (%)"}),
+        ("04_test_accuracy", {"strength λ", "dropout probability p"}, {"test accuracy − baseline (points)"}),
         ("05_generalization_gap", {"strength λ", "dropout probability p"}, {"train − test accuracy (points)"}),
         ("06_learning_curves", {"epoch"}, {"loss (nats)"}),
         ("07_elastic_net", {"λ1 (L1 strength)"}, {"λ2 (L2 strength)", "fraction (every panel)"}),
@@ -264,12 +271,43 @@ def test_each_family_keeps_its_colour_in_every_figure(drawn):
 
 def test_baseline_band_is_the_mean_and_t_interval_of_the_baseline(drawn, study):
     runs = pd.read_csv(study / runs_path("diabetes"))
-    baseline = runs.loc[runs["config"] == "adam/none", "test_acc"].to_numpy() * 100
+    baseline = runs.loc[runs["config"] == "adam/none", "gap_acc"].to_numpy() * 100
     low, high = stats.t.interval(0.95, len(baseline) - 1, loc=baseline.mean(), scale=stats.sem(baseline))
+    ax = drawn["diabetes"]["05_generalization_gap"].figure.get_axes()[0]
+    assert ax.get_title() == "adam"
+    (band,) = [p for p in ax.patches if p.get_height() > 0]
+    assert band.get_y() == pytest.approx(low) and band.get_y() + band.get_height() == pytest.approx(high)
+
+
+def paired_test_acc(runs: pd.DataFrame, config: str, baseline: str) -> pd.Series:
+    """Test accuracy of config minus baseline, in points, by seed, on the seeds both finished."""
+    ok = runs[runs["status"] == "ok"]
+    by_seed = ok.pivot(index="seed", columns="config", values="test_acc")
+    return ((by_seed[config] - by_seed[baseline]) * 100).dropna()
+
+
+def test_test_accuracy_is_the_paired_difference_from_the_baseline_with_seeds_and_t_intervals(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
     ax = drawn["diabetes"]["04_test_accuracy"].figure.get_axes()[0]
     assert ax.get_title() == "adam"
-    band = [p for p in ax.patches if p.get_y() > 0][0]
-    assert band.get_y() == pytest.approx(low) and band.get_y() + band.get_height() == pytest.approx(high)
+    l1 = {
+        s: paired_test_acc(runs, c, "adam/none")
+        for s, c in runs[runs["family"] == "l1"].groupby("strength")["config"].first().items()
+    }
+    assert l1_line(ax) == pytest.approx({s: d.mean() for s, d in l1.items()})
+    # the interval of each mean: the paired t-interval of the per-seed differences, as error bars
+    colour = to_rgb(plotting.FAMILY_COLORS["L1"])
+    bars = [c for c in ax.collections if isinstance(c, LineCollection) and np.allclose(c.get_color()[0][:3], colour)]
+    ends = sorted(tuple(np.round(segment[:, 1], 9)) for bar in bars for segment in bar.get_segments())
+    expected = sorted(tuple(np.round(stats.ttest_1samp(d, 0).confidence_interval(), 9)) for d in l1.values())
+    np.testing.assert_allclose(np.array(ends), np.array(expected))
+    # every seed drawn as a dot in its family's colour, the baseline as the line at 0, no band
+    (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    l1_dots = dots.get_offsets()[np.all(np.isclose(dots.get_facecolors()[:, :3], colour), axis=1)]
+    np.testing.assert_allclose(sorted(l1_dots[:, 1]), sorted(pd.concat(l1.values())))
+    assert any(list(np.asarray(line.get_ydata())) == [0, 0] for line in ax.get_lines())
+    assert not [p for p in ax.patches if p.get_height() > 0]
+    assert "95% paired Student-t confidence interval" in drawn["diabetes"]["04_test_accuracy"].caption
 
 
 def test_first_layer_images_are_28_by_28_and_same_units_in_every_row(drawn):
@@ -361,7 +399,7 @@ def test_diverged_members_are_left_out_and_counted_in_captions(tmp_path, monkeyp
     l1 = runs[(runs["config"] == "adam/l1/l1=0.001") & (runs["status"] == "ok")]
     assert len(l1) == 2
     line = l1_line(drawn.figure.get_axes()[0])
-    assert line[1e-3] == pytest.approx(l1["test_acc"].mean() * 100)
+    assert line[1e-3] == pytest.approx(paired_test_acc(runs, "adam/l1/l1=0.001", "adam/none").mean())
     plotting.plt.close(drawn.figure)
 
 
@@ -384,10 +422,12 @@ def test_captions_count_members_that_diverged_outside_the_configurations_drawn(t
 
 
 def family_line(ax: Axes, label: str) -> Line2D:
-    """The one line a panel draws in a family's colour."""
+    """The one line a panel draws in a family's colour (not the caps of its error bars, drawn as markers)."""
     colour = plotting.FAMILY_COLORS[label]
     [line] = [
-        line for line in ax.get_lines() if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata())
+        line
+        for line in ax.get_lines()
+        if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata()) and line.get_linestyle() != "None"
     ]
     return line
 
@@ -633,6 +673,51 @@ def test_the_lr_maps_box_the_validation_best_strength_of_every_lr(drawn: dict[st
     boxed = {lrs[int(p.get_y())]: strengths[int(p.get_x())] for p in adamw.patches if not p.get_fill()}
     assert sum(not p.get_fill() for p in adamw.patches) == len(lrs)  # one box per row
     assert boxed == pytest.approx({lr: 1e-3 / lr for lr in lrs})  # the peak of MAP_PEAKS in every row
+
+
+def test_statistics_draw_the_seeds_the_t_interval_the_holm_p_and_ranks_as_dots(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
+    curves = pd.read_csv(study / results.curves_path("diabetes"))
+    stopped = early_stopping.baseline(runs[(runs["grid"] == "main") & (runs["status"] == "ok")], curves)
+    every = pd.concat([runs, stopped])
+    table = pd.read_csv(study / results.TABLES_DIR / "comparisons.csv")
+    table = table[table["dataset"] == "diabetes"].set_index("a")
+    figure = drawn["diabetes"]["10_statistics"].figure
+    forest, ranks, p_values = figure.get_axes()
+    rows = {t.get_text(): y for t, y in zip(forest.get_yticklabels(), forest.get_yticks())}
+    printed = dict(zip(p_values.get_yticks(), (t.get_text() for t in p_values.get_yticklabels())))
+    checked = set()
+    for config, row in table.iterrows():
+        family = row["family_a"]
+        label = plot_evidence.config_label(str(config), row["optimizer"], family).replace("\n", " ")
+        y = rows[label]
+        seeds = paired_test_acc(every, str(config), row["b"])
+        assert len(seeds) == row["n"] and seeds.mean() == pytest.approx(row["mean_diff"] * 100)
+        colour = to_rgb(plotting.FAMILY_COLORS[plotting.family_label(family)])
+        dots = [
+            c.get_offsets()
+            for c in forest.collections
+            if isinstance(c, PathCollection) and np.allclose(c.get_offsets()[:, 1].mean(), y)
+        ]
+        assert sorted(dots[0][:, 0]) == pytest.approx(sorted(seeds))
+        (mean,) = [
+            ln for ln in forest.get_lines() if list(np.asarray(ln.get_ydata())) == [y] and ln.get_marker() == "o"
+        ]
+        assert mean.get_xdata()[0] == pytest.approx(seeds.mean())
+        assert np.allclose(to_rgb(mean.get_color()), colour)
+        (bar,) = [
+            c for c in forest.collections if isinstance(c, LineCollection) and np.allclose(c.get_segments()[0][:, 1], y)
+        ]
+        interval = stats.ttest_1samp(seeds, 0).confidence_interval()
+        assert bar.get_segments()[0][:, 0] == pytest.approx([interval.low, interval.high])
+        assert printed[y] == f"Holm p = {row['holm_p']:.2g}"
+        checked.add(family)
+    assert "early_stopping" in checked and "bh_p" not in drawn["diabetes"]["10_statistics"].caption
+    assert "Holm" in drawn["diabetes"]["10_statistics"].caption
+    assert not ranks.patches  # ranks are dots, not bars
+    ranking = pd.read_csv(study / results.TABLES_DIR / "ranking.csv")
+    ranked = sorted(np.round(ranking.loc[ranking["dataset"] == "diabetes", "mean_rank"], 9))
+    assert sorted(np.round([ln.get_xdata()[0] for ln in ranks.get_lines()], 9)) == ranked
 
 
 def test_lr_maps_share_one_colour_scale_and_order_the_learning_rate_upwards(drawn):

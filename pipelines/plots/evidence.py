@@ -65,6 +65,7 @@ class Evidence:
     maps: pd.DataFrame  # the cells of the learning-rate × strength maps (grid "map"), diverged rows kept
     lr_best: pd.DataFrame  # the analyze stage's per-seed best strengths of the maps (table lr_best)
     curves: pd.DataFrame
+    test_acc: pd.DataFrame  # test accuracy by seed (rows) and config (columns), the early-stopping baseline too
     pruning: pd.DataFrame  # pruning.csv: every member's accuracy with each fraction of its weights pruned
     weights: Weights
     selected_configs: list[str]  # each family's selected configuration and each baseline
@@ -126,6 +127,7 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
         maps=maps.assign(group=maps["optimizer"].map(group_of)),
         lr_best=tables["lr_best"][tables["lr_best"]["dataset"] == dataset],
         curves=curves,
+        test_acc=_test_accuracy(runs, curves),
         pruning=read_table(pruning_path(dataset), PRUNING_COLUMNS, "train"),
         weights=weights,
         selected_configs=configs,
@@ -160,6 +162,15 @@ def _identical_phrase(main: pd.DataFrame) -> str:
     return "".join(" " + sentence for sentence in sentences)
 
 
+def _test_accuracy(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Test accuracy of every finished member by seed and config, with each group's early-stopping
+    baseline read from the curves as the analyze stage reads it (pipelines/analysis/early_stopping.py),
+    so that figure 10 pairs every comparison of the tables seed by seed."""
+    ok = runs[runs["status"] == "ok"]
+    stopped = early_stopping.baseline(ok, curves)
+    return pd.concat([ok, stopped]).pivot(index="seed", columns="config", values="test_acc")
+
+
 def _drawable_runs(runs: pd.DataFrame, path: Path) -> pd.DataFrame:
     unknown = sorted(set(runs["family"]) - set(FAMILIES))
     if unknown:
@@ -187,7 +198,7 @@ def _variant(runs: pd.DataFrame) -> pd.Series:
 
 
 def config_label(config: str, optimizer: str, family: str) -> str:
-    settings = [part for part in config.split("/")[2:] if part != "bias"]
+    settings = [part for part in config.split("/")[2:] if part not in ("bias", "early_stopped")]
     return f"{optimizer} · {family_label(family)}" + (f"\n{settings[0].replace(',', ', ')}" if settings else "")
 
 

@@ -9,6 +9,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 
@@ -104,7 +105,8 @@ def family_label(family: str) -> str:
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float]:
-    """The interval the figures draw: a 95% Student-t confidence interval of the mean (NaN below 2 values)."""
+    """The one interval the figures draw: a 95% Student-t confidence interval of the mean (NaN below 2
+    values). Of paired differences (figures 04 and 10) it is the paired t-interval the analysis uses."""
     array = np.asarray(values, dtype=float)
     n = len(array)
     if n < 2:
@@ -153,8 +155,11 @@ def line_styles(levels: Iterable[str], markers: bool = True) -> Styles:
     return {level: (dash, mark if markers else "") for level, dash, mark in zip(levels, dashes, marks)}
 
 
-def family_lines(ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles) -> None:
-    """Mean of y over seeds per family (its fixed colour) and style level, with the interval as a band."""
+def family_lines(
+    ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles, err_style: Literal["band", "bars"] = "band"
+) -> None:
+    """Mean of y over seeds per family (its fixed colour) and style level, with the interval as a band
+    or as error bars (where the seeds are drawn as dots, which a band would hide)."""
     present = [level for level in styles if level in set(data["variant"])]
     markers = {level: styles[level][1] for level in present}
     sns.lineplot(
@@ -169,6 +174,8 @@ def family_lines(ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles
         markers=markers if all(markers.values()) else False,
         markersize=4,
         errorbar=mean_ci,
+        err_style=err_style,
+        err_kws={"capsize": 2, "elinewidth": 0.9} if err_style == "bars" else None,
         legend=False,
         ax=ax,
     )

@@ -227,7 +227,7 @@ def test_every_figure_is_drawn_for_each_dataset_and_only_where_it_applies(drawn)
         ("03_weight_norm", {"strength λ", "dropout probability p"}, {"weight L2 norm ‖w‖₂"}),
         ("04_test_accuracy", {"strength λ", "dropout probability p"}, {"test accuracy − baseline (points)"}),
         ("05_generalization_gap", {"strength λ", "dropout probability p"}, {"train − test accuracy (points)"}),
-        ("06_learning_curves", {"epoch"}, {"loss (nats)"}),
+        ("06_learning_curves", {"epoch"}, {"loss (nats, log scale)"}),
         ("07_elastic_net", {"λ1 (L1 strength)"}, {"λ2 (L2 strength)", "fraction (every panel)"}),
         ("09_input_features", {"input feature"}, {"mean |w|, relative to the network's largest feature"}),
         ("11_pruning_curves", {"fraction of each layer's weights pruned"}, {"validation accuracy (%)"}),
@@ -718,6 +718,22 @@ def test_statistics_draw_the_seeds_the_t_interval_the_holm_p_and_ranks_as_dots(d
     ranking = pd.read_csv(study / results.TABLES_DIR / "ranking.csv")
     ranked = sorted(np.round(ranking.loc[ranking["dataset"] == "diabetes", "mean_rank"], 9))
     assert sorted(np.round([ln.get_xdata()[0] for ln in ranks.get_lines()], 9)) == ranked
+
+
+def test_learning_curves_overlay_each_group_with_validation_and_training_loss(drawn, study):
+    figure = drawn["diabetes"]["06_learning_curves"].figure
+    assert [ax.get_title() for ax in figure.get_axes()] == ["adam", "sgd"]
+    curves = pd.read_csv(study / results.curves_path("diabetes"))
+    baseline = curves[curves["config"] == "sgd/none"].groupby("epoch")[["val_loss", "train_loss"]].mean()
+    grey = to_rgb(plotting.BASELINE_COLOR)
+    lines = [ln for ln in figure.get_axes()[1].get_lines() if np.allclose(to_rgb(ln.get_color()), grey)]
+    solid = [ln for ln in lines if ln.get_linestyle() == "-"]
+    dashed = [ln for ln in lines if ln.get_linestyle() != "-"]
+    assert solid[0].get_ydata() == pytest.approx(baseline["val_loss"].to_numpy())
+    assert dashed[0].get_ydata() == pytest.approx(baseline["train_loss"].to_numpy())
+    assert (
+        "Validation loss (solid) and training loss (dashed, faint)" in drawn["diabetes"]["06_learning_curves"].caption
+    )
 
 
 def test_lr_maps_share_one_colour_scale_and_order_the_learning_rate_upwards(drawn):

@@ -9,6 +9,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 
@@ -20,6 +21,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
@@ -102,7 +105,8 @@ def family_label(family: str) -> str:
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float]:
-    """The interval the figures draw: a 95% Student-t confidence interval of the mean (NaN below 2 values)."""
+    """The one interval the figures draw: a 95% Student-t confidence interval of the mean (NaN below 2
+    values). Of paired differences (figures 04 and 10) it is the paired t-interval the analysis uses."""
     array = np.asarray(values, dtype=float)
     n = len(array)
     if n < 2:
@@ -151,8 +155,11 @@ def line_styles(levels: Iterable[str], markers: bool = True) -> Styles:
     return {level: (dash, mark if markers else "") for level, dash, mark in zip(levels, dashes, marks)}
 
 
-def family_lines(ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles) -> None:
-    """Mean of y over seeds per family (its fixed colour) and style level, with the interval as a band."""
+def family_lines(
+    ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles, err_style: Literal["band", "bars"] = "band"
+) -> None:
+    """Mean of y over seeds per family (its fixed colour) and style level, with the interval as a band
+    or as error bars (where the seeds are drawn as dots, which a band would hide)."""
     present = [level for level in styles if level in set(data["variant"])]
     markers = {level: styles[level][1] for level in present}
     sns.lineplot(
@@ -167,6 +174,8 @@ def family_lines(ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles
         markers=markers if all(markers.values()) else False,
         markersize=4,
         errorbar=mean_ci,
+        err_style=err_style,
+        err_kws={"capsize": 2, "elinewidth": 0.9} if err_style == "bars" else None,
         legend=False,
         ax=ax,
     )
@@ -222,8 +231,9 @@ def baseline_band(ax: Axes, values: Sequence[float]) -> None:
     ax.axhline(array.mean(), color=BASELINE_COLOR, ls=":", lw=1.2, zorder=0)
 
 
-def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str) -> None:
-    """A heatmap of means, each cell annotated 'mean ± half-width', to three significant digits."""
+def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str, scale: Normalize | None = None) -> None:
+    """A heatmap of means, each cell annotated 'mean ± half-width', to three significant digits; with
+    `scale`, coloured on that shared scale and without a colourbar of its own (shared_colorbar)."""
     largest = float(np.nanmax(np.abs(mean.to_numpy()))) or 1.0
     decimals = max(0, 2 - math.floor(math.log10(largest)))
     text = mean.map(lambda v: f"{v:.{decimals}f}") + "\n±" + half.map(lambda v: f"{v:.{decimals}f}")
@@ -232,12 +242,20 @@ def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str) -
         annot=text,
         fmt="",
         cmap=cmap,
+        norm=scale,
+        cbar=scale is None,
         ax=ax,
         linewidths=0.5,
         annot_kws={"fontsize": 6},
         xticklabels=[f"{v:g}" if isinstance(v, float) else v for v in mean.columns],
         yticklabels=[f"{v:g}" if isinstance(v, float) else v for v in mean.index],
     )
+
+
+def shared_colorbar(figure: Figure, axes: Sequence[Axes], cmap: str, scale: Normalize, label: str) -> None:
+    """One colourbar for heatmaps drawn on one shared scale (heatmap_cells with `scale`), beside them."""
+    colorbar = figure.colorbar(ScalarMappable(scale, sns.color_palette(cmap, as_cmap=True)), ax=list(axes), shrink=0.6)
+    colorbar.set_label(label)
 
 
 def seeds_phrase(counts: pd.Series) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import matplotlib.image
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,7 +32,7 @@ from pipelines.core.results import RESULTS_DIR, group_of, runs_path, weights_pat
 from pipelines.core.tables import COLUMNS as TABLE_COLUMNS
 from pipelines.core.tables import read as read_tables
 from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
-from pipelines.plots import accuracy_figures, catalog, weight_figures
+from pipelines.plots import accuracy_figures, catalog, glance, weight_figures
 from pipelines.plots import evidence as plot_evidence
 from pipelines.plots import style as plotting
 
@@ -128,6 +130,22 @@ def analysis_tables(runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, pd.Da
         "ranking": pd.DataFrame(ranking),
         "selected": pd.DataFrame(selected),
         "lr_best": maps.best_strengths(dataset, maps.cells(runs)),
+        # The study at a glance draws each hypothesis' headline: here H4's first comparison.
+        "verdicts": pd.DataFrame(
+            [
+                {
+                    "dataset": dataset,
+                    "hypothesis": "H4",
+                    "verdict": "supported",
+                    "measure": f"{first['optimizer']}: test accuracy, {first['a']} − none",
+                    "effect": first["mean_diff"],
+                    "ci_low": first["mean_diff"] - 0.01,
+                    "ci_high": first["mean_diff"] + 0.01,
+                    "n": first["n"],
+                }
+                for first in comparisons.head(1).to_dict("records")
+            ]
+        ),
     }
 
 
@@ -365,7 +383,9 @@ def test_stage_writes_png_pdf_and_captions_for_every_figure(tmp_path, monkeypatc
     write_study(tmp_path, datasets=("diabetes",))
     monkeypatch.chdir(tmp_path)
     figures.main()
-    assert [p.name for p in (tmp_path / results.FIGURES_DIR).iterdir()] == ["diabetes"]
+    top = sorted(p.name for p in (tmp_path / results.FIGURES_DIR).iterdir())
+    assert top == ["00_at_a_glance.pdf", "00_at_a_glance.png", "captions.json", "diabetes"]
+    assert list(json.loads((tmp_path / results.FIGURES_DIR / "captions.json").read_text())) == ["00_at_a_glance"]
     directory = tmp_path / results.FIGURES_DIR / "diabetes"
     captions = json.loads((directory / "captions.json").read_text())
     assert "09_input_features" in captions and len(captions) == 13  # 14_lr_maps among them
@@ -747,3 +767,37 @@ def test_lr_maps_share_one_colour_scale_and_order_the_learning_rate_upwards(draw
         assert lrs == sorted(lrs) and strengths == sorted(strengths)
         rows = [ax.transData.transform((0, y))[1] for y in ax.get_yticks()]
         assert rows == sorted(rows)  # on the page, each larger learning rate is drawn higher
+
+
+def test_the_glance_draws_each_headline_effect_in_its_outcome_colour() -> None:
+    rows = [
+        ("fashion_mnist", "H1a", "supported", 0.12, 0.05, 0.19, 10),
+        ("diabetes", "H1a", "contradicted", -0.3, -0.5, -0.1, 10),
+        ("fashion_mnist", "H6", "inconclusive", math.nan, math.nan, math.nan, 0),
+        ("diabetes", "H6", "not shown", 0.004, -0.01, 0.018, 10),
+    ]
+    verdicts = pd.DataFrame(
+        [
+            {"dataset": d, "hypothesis": h, "verdict": v, "effect": e, "ci_low": lo, "ci_high": hi, "n": n}
+            | {"measure": f"{h} measure", "title": h, "finding": "", "rule": "", "evidence": ""}
+            for d, h, v, e, lo, hi, n in rows
+        ],
+        columns=TABLE_COLUMNS["verdicts"],
+    )
+    drawn = glance.at_a_glance(verdicts)
+    panels = np.array(drawn.figure.axes[:4]).reshape(2, 2)  # rows: H1a, H6; columns: fashion_mnist, diabetes
+    for (*_, verdict, effect, low, high, n), ax in zip(
+        rows, [panels[0, 0], panels[0, 1], panels[1, 0], panels[1, 1]]
+    ):
+        points = [line for line in ax.lines if line.get_marker() == "o"]
+        if not n:
+            assert points == [] and "no headline effect" in ax.get_title()
+            continue
+        (point,) = points
+        assert point.get_xdata()[0] == pytest.approx(effect)
+        assert to_rgb(point.get_color()) == pytest.approx(to_rgb(glance.OUTCOME_COLORS[verdict]))
+        (bar,) = [c for c in ax.collections if len(c.get_segments())]
+        assert bar.get_segments()[0][:, 0] == pytest.approx([low, high])
+        low_x, high_x = ax.get_xlim()
+        assert low_x < 0 < high_x and low_x <= low and high <= high_x  # zero and the interval on the page
+    plt.close(drawn.figure)

@@ -3,7 +3,6 @@ the interval drawn across seeds, panel grids and legends, caption phrases, and r
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,8 +26,8 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from scipy import stats
 
+from pipelines.analysis import inference
 from pipelines.core import files
 from pipelines.core.results import FAMILIES
 
@@ -105,27 +104,16 @@ def family_label(family: str) -> str:
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float]:
-    """The one interval the figures draw: a 95% Student-t confidence interval of the mean (NaN below 2
-    values). Of paired differences (figures 04 and 10) it is the paired t-interval the analysis uses."""
-    array = np.asarray(values, dtype=float)
-    n = len(array)
-    if n < 2:
-        return math.nan, math.nan
-    mean = array.mean()
-    half = _t_quantile(n - 1) * array.std(ddof=1) / math.sqrt(n)
-    return mean - half, mean + half
+    """The one interval the figures draw: the analysis' 95% Student-t interval of the mean (NaN below
+    2 values). Of paired differences (figures 04 and 10) it is the paired t-interval of the tables."""
+    interval = inference.t_interval(values, level=0.95)
+    return interval.low, interval.high
 
 
 def ci_half_width(values: Sequence[float]) -> float:
     """Half the width of mean_ci: the '±' written beside a mean."""
     low, high = mean_ci(values)
     return (high - low) / 2
-
-
-@functools.cache
-def _t_quantile(df: int) -> float:
-    # seaborn calls mean_ci once per drawn point: scipy's ppf is the slow part, and df takes few values
-    return float(stats.t.ppf(0.975, df))
 
 
 def panels(

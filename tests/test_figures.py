@@ -786,9 +786,7 @@ def test_the_glance_draws_each_headline_effect_in_its_outcome_colour() -> None:
     )
     drawn = glance.at_a_glance(verdicts)
     panels = np.array(drawn.figure.axes[:4]).reshape(2, 2)  # rows: H1a, H6; columns: fashion_mnist, diabetes
-    for (*_, verdict, effect, low, high, n), ax in zip(
-        rows, [panels[0, 0], panels[0, 1], panels[1, 0], panels[1, 1]]
-    ):
+    for (*_, verdict, effect, low, high, n), ax in zip(rows, [panels[0, 0], panels[0, 1], panels[1, 0], panels[1, 1]]):
         points = [line for line in ax.lines if line.get_marker() == "o"]
         if not n:
             assert points == [] and "no headline effect" in ax.get_title()

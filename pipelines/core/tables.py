@@ -5,7 +5,8 @@ the tests read them through `read`, which checks that every column is there.
 
   comparisons  one paired test per row (a − b on a metric, paired by seed): scope (per_strength,
                equal_strength, matched, selected, ablation), family_a, family_b, optimizer (the
-               group), predicted (greater, less, different, or empty), role (judged: a check of its
+               group), predicted (the direction a check reads: greater, less (H2: below the margin),
+               different; empty: none), role (judged: a check of its
                hypothesis reads it; descriptive: outside every test family, no verdict reads it),
                n, the means, the t-interval of the mean difference, wilcoxon_p, ttest_p,
                holm_family and holm_p (NaN outside an H4 family), rank_biserial, cohens_dz (NaN

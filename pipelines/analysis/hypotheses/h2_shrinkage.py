@@ -74,8 +74,12 @@ def plan(context: Context, group: str) -> Plan:
         return Plan()
     none, margin = context.grid.baseline(group), context.margins.negligible.value
     return Plan(
-        comparisons=[Comparison("H2", "per_strength", "weight_l2", c, none, "less") for c in l2.index]
-        + [Comparison("H2", "per_strength", m, c, none) for c in l2.index for m in DESCRIBED],
+        # Judged: the rises at the working strengths (predicted to stay below their margins); the
+        # rest describes. Planned first, so a pair planned twice keeps its judged entry.
+        comparisons=[
+            Comparison("H2", "per_strength", m, c, none, "less") for c in judged(context, group) for m in RISES
+        ]
+        + [Comparison("H2", "per_strength", m, c, none) for c in l2.index for m in ("weight_l2", *DESCRIBED)],
         trends=[Trend("H2", "l2", (none, *l2.index), "weight_l2")],
         equivalences=[Equivalence("H2", c, none, "negligible", margin=margin) for c in judged(context, group)],
     )

@@ -35,9 +35,9 @@ def plan(context: Context, group: str) -> Plan:
     ladder = (none, *dropout.index[dropout["dropout_layers"].map(_uniform)])
     return Plan(
         comparisons=[
-            Comparison("H3", "selected", "test_acc", chosen, none, "greater"),
-            Comparison("H3", "selected", "gap_acc", chosen, none, "less"),
-            Comparison("H3", "selected", "gap_loss", chosen, none, "less"),
+            Comparison("H3", "selected", "test_acc", chosen, none),
+            Comparison("H3", "selected", "gap_acc", chosen, none),
+            Comparison("H3", "selected", "gap_loss", chosen, none),
         ],
         trends=[Trend("H3", "dropout", ladder, metric) for metric in GAPS],
     )

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import torch
 
 from pipelines.core.params import DatasetTrain
+from pipelines.core.results import LINEAR
 from pipelines.data.datasets import Prepared
 from pipelines.training import networks
 from pipelines.training.grid import Member
@@ -71,6 +72,7 @@ FAMILY_ORDER = (
     "l2_norm",
     "adamw",
     "sgdw",
+    LINEAR,  # a cohort of its own (grid.Member.cohort): no hidden layer to stack with the networks
 )
 
 

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
                 study.train.max_chunk_members,
                 on_evaluation=run.log_evaluation if run else None,
             )
-            result = pruning.with_structure(trained, [m.seed for m in members], data, grid_spec.activation, device)
+            result = pruning.with_structure(trained, members, data, grid_spec.activation, device)
             if run:
                 run.finish(result.final)
             run_ids = run.run_ids if run else [""] * len(members)

@@ -2,7 +2,8 @@
 
 Per optimizer group, at validation-selected strengths: each family's selected config against none,
 Holm-adjusted within the group (the verdict); Friedman's test over every family's selected config
-(the baseline included) is reported beside it.
+(the baseline included) is reported beside it. The linear reference is no regularizer of the network:
+the selected table reports it beside them, outside both tests.
 
 Headline numbers (<g> a group): <g>_friedman_p, <g>_top_ranked, <g>_better_than_none,
 <g>_worse_than_none (Holm p < alpha).
@@ -16,6 +17,7 @@ from pipelines.analysis.hypotheses.base import Context, Hypothesis
 from pipelines.analysis.plan import Comparison, Findings, Plan, Ranking
 from pipelines.analysis.verdicts import Check, Judgement, any_of, paired_check
 from pipelines.core.params import AnalyzeParams
+from pipelines.core.results import LINEAR
 
 
 def rule(analysis_params: AnalyzeParams) -> str:
@@ -30,7 +32,7 @@ def rule(analysis_params: AnalyzeParams) -> str:
 
 def plan(context: Context, group: str) -> Plan:
     selected = context.selected
-    chosen = [str(c) for c in selected.loc[selected["optimizer"] == group, "config"]]
+    chosen = [str(c) for c in selected.loc[(selected["optimizer"] == group) & (selected["family"] != LINEAR), "config"]]
     none = context.grid.baseline(group)
     holm_family = f"{context.grid.dataset}/H4/{group}"
     return Plan(

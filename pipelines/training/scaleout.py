@@ -44,9 +44,10 @@ from pipelines.core.errors import ParamsError, RegbenchError
 from pipelines.core.params import DatasetTrain, Params
 from pipelines.data.datasets import Prepared
 from pipelines.training import adam_state, networks, pruning, tracking
+from pipelines.training.chunking import in_member_order
 from pipelines.training.grid import Member
 from pipelines.training.parent_run import ParentRun
-from pipelines.training.trainer import GridResult, choose_device, in_member_order, train_grid
+from pipelines.training.trainer import GridResult, choose_device, train_grid
 
 RETRIES = 3  # a shard whose worker or node dies is run again, up to this many times
 FUSED_UNIT = 16  # float32 elements per unit of torch's fused CPU optimizers (64 bytes)

@@ -30,8 +30,6 @@ from pipelines.training import adam_state, chunking, networks, regularizers
 from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.training.grid import Member
 
-Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: weights (M, out, in) and biases (M, out)
-
 
 @dataclass
 class GridResult:
@@ -39,7 +37,7 @@ class GridResult:
 
     final: pd.DataFrame  # member, status, diverged_epoch, epochs_run, metrics
     curves: pd.DataFrame  # member, epoch, metrics
-    weights: Layers  # the networks' (every member with hidden layers), in member order, on the CPU
+    weights: chunking.Layers  # the networks' (every member with hidden layers), in member order, on the CPU
     seconds: float
     member_samples: int = 0
     second_moments: adam_state.SecondMoments | None = None  # None when no member was trained with Adam's rule
@@ -103,26 +101,12 @@ def train_grid(
     return GridResult(
         final=final,
         curves=curve_frame,
-        weights=in_member_order(weights, [m for m in members if m.hidden]),
+        weights=chunking.in_member_order(weights, [m for m in members if m.hidden]),
         seconds=time.perf_counter() - start,
         member_samples=len(members) * grid_spec.epochs * len(data.y_train),
         second_moments=adam_state.in_member_order(moments, members) if moments else None,
-        linear_weights=in_member_order(weights, linear)[0] if linear else None,
+        linear_weights=chunking.in_member_order(weights, linear)[0] if linear else None,
     )
-
-
-def in_member_order(parts: list[tuple[list[Member], Layers]], members: list[Member]) -> Layers:
-    """The stacked layers of `members`, one architecture, in their order, from parts (members and
-    their stacked layers) of any architecture, chunks of a grid or shards of one."""
-    wanted = {m.member for m in members}
-    chosen = [(part, layers) for part, layers in parts if part[0].member in wanted]  # a part has one architecture
-    position = {m.member: i for i, m in enumerate(m for part, _ in chosen for m in part)}
-    rows = torch.tensor([position[m.member] for m in members])
-
-    def stacked(layer: int, tensor: int) -> torch.Tensor:  # tensor 0: weights, 1: biases
-        return torch.cat([layers[layer][tensor] for _, layers in chosen])[rows]
-
-    return [(stacked(i, 0), stacked(i, 1)) for i in range(len(chosen[0][1]))]
 
 
 class _Chunk:

@@ -21,6 +21,7 @@ valid. Where the method lives, in pipelines/analysis/:
   inference.py   the paired statistics
   mechanism.py   H5: per-weight slopes of the shrinkage on log √v̂
   maps.py        H5: the learning-rate × strength maps (the runs of grid "map", which grid.py leaves out)
+  linear.py      the linear references (grid "linear") against the networks: reported, not judged
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> No
             & (selected["family"] == "none")
         ]
         assert summary["baseline_test_acc"] == pytest.approx(baseline["test_acc_mean"].item())
-        assert summary["members"] == len(pd.read_csv(results.runs_path(dataset)))
+        assert summary["members"] == len(results.main_grid(pd.read_csv(results.runs_path(dataset))))
 
 
 def test_corrections_never_lower_p_and_holm_only_in_h4(workdir: Path) -> None:

@@ -339,6 +339,7 @@ def test_the_linear_reference_is_selected_beside_the_networks_paired_by_seed_and
         assert summary["linear"][group]["minus_best_network"] == pytest.approx(per_seed.mean())
         assert summary["linear"][group]["minus_best_network"] < 0  # synthetic: LINEAR_DEFICIT below
         assert summary["linear"][group]["n_seeds"] == len(per_seed)
+        assert summary["linear"][group]["reading"] == "the network is better"  # 10 seeds, all below
     comparisons, ranked = table("comparisons"), table("ranking")
     assert results.LINEAR not in set(comparisons["family_a"]) | set(comparisons["family_b"]) | set(ranked["family"])
     assert summary["best_family"] != results.LINEAR

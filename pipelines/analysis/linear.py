@@ -11,8 +11,9 @@ a hidden layer is another model, not a regularizer. What it answers is reported,
 group, its test accuracy against the group's best network (best_network), paired by seed.
 
 metrics.json, per dataset: linear: {<group>: {test_acc, best_network, best_network_test_acc,
-minus_best_network, ci_low, ci_high, wilcoxon_p, n_seeds}}, accuracies and differences as fractions;
-empty when no reference was trained.
+minus_best_network, ci_low, ci_high, wilcoxon_p, n_seeds, reading}}, accuracies and differences as
+fractions, reading one of READINGS (Wilcoxon p < alpha decides, as for a check); empty when no
+reference was trained.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from pipelines.core.results import LINEAR
 # Selected rows that are not a network trained to its last epoch: read at another epoch (early
 # stopping, whose validation accuracy is a maximum over epochs) or another model (linear).
 NOT_CROWNED = (early_stopping.FAMILY, LINEAR)
+READINGS = (
+    "the network is better",
+    "the model without a hidden layer is better",
+    "no difference shown",
+    "too few seeds to tell",
+)
 
 
 def best_network(selected: pd.DataFrame) -> pd.Series:
@@ -62,5 +69,14 @@ def versus_networks(grid: Grid, selected: pd.DataFrame, analysis_params: Analyze
             "ci_high": compared.ci_high,
             "wilcoxon_p": compared.wilcoxon_p,
             "n_seeds": compared.n,
+            "reading": _reading(compared, analysis_params.alpha),
         }
     return out
+
+
+def _reading(compared: inference.PairedComparison, alpha: float) -> str:
+    if not compared.can_reach_alpha:
+        return READINGS[3]
+    if compared.wilcoxon_p < alpha:
+        return READINGS[0] if compared.mean_diff < 0 else READINGS[1]
+    return READINGS[2]

@@ -46,7 +46,7 @@ def main() -> None:
     print(
         f"scale-out benchmark: {args.dataset}, profile {study.profile}, {len(members)} members, "
         f"{len(config.seeds)} seeds, {config.epochs} epochs, seed quantum "
-        f"{scaleout.seed_quantum(members, data, config)}; load average {os.getloadavg()[0]:.1f} "
+        f"{scaleout.seed_quantum(members, data)}; load average {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} CPUs"
     )
 
@@ -65,9 +65,7 @@ def main() -> None:
             progress=False,
         )
         # As the stage and each shard do: the pruning curves and structure columns belong to the result.
-        local = pruning.with_structure(
-            unpruned, [m.seed for m in members], data, config.activation, choose_device("cpu")
-        )
+        local = pruning.with_structure(unpruned, members, data, config.activation, choose_device("cpu"))
         wall = time.perf_counter() - start
         rows.append((f"local, {threads} thread{'s' * (threads > 1)}", "-", 1, wall, local.seconds, 0.0))
 

@@ -22,6 +22,7 @@ nothing unless every dataset's results are valid. Where the method lives, in pip
   inference.py   the paired statistics
   mechanism.py   H5: per-weight slopes of the shrinkage on log √v̂
   maps.py        H5: the learning-rate × strength maps (the runs of grid "map", which grid.py leaves out)
+  linear.py      the linear references (grid "linear") against the networks: reported, not judged
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import contextlib
 import pandas as pd
 import torch
 
-from pipelines.core import interrupts, params, provenance
+from pipelines.core import interrupts, params, provenance, results
 from pipelines.core.errors import stage
 from pipelines.data.datasets import load_prepared
 from pipelines.training import grid, outputs, pruning, store, tracking
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
                 study.train.max_chunk_members,
                 on_evaluation=run.log_evaluation if run else None,
             )
-            result = pruning.with_structure(trained, [m.seed for m in members], data, grid_spec.activation, device)
+            result = pruning.with_structure(trained, members, data, grid_spec.activation, device)
             if run:
                 run.finish(result.final)
             run_ids = run.run_ids if run else [""] * len(members)
@@ -77,10 +77,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _shape(identity: pd.DataFrame) -> str:
-    """Configurations × seeds of the main grid and of the learning-rate maps, e.g. "49 configurations
-    x 10 seeds + 60 map cells x 3 seeds"."""
+    """Configurations × seeds of the main grid, the learning-rate maps and the linear references, e.g.
+    "49 configurations x 10 seeds + 60 map cells x 3 seeds + 2 linear references x 10 seeds"."""
     parts = []
-    for grid_name, what in (("main", "configurations"), ("map", "map cells")):
+    for grid_name, what in (("main", "configurations"), ("map", "map cells"), (results.LINEAR, "linear references")):
         cells = identity[identity["grid"] == grid_name]
         if len(cells):
             parts.append(f"{cells['config'].nunique()} {what} x {cells['seed'].nunique()} seeds")

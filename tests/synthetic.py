@@ -38,6 +38,10 @@ GRID = [
 ]
 # Families also trained with penalized biases (the H6 ablation); config names end in "/bias".
 BIAS_ABLATION = [(o, f, s) for o, f, s in GRID if o == "adam" and f == "l2"]
+# The linear references (grid "linear", no hidden layer), per optimizer group: this much below the
+# baseline's test accuracy, seed by seed.
+LINEAR_GROUPS = ("adam", "sgd")
+LINEAR_DEFICIT = 0.02
 
 
 def _strength(family: str, settings: dict[str, float]) -> float:
@@ -123,15 +127,21 @@ def make_results(
     inputs: int = 8,
     classes: int = 2,
     seed: int = 0,
+    linear: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Return (runs, curves, weights) for a synthetic grid, in the contract's layout."""
+    """Return (runs, curves, weights) for a synthetic grid, in the contract's layout; `linear` adds
+    the linear references (their weights are not in the networks' stack)."""
     rng = np.random.default_rng(seed)
     seed_shifts = rng.normal(0, 0.01, size=seeds)
     runs, curves = [], []
     configs = [(*g, False) for g in GRID] + [(*g, True) for g in BIAS_ABLATION]
+    configs += [(o, results.LINEAR, {}, False) for o in LINEAR_GROUPS] if linear else []
     for member, ((optimizer, family, settings, penalize_bias), s) in enumerate(
         (c, s) for c in configs for s in range(seeds)
     ):
+        reference = family == results.LINEAR
+        widths = () if reference else hidden
+        shift = seed_shifts[s] - LINEAR_DEFICIT * reference
         row = {c: 0.0 for c in results.STRENGTH_COLUMNS} | settings
         identity = {
             "dataset": dataset,
@@ -143,17 +153,19 @@ def make_results(
             "momentum": 0.9 if optimizer in ("sgd", "sgdw") else 0.0,
             "seed": s,
             "penalize_bias": penalize_bias,
-            "grid": "main",
+            "grid": results.LINEAR if reference else "main",
             "strength": _strength(family, settings),
             **row,
-            "dropout_layers": ";".join(f"{row['dropout']:g}" for _ in hidden),
-            "hidden": "-".join(map(str, hidden)),
+            "dropout_layers": ";".join(f"{row['dropout']:g}" for _ in widths),
+            "hidden": "-".join(map(str, widths)),
             "activation": "relu",
             "batch_size": 32,
             "epochs": epochs,
         }
         for epoch in range(1, epochs + 1):
-            m = _metrics(family, settings, effect, rng, seed_shifts[s], noise, progress=0.9 + 0.1 * epoch / epochs)
+            m = _metrics(family, settings, effect, rng, shift, noise, progress=0.9 + 0.1 * epoch / epochs)
+            if reference:  # no hidden layer: no structure measures
+                m |= dict.fromkeys(results.STRUCTURE_COLUMNS, np.nan)
             curves.append(
                 {k: identity[k] for k in ("dataset", "member", "config", "family", "seed")} | {"epoch": epoch} | m
             )
@@ -163,7 +175,7 @@ def make_results(
             | m
         )
     runs_frame, curves_frame = pd.DataFrame(runs), pd.DataFrame(curves)
-    weights = _weights(runs_frame, (inputs, *hidden, classes), seed)
+    weights = _weights(results.main_grid(runs_frame), (inputs, *hidden, classes), seed)
     return runs_frame, curves_frame, weights
 
 
@@ -206,11 +218,13 @@ def write_results(root: Path, dataset: str = "diabetes", **kwargs) -> tuple[pd.D
     runs_file.parent.mkdir(parents=True, exist_ok=True)
     runs.to_csv(runs_file, index=False)
     curves.to_csv(results.curves_path(dataset, results_dir), index=False)
-    pruning_curves(runs).to_csv(results.pruning_path(dataset, results_dir), index=False)
+    pruning_curves(results.main_grid(runs)).to_csv(results.pruning_path(dataset, results_dir), index=False)
     weights_file = results.weights_path(dataset, root / results.MODELS_DIR)
     weights_file.parent.mkdir(parents=True, exist_ok=True)
     torch.save(weights, weights_file)
-    torch.save(_adam_state(runs, weights), results.adam_state_path(dataset, root / results.MODELS_DIR))
+    torch.save(
+        _adam_state(results.main_grid(runs), weights), results.adam_state_path(dataset, root / results.MODELS_DIR)
+    )
     return runs, curves
 
 

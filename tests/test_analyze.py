@@ -71,7 +71,7 @@ def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> No
             & (selected["family"] == "none")
         ]
         assert summary["baseline_test_acc"] == pytest.approx(baseline["test_acc_mean"].item())
-        assert summary["members"] == len(pd.read_csv(results.runs_path(dataset)))
+        assert summary["members"] == len(results.main_grid(pd.read_csv(results.runs_path(dataset))))
         for hypothesis, row in rows.iterrows():
             headline = json.loads((results.HEADLINES_DIR / dataset / f"{hypothesis}.json").read_text())
             assert headline["outcome"] == row["verdict"] and headline["n"] == row["n"]
@@ -350,6 +350,40 @@ def test_with_every_member_early_stopped_the_baseline_is_not_added_twice(workdir
     assert selected.loc[("adam", "l1"), "test_acc_mean"] == pytest.approx(
         early_stopping.best_epochs(curves).loc[l1, "test_acc"].mean()
     )
+
+
+def test_the_linear_reference_is_selected_beside_the_networks_paired_by_seed_and_no_arm(workdir: Path) -> None:
+    runs, _ = synthetic.write_results(workdir, "diabetes", effect=1.0)
+    run_diabetes()
+    selected = table("selected").set_index(["optimizer", "family"])
+    linear = runs[runs["family"] == results.LINEAR]
+    summary = json.loads(results.SUMMARY_FILE.read_text())["diabetes"]
+    for group in synthetic.LINEAR_GROUPS:
+        reference = selected.loc[(group, results.LINEAR)]
+        assert reference["config"] == f"{group}/linear" and reference["strength"] == 0 and reference["edge"] == "no"
+        mine = linear[linear["optimizer"] == group]
+        assert reference["test_acc_mean"] == pytest.approx(mine["test_acc"].mean())
+        # Paired by seed: the same seeds as the networks, and its difference from the best network is
+        # the mean of the per-seed differences.
+        best = runs[runs["config"] == summary["linear"][group]["best_network"]]
+        assert sorted(mine["seed"]) == sorted(best["seed"]) and reference["n_seeds"] == len(best)
+        per_seed = mine.set_index("seed")["test_acc"] - best.set_index("seed")["test_acc"]
+        assert summary["linear"][group]["minus_best_network"] == pytest.approx(per_seed.mean())
+        assert summary["linear"][group]["minus_best_network"] < 0  # synthetic: LINEAR_DEFICIT below
+        assert summary["linear"][group]["n_seeds"] == len(per_seed)
+        assert summary["linear"][group]["reading"] == "the network is better"  # 10 seeds, all below
+    comparisons, ranked = table("comparisons"), table("ranking")
+    assert results.LINEAR not in set(comparisons["family_a"]) | set(comparisons["family_b"]) | set(ranked["family"])
+    assert summary["best_family"] != results.LINEAR
+    exclusions = table("exclusions").set_index("config")
+    assert (exclusions.loc[[f"{g}/linear" for g in synthetic.LINEAR_GROUPS], "unmeasured"] == 0).all()
+
+
+def test_without_linear_references_there_is_no_row_and_no_headline(workdir: Path) -> None:
+    synthetic.write_results(workdir, "diabetes", effect=1.0, linear=False)
+    run_diabetes()
+    assert results.LINEAR not in set(table("selected")["family"])
+    assert json.loads(results.SUMMARY_FILE.read_text())["diabetes"]["linear"] == {}
 
 
 def test_a_member_missing_from_the_curves_is_one_line_naming_the_file(workdir: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -120,6 +121,7 @@ def test_measure_equals_a_plain_loop_over_trained_networks():
     weights, biases = [w for w, _ in result.weights], [b for _, b in result.weights]
     structure, curves = pruning.measure(weights, biases, data, config.activation, torch.device("cpu"))
     sizes = [6, *config.hidden, 3]
+    members = [m for m in members if m.hidden]  # the networks: result.weights holds theirs
     for member in members:
         for fraction in pruning.PRUNE_FRACTIONS:
             model = MLP(sizes, config.activation, (0.0,) * len(config.hidden))
@@ -135,6 +137,26 @@ def test_measure_equals_a_plain_loop_over_trained_networks():
             assert row["val_loss"] == pytest.approx(F.cross_entropy(logits, data.y_val).item(), rel=1e-5)
     assert len(structure) == len(members) and structure["prunable_fraction"].between(0, 0.99).all()
     assert (structure.loc[[m.member for m in members if m.family == "prox_l1"], "zeros"] > 0).all()
+
+
+def test_the_linear_references_are_not_measured_and_the_networks_are_as_alone():
+    config = make_config(epochs=2, optimizers={"adam": {"lr": 0.01, "families": {"l2": [0.01]}}})
+    members = grid.expand(config)
+    data, cpu = make_splits(), torch.device("cpu")
+    linear = [m.member for m in members if not m.hidden]
+    assert linear
+    result = pruning.with_structure(
+        train_grid(members, data, config, [1e-3], cpu, progress=False), members, data, config.activation, cpu
+    )
+    networks = [m for m in members if m.hidden]
+    alone = train_grid(networks, data, config, [1e-3], cpu, progress=False)
+    alone = pruning.with_structure(alone, networks, data, config.activation, cpu)
+    final = result.final.set_index("member")
+    assert final.loc[linear, ["prunable_fraction", "dead_units", "layer1_negligible"]].isna().all().all()
+    assert final.loc[linear, "test_acc"].notna().all()
+    assert not set(result.pruning["member"]) & set(linear)
+    pd.testing.assert_frame_equal(final.drop(index=linear), alone.final.set_index("member"), check_exact=True)
+    pd.testing.assert_frame_equal(result.pruning, alone.pruning, check_exact=True)
 
 
 def test_an_all_zero_network_and_a_nan_member_get_defined_values():

@@ -84,7 +84,7 @@ def write_results(root: Path, seeds: int) -> None:
 
 
 def _analysis(runs: pd.DataFrame, dataset: str, rng: np.random.Generator) -> tuple[dict, dict[str, list[dict]]]:
-    """Hand-made analysis tables with the columns the report reads, consistent with metrics.json."""
+    """Hand-made analysis tables with the columns the report reads, consistent with summary.json."""
     grouped = runs.assign(optimizer=runs["optimizer"].map(results.group_of))  # adamw in adam, sgdw in sgd
     means = grouped.groupby(["optimizer", "family", "config"], as_index=False).agg(
         strength=("strength", "first"),
@@ -101,17 +101,34 @@ def _analysis(runs: pd.DataFrame, dataset: str, rng: np.random.Generator) -> tup
     ranking = selected.assign(
         mean_rank=rng.uniform(1, len(selected), len(selected)), friedman_statistic=42.5, friedman_p=3.2e-6
     )
-    best = selected.loc[selected["val_acc_mean"].idxmax()]
+    networks = selected[selected["family"] != results.LINEAR]
+    best = networks.loc[networks["val_acc_mean"].idxmax()]
     baseline = selected.loc[(selected["family"] == "none") & (selected["optimizer"] == best["optimizer"])].iloc[0]
+    references = selected[selected["family"] == results.LINEAR].set_index("optimizer")
     tables: dict[str, list[dict]] = {name: [] for name in TABLE_COLUMNS}
     tables["selected"] = selected.to_dict("records")
     tables["ranking"] = ranking.to_dict("records")
     metrics = {
-        "members": len(runs),
+        "members": int((runs["grid"] == "main").sum()),
         "diverged": 0,
         "baseline_test_acc": float(baseline["test_acc_mean"]),
         "best_family": best["family"],
+        "best_optimizer": best["optimizer"],
         "best_test_acc": float(best["test_acc_mean"]),
+        "linear": {
+            group: {
+                "test_acc": float(reference["test_acc_mean"]),
+                "best_network": best["config"],
+                "best_network_test_acc": float(best["test_acc_mean"]),
+                "minus_best_network": float(reference["test_acc_mean"] - best["test_acc_mean"]),
+                "ci_low": float(reference["test_acc_mean"] - best["test_acc_mean"]) - 0.01,
+                "ci_high": float(reference["test_acc_mean"] - best["test_acc_mean"]) + 0.01,
+                "wilcoxon_p": 0.002,
+                "n_seeds": int(reference["n_seeds"]),
+                "reading": "the network is better",
+            }
+            for group, reference in references.iterrows()
+        },
     }
     for i, hypothesis in enumerate(HYPOTHESES):
         verdict = ("supported", "contradicted", "not shown", "inconclusive")[i % 4]
@@ -221,7 +238,7 @@ def _overview(folder: Path) -> None:
 
 
 def write_handmade_analysis(root: Path) -> None:
-    """metrics.json, the tables and figures with captions, as analyze and figures would write them."""
+    """summary.json, the headlines, the tables and figures with captions, as analyze and figures would write them."""
     rng = np.random.default_rng(0)
     metrics: dict = {}
     tables: dict[str, list[dict]] = {name: [] for name in TABLE_COLUMNS}
@@ -317,17 +334,20 @@ def test_abstract_numbers_equal_the_metrics(rendered: Path) -> None:
         name = inputs.DISPLAY_NAMES[dataset]
         match = re.search(
             rf"\*\*{re.escape(name)}\*\*: (\S+) networks in the main grid(?: and (\S+) in H5's learning-rate "
-            r"maps)?, (\S+) of the main grid diverged;\s+the best trained family "
+            r"maps)?(?: plus (\S+) linear references)?, (\S+) of the main grid diverged;\s+the best trained family "
             r"on validation, `(\w+)`, reaches a mean test accuracy of\s+(\S+), against (\S+) for the "
-            r"unregularized\s+baseline of the same optimizer\.\n",
+            r"unregularized\s+baseline of the same optimizer(?:, and\s+(\S+) for its linear reference[\s\S]*?\))?\.\n",
             abstract,
         )
         assert match, f"no headline for {name} in the abstract:\n{abstract}"
-        members, mapped, diverged, best_family, best, baseline = match.groups()
+        members, mapped, linear, diverged, best_family, best, baseline, reference = match.groups()
         assert int(members) == m["members"] and int(diverged) == m["diverged"]
         runs = pd.read_csv(results.runs_path(dataset, rendered / results.RESULTS_DIR))
         assert int(mapped or 0) == int((runs.get("grid", pd.Series(dtype=str)) == "map").sum())
-        mapped_total += int(mapped or 0)
+        mapped_total += int(mapped or 0) + int(linear or 0)
+        assert int(linear or 0) == int((runs.get("grid", pd.Series(dtype=str)) == results.LINEAR).sum())
+        if m.get("linear", {}).get(m.get("best_optimizer")):
+            assert reference and close(reference, m["linear"][m["best_optimizer"]]["test_acc"])
         assert close(baseline, m["baseline_test_acc"]) and close(best, m["best_test_acc"])
         assert best_family == m["best_family"]
         headlines = sorted((rendered / results.HEADLINES_DIR / dataset).glob("*.json"))

@@ -36,7 +36,7 @@ import yaml
 from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
-from pipelines.training import grid, scaleout
+from pipelines.training import grid, pruning, scaleout
 from pipelines.training.orphans import PID_TAG
 from pipelines.training.tracking import MEMBER_TAG, RESUMED_TAG
 from pipelines.training.trainer import train_grid
@@ -49,23 +49,38 @@ NODE = {"num_cpus": 1, "object_store_memory": 200 * 1024**2}
 
 
 def test_shards_of_whole_seed_quanta_train_every_member_bit_identically() -> None:
-    """Without Ray: each shard of seed_blocks, trained alone, gives its members' exact bits."""
+    """Without Ray: each shard of seed_blocks, trained alone, gives its members' exact bits, and the
+    shards merge into the local backend's result, the linear references' included."""
     config = make_config(hidden=[8, 8], seeds=list(range(5)))
     members, data = grid.expand(config), make_splits(classes=4)
-    quantum = scaleout.seed_quantum(members, data, config)
-    blocks = scaleout.seed_blocks(members, data, config, slots=3, gpus=False)
+    assert any(not m.hidden for m in members)
+    quantum = scaleout.seed_quantum(members, data)
+    blocks = scaleout.seed_blocks(members, data, slots=3, gpus=False)
     assert quantum > 1 and all(len(block) % quantum == 0 for block in blocks[:-1]) and len(blocks) > 1
     assert sum(blocks, []) == config.seeds
-    whole = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
-    for block in blocks:
+    cpu = torch.device("cpu")
+    whole = train_grid(members, data, config, THRESHOLDS, cpu, progress=False)
+    whole = pruning.with_structure(whole, members, data, config.activation, cpu)
+    shards, parts = [], {}
+    for number, block in enumerate(blocks, start=1):
         shard = [m for m in members if m.seed in block]
-        part = train_grid(shard, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
+        part = train_grid(shard, data, config, THRESHOLDS, cpu, progress=False)
+        part = pruning.with_structure(part, shard, data, config.activation, cpu)
         rows = [m.member for m in shard]
         pd.testing.assert_frame_equal(
             part.final, whole.final.set_index("member").loc[rows].reset_index(), check_exact=True
         )
-        for (w, b), (w_part, b_part) in zip(whole.weights, part.weights, strict=True):
-            assert torch.equal(w[rows], w_part) and torch.equal(b[rows], b_part)
+        shards.append(
+            scaleout.Shard(number, "test", shard, pd.DataFrame(), config, THRESHOLDS, "cpu", False, 0, None, "")
+        )
+        parts[number] = scaleout.ShardResult(part, [""] * len(shard), "cpu", "cpu")
+    merged = scaleout._merge(members, shards, parts, 0.0, 1).result
+    pd.testing.assert_frame_equal(merged.final, whole.final, check_exact=True)
+    pd.testing.assert_frame_equal(merged.pruning, whole.pruning, check_exact=True)
+    for (w, b), (w_merged, b_merged) in zip(
+        [*whole.weights, whole.linear_weights], [*merged.weights, merged.linear_weights], strict=True
+    ):
+        assert torch.equal(w, w_merged) and torch.equal(b, b_merged)
 
 
 def _free_port() -> int:
@@ -224,9 +239,12 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tree["profile"] = "standard"
     tree["data"]["mirror"] = str(mirror)
     diabetes = tree["train"]["diabetes"]
-    # No learning-rate maps: this grid's members are counted below (MEMBERS).
+    # No learning-rate maps: this grid's members are counted below (MEMBERS). No linear references:
+    # their biases are 2 floats a seed, so their seed quantum is 8 and these 4 seeds would make one
+    # shard; the fast test above merges them.
     diabetes.pop("maps", None)
     tree["profiles"]["smoke"]["train"]["diabetes"].pop("maps", None)
+    diabetes["linear_reference"] = False
     # 8 configurations: a seed's stacked tensors span whole units of the fused optimizer (seed
     # quantum 1), so the 4 seeds make two shards of two seeds on the two worker nodes.
     diabetes.update(

@@ -40,6 +40,7 @@ def make_config(**overrides: object) -> DatasetTrain:
         "seeds": [0, 1],
         "penalize_bias": False,
         "bias_ablation": ["l2", "weight_decay", "sgdw"],
+        "linear_reference": True,
         "optimizers": {
             "adam": {
                 "lr": 0.01,
@@ -94,6 +95,7 @@ def test_every_family_and_optimizer_is_in_the_grid(batched):
         "sgdw",
         "dropout",
         "activity",
+        "linear",
     }
     assert {m.optimizer for m in members} == {"sgd", "adam", "adamw", "sgdw"}
     assert any(m.penalize_bias for m in members)
@@ -113,15 +115,36 @@ def test_batched_members_equal_the_reference(batched):
                 atol=1e-6,
                 msg=f"{member.config} seed {member.seed}: {column}",
             )
-        for layer, (weight, bias) in zip(model.layers, result.weights):
+        for layer, (weight, bias) in zip(model.layers, layers_of(result, members, member), strict=True):
             torch.testing.assert_close(
-                weight[member.member],
-                layer.weight.detach(),
-                rtol=1e-5,
-                atol=1e-6,
-                msg=f"{member.config} seed {member.seed}: weights",
+                weight, layer.weight.detach(), rtol=1e-5, atol=1e-6, msg=f"{member.config} seed {member.seed}: weights"
             )
-            torch.testing.assert_close(bias[member.member], layer.bias.detach(), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(bias, layer.bias.detach(), rtol=1e-5, atol=1e-6)
+
+
+def layers_of(result, members, member):
+    """A member's final (weight, bias) per layer: from the networks' stacks, or the linear references'."""
+    if member.hidden:
+        row = [m.member for m in members if m.hidden].index(member.member)
+        return [(w[row], b[row]) for w, b in result.weights]
+    row = [m.member for m in members if not m.hidden].index(member.member)
+    weight, bias = result.linear_weights
+    return [(weight[row], bias[row])]
+
+
+def test_a_linear_reference_is_a_network_without_hidden_layer_paired_by_seed(batched):
+    config, members, data, result = batched
+    linear = [m for m in members if m.family == "linear"]
+    assert [(m.optimizer, m.seed) for m in linear] == [(o, s) for o in ("adam", "sgd") for s in config.seeds]
+    assert all(m.hidden == () and m.grid == "linear" and m.lr == config.optimizers[m.optimizer].lr for m in linear)
+    assert result.linear_weights[0].shape == (len(linear), 3, 6)  # classes x features: no hidden layer
+    assert len(result.weights[0][0]) == len(members) - len(linear)  # the networks' stack is theirs alone
+    rows = result.final.set_index("member").loc[[m.member for m in linear]]
+    assert (rows["status"] == "ok").all() and rows["test_acc"].notna().all()
+    for member in linear:  # trained like every member (the reference equality above covers it too)
+        final, _, model, _ = train_reference(member, data, config, THRESHOLDS)
+        assert len(model.layers) == 1
+        assert final["test_loss"] == pytest.approx(rows.at[member.member, "test_loss"], rel=1e-5)
 
 
 def test_accuracies_are_float64_counts_over_n(batched):
@@ -136,7 +159,7 @@ def test_accuracies_are_float64_counts_over_n(batched):
 def test_adam_second_moments_equal_torch_optim_adams_state(batched):
     config, members, data, result = batched
     moments = result.second_moments
-    assert moments.members == [m.member for m in members if m.rule == "adam"]
+    assert moments.members == [m.member for m in members if m.rule == "adam" and m.hidden]
     chosen = [m for m in members if m.seed == 1 and (m.family in ("none", "adamw", "prox_l1") or m.penalize_bias)]
     for member in [m for m in chosen if m.rule == "adam"]:
         _, _, model, optimizer = train_reference(member, data, config, THRESHOLDS)
@@ -156,7 +179,8 @@ def test_changing_one_member_leaves_the_others_bit_identical(batched):
     target = next(m for m in members if m.family == "l2")
     changed = [dataclasses.replace(m, l2=m.l2 * 10) if m.member == target.member else m for m in members]
     other = train_grid(changed, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
-    keep = [m.member for m in members if m.member != target.member]
+    keep = [m.member for m in members if m.member != target.member and m.hidden]
+    assert torch.equal(result.linear_weights[0], other.linear_weights[0])
     for (w, b), (w2, b2) in zip(result.weights, other.weights):
         assert torch.equal(w[keep], w2[keep]) and torch.equal(b[keep], b2[keep])
         assert not torch.equal(w[target.member], w2[target.member])
@@ -167,12 +191,13 @@ def test_same_seed_gives_bit_identical_results(batched):
     again = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
     assert result.final.equals(again.final)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(result.weights, again.weights))
+    assert all(torch.equal(a, b) for a, b in zip(result.linear_weights, again.linear_weights))
 
 
 def test_chunks_give_the_same_members(batched):
     config, members, data, result = batched
     chunked = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), max_chunk_members=5, progress=False)
-    for (w, _), (w2, _) in zip(result.weights, chunked.weights):
+    for (w, _), (w2, _) in zip([*result.weights, result.linear_weights], [*chunked.weights, chunked.linear_weights]):
         torch.testing.assert_close(w, w2, rtol=1e-5, atol=1e-6)
 
 
@@ -279,7 +304,7 @@ def test_a_diverging_member_is_frozen_and_the_others_are_unaffected():
     members = grid.expand(config)
     data = make_splits()
     calm = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
-    target = members[-1]
+    target = [m for m in members if m.hidden][-1]
     wild = [dataclasses.replace(m, l2=1e8) if m.member == target.member else m for m in members]
     result = train_grid(wild, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
     row = result.final.set_index("member").loc[target.member]
@@ -287,8 +312,9 @@ def test_a_diverging_member_is_frozen_and_the_others_are_unaffected():
     assert result.diverged == 1
     others = [m.member for m in members if m.member != target.member]
     assert (result.final.set_index("member").loc[others, "status"] == "ok").all()
+    networks = [m.member for m in members if m.member != target.member and m.hidden]
     for (w, _), (w2, _) in zip(calm.weights, result.weights):
-        assert torch.equal(w[others], w2[others])
+        assert torch.equal(w[networks], w2[networks])
 
 
 @pytest.mark.gpu
@@ -310,5 +336,5 @@ def test_cuda_members_equal_the_cpu_reference():
             atol=1e-5,
         )
         torch.testing.assert_close(
-            result.weights[0][0][member.member], model.layers[0].weight.detach(), rtol=1e-4, atol=1e-5
+            layers_of(result, members, member)[0][0], model.layers[0].weight.detach(), rtol=1e-4, atol=1e-5
         )

@@ -9,7 +9,10 @@ groups: adam (which includes the adamw family) and sgd; each is compared against
 baseline, the config of family none. Configs with penalize_bias=True (names ending "/bias") are
 only the H6 ablation. A group whose baseline has no `ok` member cannot be compared against: it is
 "lost", and the hypotheses say so instead of judging it. The cells of the learning-rate ×
-strength maps (grid "map") are left out here: only H5 reads them (pipelines/analysis/maps.py).
+strength maps (grid "map") are left out here: only H5 reads them (pipelines/analysis/maps.py). The
+linear references (grid and family "linear", results.LINEAR) are in: one config per group, selected
+and reported beside the networks, paired by seed, but no arm of the hypotheses (H4 leaves them out)
+and without structure measures (no hidden layer), which are therefore not counted as unmeasured.
 """
 
 from __future__ import annotations
@@ -91,14 +94,16 @@ def load_grid(path: Path, dataset: str, curves: Path | None = None, early_stoppe
     With `curves` (its curves.csv) the grid gains each group's early-stopping baseline, or, when
     `early_stopped`, every member is read at its early-stopped epoch instead
     (pipelines/analysis/early_stopping.py)."""
-    runs = results.main_grid(results.read_runs(path))
+    every = results.read_runs(path)
+    runs = pd.concat([results.main_grid(every), results.linear_grid(every)], ignore_index=True)
     runs["penalize_bias"] = runs["penalize_bias"].astype(str).str.lower() == "true"  # bool or text
     _check_members(runs, path)
     ok = runs[runs["status"] == "ok"].copy()
     _check_metrics(ok, path)
     if "dead_units" in ok:
-        hidden_units = ok["hidden"].astype(str).map(lambda h: sum(int(w) for w in h.split("-")))
-        ok["dead_fraction"] = pd.to_numeric(ok["dead_units"], errors="coerce") / hidden_units
+        widths = ok["hidden"].fillna("").astype(str).str.split("-")  # empty for a linear reference
+        hidden_units = widths.map(lambda ws: sum(int(w) for w in ws if w))
+        ok["dead_fraction"] = pd.to_numeric(ok["dead_units"], errors="coerce") / hidden_units.where(hidden_units > 0)
     if curves is not None:
         runs, ok = _with_early_stopping(runs, ok, curves, early_stopped)
     configs = _config_facts(runs, ok)
@@ -190,7 +195,8 @@ def _config_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
     facts["n_seeds"] = ok.groupby("config").size().reindex(facts.index, fill_value=0)
     structure = [c for c in results.STRUCTURE_COLUMNS if c in ok]
     missing = ok[ok[structure].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)] if structure else ok[:0]
-    missing = missing[missing["family"] != early_stopping.FAMILY]  # its weights are not kept, by design
+    # By design: the early-stopped weights are not kept, and a linear reference has no hidden layer to measure.
+    missing = missing[~missing["family"].isin([early_stopping.FAMILY, results.LINEAR])]
     facts["unmeasured"] = missing.groupby("config").size().reindex(facts.index, fill_value=0)
     unmeasured = missing.groupby("config")["seed"].agg(lambda s: ";".join(map(str, sorted(s))))
     facts["unmeasured_seeds"] = [unmeasured.get(config, "") for config in facts.index]

@@ -3,7 +3,8 @@ them, judge; out come the dataset's rows of every table (pipelines/core/tables.p
 of reports/summary.json.
 
 summary.json: {dataset: {members, diverged, seeds, baseline_test_acc, best_family, best_optimizer,
-best_config, best_test_acc, [lost_groups,] H1a: {verdict, ...details}, ..., H6: {...}}}.
+best_config, best_test_acc, [lost_groups,] linear: {...}, H1a: {verdict, ...details}, ..., H6: {...}}}.
+linear: the linear references against the networks (pipelines/analysis/linear.py).
 lost_groups (only when there is one) gives the reason each unanalysed optimizer group was lost
 (pipelines/analysis/grid.py); the best_* keys are null when every group was. The best family
 is the validation-selected config with the highest mean val_acc over all groups (selection stays
@@ -19,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from pipelines.analysis import early_stopping, maps
+from pipelines.analysis import linear, maps
 from pipelines.analysis import plan as tests
 from pipelines.analysis.frontier import frontier
 from pipelines.analysis.grid import Grid
@@ -50,7 +51,7 @@ def analyze_dataset(
         else tables.frame("lr_best", []),
     )
     findings = tests.run(grid, plan(context), analysis_params)
-    summary = _summary(grid, context.selected)
+    summary = _summary(grid, context.selected) | {"linear": linear.versus_networks(grid, selected, analysis_params)}
     verdicts: list[dict[str, str]] = []
     for hypothesis in HYPOTHESES:
         row, summary[hypothesis.id] = _verdict(hypothesis, context, findings)
@@ -227,7 +228,8 @@ def _margins(context: Context) -> pd.DataFrame:
 def _summary(grid: Grid, selected: pd.DataFrame) -> dict[str, object]:
     """The dataset's headline: the family one would pick on validation, and its test accuracy."""
     seeds = set().union(*(frame.index for frame in grid.ok.values()))
-    trained = grid.configs[grid.configs["family"] != early_stopping.FAMILY]  # not the baseline read twice
+    # The main grid's networks: not the baseline read twice, nor the linear references (metrics' linear)
+    trained = grid.configs[~grid.configs["family"].isin(linear.NOT_CROWNED)]
     summary: dict[str, object] = {
         "members": trained["members"].sum(),
         "diverged": trained["diverged"].sum(),
@@ -239,10 +241,9 @@ def _summary(grid: Grid, selected: pd.DataFrame) -> dict[str, object]:
         return summary | dict.fromkeys(
             ("baseline_test_acc", "best_family", "best_optimizer", "best_config", "best_test_acc")
         )
-    # The early-stopping baseline's validation accuracy is a maximum over epochs, the others' are
-    # read at the last epoch: it is compared in the tests, not crowned here.
-    trained_families = selected[selected["family"] != early_stopping.FAMILY]
-    best = trained_families.sort_values(["val_acc_mean", "strength"], ascending=[False, True]).iloc[0]
+    # The early-stopping baseline is compared in the tests and the linear reference reported beside
+    # the networks (pipelines/analysis/linear.py), neither crowned here.
+    best = linear.best_network(selected)
     baseline = selected[(selected["optimizer"] == best["optimizer"]) & (selected["family"] == "none")].iloc[0]
     return summary | {
         "baseline_test_acc": baseline["test_acc_mean"],

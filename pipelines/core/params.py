@@ -142,6 +142,9 @@ class DatasetTrain(Schema):
     bias_ablation: list[Literal["l1", "prox_l1", "l2", "l2_norm", "elastic", "weight_decay", "adamw", "sgdw"]] = []
     optimizers: dict[Literal["sgd", "adam"], Optimizer]
     maps: Maps | None = None  # learning-rate × strength maps, trained besides the grid above
+    # A linear reference per optimizer group: the network with no hidden layer (logistic regression,
+    # softmax regression), unregularized, at the group's lr and over the grid's seeds.
+    linear_reference: bool = False
 
     @field_validator("seeds")
     @classmethod

@@ -3,13 +3,16 @@
 train writes, per dataset:
   reports/results/<dataset>/runs.csv    one row per grid member (RUN_COLUMNS + sparsity columns)
   reports/results/<dataset>/curves.csv  one row per member per evaluated epoch (CURVE_COLUMNS + ...)
-  reports/results/<dataset>/pruning.csv one row per member per fraction pruned (PRUNING_COLUMNS)
+  reports/results/<dataset>/pruning.csv one row per network per fraction pruned (PRUNING_COLUMNS)
   reports/results/<dataset>/summary.json  the training run: device, device_name, torch, cuda,
                                           seconds, members, diverged, profile, experiment_name,
                                           experiment_id, parent_run_id (null when tracking is off)
-  models/<dataset>/weights.pt           {"members": [ids], "layers": [{"weight": (M, out, in),
+  models/<dataset>/weights.pt           the networks': {"members": [ids], "layers": [{"weight": (M, out, in),
                                           "bias": (M, out)}, ...]} in torch's nn.Linear layout
-  models/<dataset>/adam_state.pt        Adam's final second moments, for the A members trained with
+  models/<dataset>/linear.pt            the linear references' weights (grid "linear"; absent when
+                                          there are none), laid out as weights.pt with one layer; apart,
+                                          since they have no hidden layer to stack with the networks'
+  models/<dataset>/adam_state.pt        Adam's final second moments, for the A networks trained with
                                           Adam's rule (optimizer adam or adamw; absent when none):
                                           {"members": [ids], "step": (A,) int64 steps taken,
                                           "beta2", "eps": (A,) float64, "layers": [{"weight": (A, out, in),
@@ -22,7 +25,8 @@ so equal counts give equal numbers (k = round(acc·n) recovers the count); losse
 measures are float32 values.
 
 Members that share `seed` share initial weights, mini-batch order and dropout noise, so rows of
-two configurations are paired by seed. `config` names a configuration without its seed.
+two configurations are paired by seed (a linear reference shares the order; its weights have
+another shape). `config` names a configuration without its seed.
 """
 
 from __future__ import annotations
@@ -49,11 +53,16 @@ GROUP_OF = {"adamw": "adam", "sgdw": "sgd"}
 STATUSES = ("ok", "diverged")
 SPARSITY_PREFIX = "frac_below_"
 
+# The linear reference: a network with no hidden layer, unregularized (train.<dataset>.linear_reference),
+# both its family and its grid. It is reported beside the networks, not an arm of the hypotheses, and
+# has no structure measures (pruning curves, dead units): NaN in runs.csv, no rows in pruning.csv.
+LINEAR = "linear"
 # early_stopping is never trained: the analysis derives it from the baseline's curves
 # (pipelines/analysis/early_stopping.py).
 FAMILIES = (
     "none",
     "early_stopping",
+    LINEAR,
     "l1",
     "prox_l1",
     "l2",
@@ -77,7 +86,7 @@ IDENTITY_COLUMNS = [
     "momentum",
     "seed",
     "penalize_bias",
-    "grid",  # main, or map: a cell of a learning-rate × strength map (config name ends /lr=<lr>)
+    "grid",  # main; map: a cell of a learning-rate × strength map (config name ends /lr=<lr>); linear (LINEAR)
     "strength",  # the family's headline strength: λ, or p for dropout; elastic: λ1; activity: its λ
     "l1",
     "prox_l1",
@@ -89,7 +98,7 @@ IDENTITY_COLUMNS = [
     "dropout_layers",
     "act_l1",
     "act_l2",
-    "hidden",
+    "hidden",  # hidden widths joined by "-"; empty for the linear reference
     "activation",
     "batch_size",
     "epochs",
@@ -155,6 +164,11 @@ def map_grid(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["grid"] == "map"].copy()
 
 
+def linear_grid(runs: pd.DataFrame) -> pd.DataFrame:
+    """The linear references (train.<dataset>.linear_reference)."""
+    return runs[runs["grid"] == LINEAR].copy()
+
+
 def sparsity_column(threshold: float) -> str:
     """Name of the column holding the fraction of weights with |w| < threshold."""
     return f"{SPARSITY_PREFIX}{threshold:g}"
@@ -205,6 +219,10 @@ def summary_path(dataset: str, root: Path = RESULTS_DIR) -> Path:
 
 def weights_path(dataset: str, root: Path = MODELS_DIR) -> Path:
     return root / dataset / "weights.pt"
+
+
+def linear_weights_path(dataset: str, root: Path = MODELS_DIR) -> Path:
+    return root / dataset / "linear.pt"
 
 
 def adam_state_path(dataset: str, root: Path = MODELS_DIR) -> Path:

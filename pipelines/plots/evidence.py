@@ -17,6 +17,7 @@ from pipelines.analysis.selection import IDENTICAL_TO
 from pipelines.core.errors import DataError
 from pipelines.core.results import (
     FAMILIES,
+    LINEAR,
     MODELS_DIR,
     PRUNING_COLUMNS,
     RESULTS_DIR,
@@ -231,8 +232,9 @@ def _read_weights(path: Path) -> Weights:
 def _selected_configs(runs: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     """Each family's selected configuration (selected.csv) and each baseline. The early-stopping
     baseline has no members of its own (the analysis reads the baseline's curves at another epoch),
-    so the figures of members leave it to the tables and the ranks of figure 10."""
-    table = table[table["family"] != early_stopping.FAMILY]
+    so the figures of members leave it to the tables and the ranks of figure 10; the linear
+    references are not in the main grid (no hidden layer), so they are left to the tables too."""
+    table = table[~table["family"].isin([early_stopping.FAMILY, LINEAR])]
     unknown = sorted(set(table["config"]) - set(runs["config"]))
     if unknown:
         raise DataError(

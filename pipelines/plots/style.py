@@ -34,6 +34,7 @@ from pipelines.core.results import FAMILIES
 FAMILY_LABELS = {
     "none": "none (baseline)",
     "early_stopping": "early stopping",
+    "linear": "linear (no hidden layer)",
     "l1": "L1",
     "prox_l1": "proximal L1",
     "l2": "L2",
@@ -60,10 +61,15 @@ _PALETTE_INDEX = {
     "none": 7,
 }
 _COLORBLIND = sns.color_palette("colorblind", 10)
-# Ten colours for twelve families: SGDW takes the dark shade of AdamW's hue (both are decoupled
-# decay), early stopping the dark shade of the baseline's grey (it is the baseline, stopped early).
+# Ten colours for thirteen families: SGDW takes the dark shade of AdamW's hue (both are decoupled
+# decay), early stopping the dark shade of the baseline's grey (it is the baseline, stopped early),
+# the linear reference black (no regularizer: a reference drawn by no figure yet).
 _DARK = sns.color_palette("dark", 10)
-_COLOURS = {f: _COLORBLIND[i] for f, i in _PALETTE_INDEX.items()} | {"sgdw": _DARK[6], "early_stopping": _DARK[7]}
+_COLOURS = {f: _COLORBLIND[i] for f, i in _PALETTE_INDEX.items()} | {
+    "sgdw": _DARK[6],
+    "early_stopping": _DARK[7],
+    "linear": (0.0, 0.0, 0.0),
+}
 FAMILY_COLORS = {FAMILY_LABELS[f]: _COLOURS[f] for f in FAMILIES}
 BASELINE_COLOR = FAMILY_COLORS[FAMILY_LABELS["none"]]
 BAND_ENTRY = {"mean (dotted) and 95% CI": Patch(facecolor=BASELINE_COLOR, alpha=0.35, edgecolor=BASELINE_COLOR)}

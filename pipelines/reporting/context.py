@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core import params, provenance
-from pipelines.core.results import main_grid
+from pipelines.core.results import LINEAR, main_grid
 from pipelines.reporting.inputs import DISPLAY_NAMES, OWN_TABLES, SHOWN, Figure, Inputs, dataset_names
 from pipelines.reporting.numbers import markdown_table, number
 
@@ -81,6 +81,7 @@ def _dataset_view(dataset: str, inputs: Inputs, tables: dict[str, pd.DataFrame])
         "seeds": sorted(runs["seed"].unique().tolist()),
         "grid": _grid(main_grid(runs)),
         "map_members": int((runs["grid"] == "map").sum()),
+        "linear_members": int((runs["grid"] == LINEAR).sum()),
         "selected": markdown_table(_rows(tables["selected"], dataset=dataset), SHOWN["selected"]),
         "ranking": markdown_table(ranking, SHOWN["ranking"]),
         "exclusions": markdown_table(_diverged(_rows(tables["exclusions"], dataset=dataset)), SHOWN["exclusions"]),

@@ -1,6 +1,7 @@
 """How the batched trainer cuts a grid into chunks trained at once, and sizes them: members of a
-cohort (one optimizer rule) as a block of seeds by a block of configurations, ordered so that each
-per-member term touches one slice of the stack; evaluation blocks; how the CPU heap is kept."""
+cohort (one optimizer rule, one architecture) as a block of seeds by a block of configurations,
+ordered so that each per-member term touches one slice of the stack; how the chunks' stacks are put
+back in member order; evaluation blocks; how the CPU heap is kept."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 import torch
 
 from pipelines.core.params import DatasetTrain
+from pipelines.core.results import LINEAR
 from pipelines.data.datasets import Prepared
 from pipelines.training import networks
 from pipelines.training.grid import Member
@@ -56,6 +58,25 @@ def chunks(
                 yield [cohort[c, s] for s in seeds[i : i + seeds_at_once] for c in configs[j : j + configs_at_once]]
 
 
+Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: weights (M, out, in) and biases (M, out)
+
+
+def in_member_order(parts: list[tuple[list[Member], Layers]], members: list[Member]) -> Layers:
+    """The stacked layers of `members`, one architecture, in their order, from parts (members and
+    their stacked layers) of any architecture, chunks of a grid or shards of one; none for no members."""
+    if not members:
+        return []
+    wanted = {m.member for m in members}
+    chosen = [(part, layers) for part, layers in parts if part[0].member in wanted]  # a part has one architecture
+    position = {m.member: i for i, m in enumerate(m for part, _ in chosen for m in part)}
+    rows = torch.tensor([position[m.member] for m in members])
+
+    def stacked(layer: int, tensor: int) -> torch.Tensor:  # tensor 0: weights, 1: biases
+        return torch.cat([layers[layer][tensor] for _, layers in chosen])[rows]
+
+    return [(stacked(i, 0), stacked(i, 1)) for i in range(len(chosen[0][1]))]
+
+
 # The configurations of a chunk are ordered by family, so that the members using each per-member
 # term form one block of configurations (activity + dropout: the head; l1: l1 + elastic; l2
 # gradient: elastic + l2 + weight_decay) and the term touches a strided slice of the stack.
@@ -71,6 +92,7 @@ FAMILY_ORDER = (
     "l2_norm",
     "adamw",
     "sgdw",
+    LINEAR,  # a cohort of its own (grid.Member.cohort): no hidden layer to stack with the networks
 )
 
 

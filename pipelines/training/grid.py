@@ -3,8 +3,10 @@
 Members are ordered by optimizer group, then configuration, then seed; the cells of the
 learning-rate × strength maps (train.<dataset>.maps) follow, by optimizer, lr, family, strength,
 then seed, marked grid="map" and named with their lr, so that the analyses of the main grid can
-leave them out. Members that share a seed
-share initial weights, mini-batch order and dropout noise (see pipelines/training/networks.py).
+leave them out. The linear references (train.<dataset>.linear_reference) come last, per optimizer
+group then seed: unregularized networks with no hidden layer, marked grid="linear". Members that
+share a seed share initial weights, mini-batch order and dropout noise (see
+pipelines/training/networks.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipelines.core.params import DatasetTrain, Families, Optimizer
+from pipelines.core.results import LINEAR
 
 # The headline strength of each family, for plots and trend tests (dropout: the mean p).
 HEADLINE = {
@@ -43,7 +46,8 @@ class Member:
     eps: float
     seed: int
     penalize_bias: bool
-    dropout: tuple[float, ...]
+    hidden: tuple[int, ...]  # the hidden layers' widths: the dataset's network, or () for a linear reference
+    dropout: tuple[float, ...]  # per hidden layer
     l1: float = 0.0
     prox_l1: float = 0.0
     l2: float = 0.0
@@ -52,7 +56,7 @@ class Member:
     decoupled_wd: float = 0.0
     act_l1: float = 0.0
     act_l2: float = 0.0
-    grid: str = "main"  # main | map (a cell of a learning-rate × strength map)
+    grid: str = "main"  # main | map (a cell of a learning-rate × strength map) | linear (LINEAR)
 
     @property
     def strength(self) -> float:
@@ -71,8 +75,8 @@ class Member:
     @property
     def cohort(self) -> tuple:
         """Members of one cohort share the update rule and its scalar hyperparameters, so they are
-        trained together by one optimizer over stacked parameters."""
-        return self.rule, self.lr, self.momentum, self.betas, self.eps, self.grid
+        trained together by one optimizer over stacked parameters, of one architecture."""
+        return self.rule, self.lr, self.momentum, self.betas, self.eps, self.grid, self.hidden
 
 
 def expand(grid_spec: DatasetTrain) -> list[Member]:
@@ -83,13 +87,13 @@ def expand(grid_spec: DatasetTrain) -> list[Member]:
             settings.append((name, optimizer, family, values, grid_spec.penalize_bias))
             if family in grid_spec.bias_ablation:
                 settings.append((name, optimizer, family, values, not grid_spec.penalize_bias))
+    hidden = tuple(grid_spec.hidden)
     members: list[Member] = []
     for name, optimizer, family, values, penalize_bias in settings:
         for seed in grid_spec.seeds:
-            members.append(
-                _member(len(members), name, optimizer, family, values, penalize_bias, seed, len(grid_spec.hidden))
-            )
-    return members + _map_members(grid_spec, len(members))
+            members.append(_member(len(members), name, optimizer, family, values, penalize_bias, seed, hidden))
+    members += _map_members(grid_spec, len(members))
+    return members + _linear_members(grid_spec, len(members))
 
 
 def _map_members(grid_spec: DatasetTrain, first: int) -> list[Member]:
@@ -97,7 +101,7 @@ def _map_members(grid_spec: DatasetTrain, first: int) -> list[Member]:
     if grid_spec.maps is None:
         return []
     members: list[Member] = []
-    depth = len(grid_spec.hidden)
+    hidden = tuple(grid_spec.hidden)
     for name, lr_map in grid_spec.maps.optimizers.items():
         optimizer = grid_spec.optimizers[name]
         decoupled = "adamw" if name == "adam" else "sgdw"
@@ -107,8 +111,21 @@ def _map_members(grid_spec: DatasetTrain, first: int) -> list[Member]:
             at_lr = optimizer.model_copy(update={"lr": lr})
             for family, values in cells:
                 for seed in grid_spec.maps.seeds:
-                    member = _member(first + len(members), name, at_lr, family, values, False, seed, depth)
+                    member = _member(first + len(members), name, at_lr, family, values, False, seed, hidden)
                     members.append(dataclasses.replace(member, grid="map", config=f"{member.config}/lr={lr:g}"))
+    return members
+
+
+def _linear_members(grid_spec: DatasetTrain, first: int) -> list[Member]:
+    """The linear references: per optimizer group, at its lr, over the grid's seeds, so that they are
+    paired by seed with the networks (the same mini-batches)."""
+    if not grid_spec.linear_reference:
+        return []
+    members: list[Member] = []
+    for name, optimizer in grid_spec.optimizers.items():
+        for seed in grid_spec.seeds:
+            member = _member(first + len(members), name, optimizer, LINEAR, {}, False, seed, ())
+            members.append(dataclasses.replace(member, grid=LINEAR))
     return members
 
 
@@ -130,7 +147,14 @@ def _family_settings(families: Families, depth: int) -> list[tuple[str, dict]]:
 
 
 def _member(
-    index: int, name: str, optimizer: Optimizer, family: str, values: dict, penalize_bias: bool, seed: int, depth: int
+    index: int,
+    name: str,
+    optimizer: Optimizer,
+    family: str,
+    values: dict,
+    penalize_bias: bool,
+    seed: int,
+    hidden: tuple[int, ...],
 ) -> Member:
     optimizer_name = family if family in ("adamw", "sgdw") else name
     return Member(
@@ -144,7 +168,8 @@ def _member(
         eps=optimizer.eps,
         seed=seed,
         penalize_bias=penalize_bias,
-        **{"dropout": (0.0,) * depth} | values,
+        hidden=hidden,
+        **{"dropout": (0.0,) * len(hidden)} | values,
     )
 
 
@@ -182,11 +207,11 @@ def identity_frame(dataset: str, members: list[Member], grid_spec: DatasetTrain)
                 },
                 "strength": m.strength,
                 **{k: fields[k] for k in ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd")},
-                "dropout": sum(m.dropout) / len(m.dropout),
+                "dropout": sum(m.dropout) / len(m.dropout) if m.dropout else 0.0,
                 "dropout_layers": ";".join(f"{p:g}" for p in m.dropout),
                 "act_l1": m.act_l1,
                 "act_l2": m.act_l2,
-                "hidden": "-".join(map(str, grid_spec.hidden)),
+                "hidden": "-".join(map(str, m.hidden)),
                 "activation": grid_spec.activation,
                 "batch_size": grid_spec.batch_size,
                 "epochs": grid_spec.epochs,

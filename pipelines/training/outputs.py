@@ -1,5 +1,5 @@
 """What the train stage writes: the results contract of pipelines/core/results.py, from a trained
-grid (runs.csv, curves.csv, pruning.csv, summary.json; weights.pt and adam_state.pt)."""
+grid (runs.csv, curves.csv, pruning.csv, summary.json; weights.pt, linear.pt and adam_state.pt)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,12 @@ def write(
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     with atomic_path(results.MODELS_DIR / dataset) as out:
         out.mkdir()
+        linear = runs["grid"] == results.LINEAR  # no hidden layer: their one layer is stored apart
         layers = [{"weight": w, "bias": b} for w, b in result.weights]
-        torch.save({"members": runs["member"].tolist(), "layers": layers}, out / "weights.pt")
+        torch.save({"members": runs.loc[~linear, "member"].tolist(), "layers": layers}, out / "weights.pt")
+        if result.linear_weights is not None:
+            weight, bias = result.linear_weights
+            references = {"members": runs.loc[linear, "member"].tolist(), "layers": [{"weight": weight, "bias": bias}]}
+            torch.save(references, out / "linear.pt")
         if result.second_moments is not None:
             adam_state.save(result.second_moments, out / "adam_state.pt")

@@ -20,6 +20,7 @@ from pipelines.core import interrupts
 from pipelines.data.datasets import Prepared
 from pipelines.training import networks
 from pipelines.training.evaluation import loss_and_accuracy
+from pipelines.training.grid import Member
 from pipelines.training.trainer import GridResult
 
 # The fractions k of each layer's weights removed, from none to nearly all.
@@ -191,28 +192,31 @@ def measure(
 
 
 def with_structure(
-    result: GridResult, seeds: list[int], data: Prepared, activation: str, device: torch.device
+    result: GridResult, members: list[Member], data: Prepared, activation: str, device: torch.device
 ) -> GridResult:
-    """The trained result with the contract's structure columns in its final rows and its pruning
-    curves (`member` as in the grid); a diverged member's are NaN, as its metrics are. `seeds` are
-    the members' seeds in the result's order: members are measured one seed at a time, because a
-    product over a stack of members rounds differently as the stack grows, and a seed's members
-    are the same stack whichever way the grid is sharded (pipelines/training/scaleout.py)."""
+    """The trained result with the contract's structure columns in its final rows and the networks'
+    pruning curves (`member` as in the grid); a diverged member's are NaN, as its metrics are, and so
+    are a linear reference's, which has no hidden layer to prune or find dead (results.LINEAR).
+    `members` are the result's in its order. Networks are measured one seed at a time, because a
+    product over a stack of members rounds differently as the stack grows, and a seed's members are
+    the same stack whichever way the grid is sharded (pipelines/training/scaleout.py)."""
     weights, biases = [w for w, _ in result.weights], [b for _, b in result.weights]
-    order = torch.tensor(seeds)
+    networks = [i for i, m in enumerate(members) if m.hidden]  # their rows of result.final, in result.weights' order
+    order = torch.tensor([members[i].seed for i in networks])
     structures, curves = [], []
-    for seed in sorted(set(seeds)):
+    for seed in sorted(set(order.tolist())):
         rows = torch.nonzero(order == seed).flatten()
         structure, curve = measure([w[rows] for w in weights], [b[rows] for b in biases], data, activation, device)
         structures.append(structure.set_axis(rows.numpy()))
         curves.append(curve.assign(member=rows.numpy()[curve["member"]]))
     structure = pd.concat(structures).sort_index()
     curve = pd.concat(curves).sort_values(["fraction", "member"], kind="stable").reset_index(drop=True)
-    diverged = (result.final["status"] == "diverged").to_numpy()
+    diverged = (result.final["status"] == "diverged").to_numpy()[networks]
     structure.loc[diverged] = float("nan")
     curve.loc[diverged[curve["member"]], ["val_loss", "val_acc", "test_loss", "test_acc"]] = float("nan")
-    curve["member"] = result.final["member"].to_numpy()[curve["member"]]
-    final = pd.concat([result.final.reset_index(drop=True), structure.reset_index(drop=True)], axis=1)
+    curve["member"] = result.final["member"].to_numpy()[networks][curve["member"]]
+    structure = structure.set_axis(networks).reindex(range(len(result.final)))  # NaN for the linear references
+    final = pd.concat([result.final.reset_index(drop=True), structure], axis=1)
     return dataclasses.replace(result, final=final, pruning=curve)
 
 

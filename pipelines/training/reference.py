@@ -47,7 +47,7 @@ def train_reference(
 ) -> tuple[dict, pd.DataFrame, MLP, torch.optim.Optimizer]:
     """Train one member; returns its final measures, its per-evaluation curve, the network and its
     optimizer (whose state the batched trainer's is checked against)."""
-    sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
+    sizes = networks.layer_sizes(data.x_train.shape[1], list(member.hidden), data.n_classes)
     model = MLP(sizes, grid_spec.activation, member.dropout)
     linear = [cast(nn.Linear, layer) for layer in model.layers]
     with torch.no_grad():
@@ -59,12 +59,12 @@ def train_reference(
     optimizer = _optimizer(member, weights, biases)
     order_stream = networks.generator(member.seed, "order")
     noise_stream = networks.generator(member.seed, "dropout") if any(member.dropout) else None
-    n = len(data.y_train)
+    n, widths = len(data.y_train), list(member.hidden)
     curves = []
     for epoch in range(1, grid_spec.epochs + 1):
         model.train()
         order = networks.epoch_order(order_stream, n)
-        noise = networks.dropout_noise(noise_stream, n, grid_spec.hidden, data.x_train.device) if noise_stream else None
+        noise = networks.dropout_noise(noise_stream, n, widths, data.x_train.device) if noise_stream else None
         for start in range(0, n, grid_spec.batch_size):
             index = order[start : start + grid_spec.batch_size]
             batch_noise = [u[start : start + grid_spec.batch_size] for u in noise] if noise else None

@@ -44,6 +44,7 @@ from pipelines.core.errors import ParamsError, RegbenchError
 from pipelines.core.params import DatasetTrain, Params
 from pipelines.data.datasets import Prepared
 from pipelines.training import adam_state, networks, pruning, tracking
+from pipelines.training.chunking import in_member_order
 from pipelines.training.grid import Member
 from pipelines.training.parent_run import ParentRun
 from pipelines.training.trainer import GridResult, choose_device, train_grid
@@ -116,7 +117,7 @@ def train(
                 "start a tracking server (make tracking-server) and set MLFLOW_TRACKING_URI=http://HOST:PORT"
             )
         slots, resources = _slots(study.train.device)
-        blocks = seed_blocks(members, data, grid_spec, slots, "num_gpus" in resources)
+        blocks = seed_blocks(members, data, slots, "num_gpus" in resources)
         print(
             f"train {dataset}: seeds in {len(blocks)} shard(s) {blocks} on {nodes} Ray node(s), "
             f"{slots} {'GPU' if 'num_gpus' in resources else 'CPU'}(s) at once"
@@ -148,25 +149,25 @@ def train(
         ray.shutdown()
 
 
-def seed_quantum(members: list[Member], data: Prepared, grid_spec: DatasetTrain) -> int:
-    """The fewest seeds whose members' stacked tensors span whole FUSED_UNITs in every cohort."""
-    sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
-    per_member = [i * o for i, o in zip(sizes[:-1], sizes[1:])] + sizes[1:]  # weights, then biases
+def seed_quantum(members: list[Member], data: Prepared) -> int:
+    """The fewest seeds whose members' stacked tensors span whole FUSED_UNITs in every cohort (each
+    of one architecture: the grid's network, or a linear reference's one layer)."""
     first_seed = members[0].seed
     quantum = 1
-    for configurations in Counter(m.cohort for m in members if m.seed == first_seed).values():
+    cohorts = Counter(m.cohort for m in members if m.seed == first_seed)
+    for (*_, hidden), configurations in cohorts.items():
+        sizes = networks.layer_sizes(data.x_train.shape[1], list(hidden), data.n_classes)
+        per_member = [i * o for i, o in zip(sizes[:-1], sizes[1:])] + sizes[1:]  # weights, then biases
         for numel in per_member:
             quantum = math.lcm(quantum, FUSED_UNIT // math.gcd(configurations * numel, FUSED_UNIT))
     return quantum
 
 
-def seed_blocks(
-    members: list[Member], data: Prepared, grid_spec: DatasetTrain, slots: int, gpus: bool
-) -> list[list[int]]:
+def seed_blocks(members: list[Member], data: Prepared, slots: int, gpus: bool) -> list[list[int]]:
     """The seeds of each shard: consecutive in sorted order (the trainer stacks a cohort's seeds
     sorted), on CPUs a multiple of the seed quantum, as evenly as that allows over `slots` tasks."""
     seeds = sorted({m.seed for m in members})
-    quantum = 1 if gpus else seed_quantum(members, data, grid_spec)
+    quantum = 1 if gpus else seed_quantum(members, data)
     per_shard = quantum * math.ceil(len(seeds) / (slots * quantum))
     return [seeds[i : i + per_shard] for i in range(0, len(seeds), per_shard)]
 
@@ -255,9 +256,7 @@ def _train_shard(shard: Shard, data_ref: list[ray.ObjectRef]) -> ShardResult:
             progress=False,
             on_evaluation=run.log_evaluation if run else None,
         )
-        result = pruning.with_structure(
-            trained, [m.seed for m in shard.members], data, shard.grid_spec.activation, device
-        )
+        result = pruning.with_structure(trained, shard.members, data, shard.grid_spec.activation, device)
         if run:
             run.finish(result.final)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -287,15 +286,14 @@ def _merge(
         .sort_values(["member", "epoch"], kind="stable")
         .reset_index(drop=True)
     )
-    position = {m.member: i for i, m in enumerate(m for shard in shards for m in shard.members)}
-    rows = torch.tensor([position[member] for member in order])
-    weights = [
-        (
-            torch.cat([p.result.weights[layer][0] for p in parts])[rows],
-            torch.cat([p.result.weights[layer][1] for p in parts])[rows],
-        )
-        for layer in range(len(parts[0].result.weights))
+    # Each shard's stacks, of its networks and of its linear references, restored to the grid's order.
+    networks = [([m for m in shard.members if m.hidden], p.result.weights) for shard, p in zip(shards, parts)]
+    references = [
+        ([m for m in shard.members if not m.hidden], [p.result.linear_weights])
+        for shard, p in zip(shards, parts)
+        if p.result.linear_weights is not None
     ]
+    linear = [m for m in members if not m.hidden]
     # As pruning.with_structure orders them: by fraction, then by the member's place in the grid.
     at = {member: i for i, member in enumerate(order)}
     pruned = pd.concat([p.result.pruning for p in parts])
@@ -305,11 +303,12 @@ def _merge(
     result = GridResult(
         final=final,
         curves=curves,
-        weights=weights,
+        weights=in_member_order(networks, [m for m in members if m.hidden]),
         seconds=seconds,
         member_samples=sum(p.result.member_samples for p in parts),
         second_moments=adam_state.in_member_order(moments, members) if moments else None,
         pruning=pruned.reset_index(drop=True),
+        linear_weights=in_member_order(references, linear)[0] if linear else None,
     )
     return Sharded(
         result,

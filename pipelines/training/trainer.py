@@ -37,11 +37,13 @@ class GridResult:
 
     final: pd.DataFrame  # member, status, diverged_epoch, epochs_run, metrics
     curves: pd.DataFrame  # member, epoch, metrics
-    weights: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (M, out, in), (M, out), on the CPU
+    weights: chunking.Layers  # the networks' (every member with hidden layers), in member order, on the CPU
     seconds: float
     member_samples: int = 0
     second_moments: adam_state.SecondMoments | None = None  # None when no member was trained with Adam's rule
     pruning: pd.DataFrame | None = None  # pruning curves, added by pruning.with_structure
+    # The linear references' one layer (L, classes, in), (L, classes), in member order; None when there are none
+    linear_weights: tuple[torch.Tensor, torch.Tensor] | None = None
     diverged: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,8 +69,9 @@ def train_grid(
     progress: bool = True,
     on_evaluation: Callable[[pd.DataFrame], None] | None = None,
 ) -> GridResult:
-    """Train every member; members of one cohort (optimizer rule) are trained together, in chunks.
-    `on_evaluation` receives each evaluation of a chunk as it is made (rows of curves)."""
+    """Train every member; members of one cohort (optimizer rule and architecture) are trained
+    together, in chunks. `on_evaluation` receives each evaluation of a chunk as it is made (rows of
+    curves)."""
     start = time.perf_counter()
     if device.type == "cpu":
         chunking.keep_freed_memory()
@@ -89,25 +92,20 @@ def train_grid(
                     on_evaluation(evaluation)
             finals.append(chunk_trainer.final())
             curves += chunk_trainer.curves
-            weights.append(chunk_trainer.stacked_weights())
-            if chunk_trainer.rule == "adam":
+            weights.append((chunk, chunk_trainer.stacked_weights()))
+            if chunk_trainer.rule == "adam" and chunk_trainer.hidden:  # adam_state.pt holds the networks'
                 moments.append(adam_state.of_optimizer(chunk_trainer.optimizer, chunk_trainer.parameters, chunk))
-    order = [m.member for chunk in chunks for m in chunk]
     final = pd.concat(finals).set_index("member").loc[[m.member for m in members]].reset_index()
-    position = {member: i for i, member in enumerate(order)}
-    rows = torch.tensor([position[m.member] for m in members])
-    stacked = [
-        (torch.cat([w[i][0] for w in weights])[rows], torch.cat([w[i][1] for w in weights])[rows])
-        for i in range(len(grid_spec.hidden) + 1)
-    ]
+    linear = [m for m in members if not m.hidden]
     curve_frame = pd.concat(curves).sort_values(["member", "epoch"], kind="stable").reset_index(drop=True)
     return GridResult(
         final=final,
         curves=curve_frame,
-        weights=stacked,
+        weights=chunking.in_member_order(weights, [m for m in members if m.hidden]),
         seconds=time.perf_counter() - start,
         member_samples=len(members) * grid_spec.epochs * len(data.y_train),
         second_moments=adam_state.in_member_order(moments, members) if moments else None,
+        linear_weights=chunking.in_member_order(weights, linear)[0] if linear else None,
     )
 
 
@@ -136,9 +134,10 @@ class _Chunk:
             device,
         )
         self.rule = members[0].rule
+        self.hidden = list(members[0].hidden)  # one architecture per chunk: the grid's network, or none (linear)
         self.seeds = list(dict.fromkeys(m.seed for m in members))
         self.grid = (len(self.seeds), len(members) // len(self.seeds))
-        sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
+        sizes = networks.layer_sizes(data.x_train.shape[1], self.hidden, data.n_classes)
         initial = {s: networks.initial_parameters(s, sizes) for s in self.seeds}
         self.eval_rows = chunking.eval_rows(sizes)
         self.weights = [
@@ -201,7 +200,7 @@ class _Chunk:
         # Activity penalties and dropout act on hidden activations, and only on the head of the
         # stack: the leading configurations, up to the last that has either (see chunking.FAMILY_ORDER).
         activity = {"l1": [m.act_l1 for m in ms], "l2": [m.act_l2 for m in ms]}
-        dropout = [[m.dropout[i] for m in ms] for i in range(len(self.grid_spec.hidden))]
+        dropout = [[m.dropout[i] for m in ms] for i in range(len(self.hidden))]
         uses = self._span([m.act_l1 or m.act_l2 or any(m.dropout) for m in ms])
         self.head = uses.stop if uses else 0
         head = slice(0, self.head)
@@ -231,7 +230,7 @@ class _Chunk:
         order = torch.stack([networks.epoch_order(g, n) for g in self.order_streams]).to(self.device)
         noise = None
         if self.drop is not None:
-            per_seed = [networks.dropout_noise(g, n, self.grid_spec.hidden, self.device) for g in self.noise_streams]
+            per_seed = [networks.dropout_noise(g, n, self.hidden, self.device) for g in self.noise_streams]
             noise = [torch.stack(layer) for layer in zip(*per_seed)]  # per layer (seeds, n, width)
         for start in range(0, n, size):
             rows = slice(start, start + size)
@@ -295,13 +294,15 @@ class _Chunk:
             h = torch.addmm(b.view(-1, 1), w.view(-1, w.shape[2]), x.T)
         h = h.view(len(self.members), w.shape[1], -1)
         penalty = torch.zeros((), device=self.device)
-        for layer in range(len(self.grid_spec.hidden)):
+        for layer in range(len(self.hidden)):
             if layer:
                 h = torch.baddbmm(self.biases[layer], self.weights[layer], h)
             h = activation(h)
             if training and self.head:
                 h, activity = self._head_terms(h, layer, noise)
                 penalty = penalty + activity
+        if not self.hidden:  # a linear reference: its one layer, above, gave the logits
+            return h, penalty
         return torch.baddbmm(self.biases[-1], self.weights[-1], h), penalty
 
     def _head_terms(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from pipelines.analysis import linear
-from pipelines.analysis.hypotheses.base import Context
+from pipelines.analysis.hypotheses.base import Context, Hypothesis
 from pipelines.analysis.plan import Comparison, Findings, Plan, Ranking
 from pipelines.analysis.verdicts import NO_HEADLINE, Check, Headline, Judgement, any_of, paired_check
 from pipelines.core.results import LINEAR

@@ -54,3 +54,18 @@ def page_rule(analysis_params: AnalyzeParams) -> str:
 
 def tost_rule(analysis_params: AnalyzeParams, margin: float) -> str:
     return f"paired-t TOST, margin ±{margin:g}, p < {analysis_params.alpha:g}"
+
+
+def working(context: Context, group: str, family: str) -> list[str]:
+    """The family's configs whose mean validation accuracy is within the largest accuracy cost
+    (analyze.accuracy_costs) of the baseline's: the strengths at which the network still works, and
+    so the ones a claim about what a regularizer does to a working network is judged on."""
+    configs = context.grid.family(group, family)
+    return list(configs.index[configs["val_acc_mean"] >= accuracy_floor(context, group)])
+
+
+def accuracy_floor(context: Context, group: str) -> float:
+    """The lowest mean validation accuracy at which a network of the group still works: the
+    baseline's less the largest accuracy cost."""
+    grid = context.grid
+    return float(grid.configs.at[grid.baseline(group), "val_acc_mean"]) - max(context.settings.accuracy_costs)

@@ -20,7 +20,7 @@ Details (reports/summary.json) (<g> a group): <g>_page_p, <g>_monotone, <g>_weig
 
 from __future__ import annotations
 
-from pipelines.analysis.hypotheses.base import Context, Hypothesis, page_rule
+from pipelines.analysis.hypotheses.base import Context, Hypothesis, page_rule, working
 from pipelines.analysis.inference import PairedComparison
 from pipelines.analysis.plan import Comparison, Equivalence, Findings, Plan, Trend
 from pipelines.analysis.verdicts import (
@@ -58,14 +58,10 @@ def rule(context: Context) -> str:
 
 
 def judged(context: Context, group: str) -> list[str]:
-    """The l2 configs H2 judges: those within the largest accuracy cost of the baseline's validation
-    accuracy. A stronger L2 has broken the network (on diabetes down to the majority class), and
-    what is left of a broken network says nothing about how L2 shapes a working one; those
-    strengths are still described."""
-    grid = context.grid
-    floor = grid.configs.at[grid.baseline(group), "val_acc_mean"] - max(context.settings.accuracy_costs)
-    l2 = grid.family(group, "l2")
-    return list(l2.index[l2["val_acc_mean"] >= floor])
+    """The l2 configs H2 judges: those that still work (base.working). A stronger L2 has broken the
+    network (on diabetes down to the majority class), and what is left of a broken network says
+    nothing about how L2 shapes a working one; those strengths are still described."""
+    return working(context, group, "l2")
 
 
 def plan(context: Context, group: str) -> Plan:

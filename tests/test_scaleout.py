@@ -49,9 +49,10 @@ NODE = {"num_cpus": 1, "object_store_memory": 200 * 1024**2}
 
 
 def test_shards_of_whole_seed_quanta_train_every_member_bit_identically() -> None:
-    """Without Ray: each shard of seed_blocks, trained alone, gives its members' exact bits."""
+    """Without Ray: each shard of seed_blocks, trained alone, gives its members' exact bits, each seed
+    on its own split of the data."""
     config = make_config(hidden=[8, 8], seeds=list(range(5)))
-    members, data = grid.expand(config), make_splits(classes=4)
+    members, data = grid.expand(config), make_splits(classes=4, splits=5)
     quantum = scaleout.seed_quantum(members, data, config)
     blocks = scaleout.seed_blocks(members, data, config, slots=3, gpus=False)
     assert quantum > 1 and all(len(block) % quantum == 0 for block in blocks[:-1]) and len(blocks) > 1

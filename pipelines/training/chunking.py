@@ -82,7 +82,7 @@ def members_that_fit(grid_spec: DatasetTrain, data: Prepared, device: torch.devi
     """How many members fit at once: on CUDA half the free memory, on the CPU all of them."""
     if device.type != "cuda":
         return 1 << 30
-    sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
+    sizes = networks.layer_sizes(data.n_features, grid_spec.hidden, data.n_classes)
     parameters = sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:]))
     activations = grid_spec.batch_size * 4 * sum(sizes[1:]) + EVAL_ROWS * sum(sizes[1:])
     per_member = 4 * (5 * parameters + 3 * activations)  # float32: weights, grads, 2 moments, scratch

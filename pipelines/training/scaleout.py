@@ -150,7 +150,7 @@ def train(
 
 def seed_quantum(members: list[Member], data: Prepared, grid_spec: DatasetTrain) -> int:
     """The fewest seeds whose members' stacked tensors span whole FUSED_UNITs in every cohort."""
-    sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
+    sizes = networks.layer_sizes(data.n_features, grid_spec.hidden, data.n_classes)
     per_member = [i * o for i, o in zip(sizes[:-1], sizes[1:])] + sizes[1:]  # weights, then biases
     first_seed = members[0].seed
     quantum = 1

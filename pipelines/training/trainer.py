@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from pipelines.core import interrupts
 from pipelines.core.errors import ParamsError
 from pipelines.core.params import DatasetTrain
-from pipelines.data.datasets import SPLITS, Prepared
+from pipelines.data.datasets import SPLITS, TENSORS, Prepared
 from pipelines.training import adam_state, chunking, networks, regularizers
 from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.training.grid import Member
@@ -77,7 +77,8 @@ def train_grid(
         **{f"{kind}_{split}": getattr(data, f"{kind}_{split}").to(device) for split in SPLITS for kind in ("x", "y")},
     )
     chunks = list(chunking.chunks(members, grid_spec, data, device, max_chunk_members))
-    steps = sum(grid_spec.epochs * math.ceil(len(data.y_train) / grid_spec.batch_size) for _ in chunks)
+    n_train = data.sizes()["train"]
+    steps = sum(grid_spec.epochs * math.ceil(n_train / grid_spec.batch_size) for _ in chunks)
     bar = tqdm(total=steps, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     finals, curves, weights, moments = [], [], [], []
     with bar:
@@ -106,7 +107,7 @@ def train_grid(
         curves=curve_frame,
         weights=stacked,
         seconds=time.perf_counter() - start,
-        member_samples=len(members) * grid_spec.epochs * len(data.y_train),
+        member_samples=len(members) * grid_spec.epochs * n_train,
         second_moments=adam_state.in_member_order(moments, members) if moments else None,
     )
 
@@ -117,7 +118,8 @@ class _Chunk:
     Its members form a grid of S seeds by C configurations, stacked seed-major. Weights are
     (M, out, in) and activations (M, width, batch). The C members of one seed see the same
     mini-batch, so their first layers are one (C·width, in) by (in, batch) product; a per-member
-    term views the stack as (S, C, ...) and takes the configurations that use it.
+    term views the stack as (S, C, ...) and takes the configurations that use it. Each seed trains
+    and is evaluated on its own split of the data (Prepared.split_of).
     """
 
     def __init__(
@@ -128,17 +130,19 @@ class _Chunk:
         thresholds: list[float],
         device: torch.device,
     ) -> None:
-        self.members, self.data, self.grid_spec, self.thresholds, self.device = (
-            members,
-            data,
-            grid_spec,
-            thresholds,
-            device,
-        )
+        self.members, self.grid_spec, self.thresholds, self.device = members, grid_spec, thresholds, device
         self.rule = members[0].rule
         self.seeds = list(dict.fromkeys(m.seed for m in members))
         self.grid = (len(self.seeds), len(members) // len(self.seeds))
-        sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
+        # The data of the seeds' splits, per tensor: (n, ...) when the dataset has one split (then
+        # evaluation feeds all members the same samples in one product), else (S, n, ...). Decided by
+        # the dataset, not the chunk, so a member's arithmetic is the same however the grid is cut.
+        self.one_split = data.n_splits == 1
+        splits = torch.tensor([data.split_of(s) for s in self.seeds])
+        self.parts = {name: getattr(data, name)[0 if self.one_split else splits] for name in TENSORS}
+        self.seed_rows = torch.arange(len(self.seeds), device=device)[:, None]
+        self.n_train = data.sizes()["train"]
+        sizes = networks.layer_sizes(data.n_features, grid_spec.hidden, data.n_classes)
         initial = {s: networks.initial_parameters(s, sizes) for s in self.seeds}
         self.eval_rows = chunking.eval_rows(sizes)
         self.weights = [
@@ -226,7 +230,7 @@ class _Chunk:
     def run_epoch(self, epoch: int, bar: tqdm) -> pd.DataFrame | None:
         """Train one epoch; returns the evaluation's rows when the epoch is evaluated."""
         started = time.perf_counter()
-        n, size = len(self.data.y_train), self.grid_spec.batch_size
+        n, size = self.n_train, self.grid_spec.batch_size
         # The epoch's order and dropout noise go to the device once: no host sync inside the epoch.
         order = torch.stack([networks.epoch_order(g, n) for g in self.order_streams]).to(self.device)
         noise = None
@@ -243,7 +247,7 @@ class _Chunk:
         evaluation = None
         if epoch % self.grid_spec.eval_every == 0 or epoch == self.grid_spec.epochs:
             evaluation = self._evaluate(epoch)
-        rate = len(self.members) * len(self.data.y_train) / (time.perf_counter() - started)
+        rate = len(self.members) * n / (time.perf_counter() - started)
         bar.set_postfix(
             optimizer=self.members[0].optimizer, epoch=epoch, alive=int(self.alive.sum()), samples_s=f"{rate:,.0f}"
         )
@@ -269,10 +273,19 @@ class _Chunk:
             target.copy_(source)
         self.graph.replay()
 
+    def _rows(self, name: str, index: torch.Tensor) -> torch.Tensor:
+        """Rows `index` (seeds, batch) of a tensor of the data, each seed's from its own split."""
+        part = self.parts[name]
+        return part[index] if self.one_split else part[self.seed_rows, index]
+
+    def _member_labels(self, y: torch.Tensor) -> torch.Tensor:
+        """Labels per seed (S, n) as labels per member (M, n); labels shared by all (n,) as they are."""
+        return y if y.dim() == 1 else y[:, None].expand(*self.grid, -1).reshape(len(self.members), -1)
+
     def _step(self, index: torch.Tensor, noise: list[torch.Tensor] | None) -> None:
         """One mini-batch: `index` (seeds, batch) of samples, `noise` per layer (seeds, batch, width)."""
-        logits, penalty = self._forward(self.data.x_train[index], noise)
-        y = self.data.y_train[index][:, None].expand(*self.grid, -1).reshape(len(self.members), -1)
+        logits, penalty = self._forward(self._rows("x_train", index), noise, training=True)
+        y = self._member_labels(self._rows("y_train", index))
         loss = F.cross_entropy(logits, y, reduction="none").sum(-1)  # loss_and_accuracy's loss, without the accuracy
         self.finite &= torch.isfinite(loss.detach())
         # Members are independent: the sum gives each member the gradient of its own terms.
@@ -280,16 +293,18 @@ class _Chunk:
         with torch.no_grad():
             self._update()
 
-    def _forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(
+        self, x: torch.Tensor, noise: list[torch.Tensor] | None = None, training: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (M, classes, n) and, when training, the members' summed activity penalty.
 
-        Training: x is (S, n, d), the mini-batch of each seed, and layer 1 is one product per seed.
-        Evaluation: x is (n, d), the same samples for every member, and layer 1 is one product.
+        x is (S, n, d), the samples of each seed (its mini-batch, or its split's when the seeds'
+        splits differ), and layer 1 is one product per seed; or (n, d), the same samples for every
+        member, and layer 1 is one product.
         """
         activation = networks.ACTIVATIONS[self.grid_spec.activation]
-        training = x.dim() == 3
         w, b = self.weights[0], self.biases[0]
-        if training:
+        if x.dim() == 3:
             h = torch.baddbmm(b.view(self.grid[0], -1, 1), w.view(self.grid[0], -1, w.shape[2]), x.transpose(1, 2))
         else:
             h = torch.addmm(b.view(-1, 1), w.view(-1, w.shape[2]), x.T)
@@ -373,16 +388,16 @@ class _Chunk:
     def _evaluate(self, epoch: int) -> pd.DataFrame:
         losses, correct, sizes = {}, {}, {}
         for split in SPLITS:
-            x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
+            x, y = self.parts[f"x_{split}"], self.parts[f"y_{split}"]  # (n, ...) or (S, n, ...)
             total_loss = torch.zeros(len(self.members), device=self.device)
             total_correct = torch.zeros(len(self.members), device=self.device)
-            for start in range(0, len(y), self.eval_rows):
+            for start in range(0, y.shape[-1], self.eval_rows):
                 rows = slice(start, start + self.eval_rows)
-                logits, _ = self._forward(x[rows])
-                batch_loss, batch_correct = loss_and_accuracy(logits, y[rows])
+                logits, _ = self._forward(x[..., rows, :])
+                batch_loss, batch_correct = loss_and_accuracy(logits, self._member_labels(y[..., rows]))
                 total_loss += batch_loss
                 total_correct += batch_correct
-            losses[split], correct[split], sizes[split] = total_loss, total_correct, len(y)
+            losses[split], correct[split], sizes[split] = total_loss, total_correct, y.shape[-1]
         measures = split_measures(losses, correct, sizes)
         measures |= weight_measures([w.detach() for w in self.weights], self.thresholds, members=1)
         dead = ~self.alive

@@ -265,6 +265,13 @@ class Prepared:
         """The split that training seed `seed` uses."""
         return seed % self.n_splits
 
+    def of_seeds(self, seeds: list[int]) -> dict[str, torch.Tensor]:
+        """Every tensor as (len(seeds), n, ...), each seed's from its split: with one split, a view of
+        it for every seed; else a copy of the seeds' splits."""
+        if self.n_splits == 1:
+            return {name: getattr(self, name).expand(len(seeds), *getattr(self, name).shape[1:]) for name in TENSORS}
+        return {name: getattr(self, name)[[self.split_of(s) for s in seeds]] for name in TENSORS}
+
     def split(self, k: int) -> Split:
         return Split(*(getattr(self, name)[k] for name in TENSORS))
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from pipelines.core import interrupts
 from pipelines.core.errors import ParamsError
 from pipelines.core.params import DatasetTrain
-from pipelines.data.datasets import SPLITS, TENSORS, Prepared
+from pipelines.data.datasets import SPLITS, Prepared
 from pipelines.training import adam_state, chunking, networks, regularizers
 from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.training.grid import Member
@@ -77,8 +77,7 @@ def train_grid(
         **{f"{kind}_{split}": getattr(data, f"{kind}_{split}").to(device) for split in SPLITS for kind in ("x", "y")},
     )
     chunks = list(chunking.chunks(members, grid_spec, data, device, max_chunk_members))
-    n_train = data.sizes()["train"]
-    steps = sum(grid_spec.epochs * math.ceil(n_train / grid_spec.batch_size) for _ in chunks)
+    steps = sum(grid_spec.epochs * math.ceil(data.sizes()["train"] / grid_spec.batch_size) for _ in chunks)
     bar = tqdm(total=steps, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     finals, curves, weights, moments = [], [], [], []
     with bar:
@@ -107,7 +106,7 @@ def train_grid(
         curves=curve_frame,
         weights=stacked,
         seconds=time.perf_counter() - start,
-        member_samples=len(members) * grid_spec.epochs * n_train,
+        member_samples=len(members) * grid_spec.epochs * data.sizes()["train"],
         second_moments=adam_state.in_member_order(moments, members) if moments else None,
     )
 
@@ -118,8 +117,7 @@ class _Chunk:
     Its members form a grid of S seeds by C configurations, stacked seed-major. Weights are
     (M, out, in) and activations (M, width, batch). The C members of one seed see the same
     mini-batch, so their first layers are one (C·width, in) by (in, batch) product; a per-member
-    term views the stack as (S, C, ...) and takes the configurations that use it. Each seed trains
-    and is evaluated on its own split of the data (Prepared.split_of).
+    term views the stack as (S, C, ...) and takes the configurations that use it.
     """
 
     def __init__(
@@ -134,14 +132,10 @@ class _Chunk:
         self.rule = members[0].rule
         self.seeds = list(dict.fromkeys(m.seed for m in members))
         self.grid = (len(self.seeds), len(members) // len(self.seeds))
-        # The data of the seeds' splits, per tensor: (n, ...) when the dataset has one split (then
-        # evaluation feeds all members the same samples in one product), else (S, n, ...). Decided by
-        # the dataset, not the chunk, so a member's arithmetic is the same however the grid is cut.
-        self.one_split = data.n_splits == 1
-        splits = torch.tensor([data.split_of(s) for s in self.seeds])
-        self.parts = {name: getattr(data, name)[0 if self.one_split else splits] for name in TENSORS}
+        # Each seed's split of the data, (S, n, ...) per tensor. With one split in the dataset (not the
+        # chunk: a member's arithmetic stays the same however the grid is cut) evaluation is one product.
+        self.parts, self.one_split = data.of_seeds(self.seeds), data.n_splits == 1
         self.seed_rows = torch.arange(len(self.seeds), device=device)[:, None]
-        self.n_train = data.sizes()["train"]
         sizes = networks.layer_sizes(data.n_features, grid_spec.hidden, data.n_classes)
         initial = {s: networks.initial_parameters(s, sizes) for s in self.seeds}
         self.eval_rows = chunking.eval_rows(sizes)
@@ -230,7 +224,7 @@ class _Chunk:
     def run_epoch(self, epoch: int, bar: tqdm) -> pd.DataFrame | None:
         """Train one epoch; returns the evaluation's rows when the epoch is evaluated."""
         started = time.perf_counter()
-        n, size = self.n_train, self.grid_spec.batch_size
+        n, size = self.parts["y_train"].shape[1], self.grid_spec.batch_size
         # The epoch's order and dropout noise go to the device once: no host sync inside the epoch.
         order = torch.stack([networks.epoch_order(g, n) for g in self.order_streams]).to(self.device)
         noise = None
@@ -273,19 +267,15 @@ class _Chunk:
             target.copy_(source)
         self.graph.replay()
 
-    def _rows(self, name: str, index: torch.Tensor) -> torch.Tensor:
-        """Rows `index` (seeds, batch) of a tensor of the data, each seed's from its own split."""
-        part = self.parts[name]
-        return part[index] if self.one_split else part[self.seed_rows, index]
-
     def _member_labels(self, y: torch.Tensor) -> torch.Tensor:
         """Labels per seed (S, n) as labels per member (M, n); labels shared by all (n,) as they are."""
         return y if y.dim() == 1 else y[:, None].expand(*self.grid, -1).reshape(len(self.members), -1)
 
     def _step(self, index: torch.Tensor, noise: list[torch.Tensor] | None) -> None:
         """One mini-batch: `index` (seeds, batch) of samples, `noise` per layer (seeds, batch, width)."""
-        logits, penalty = self._forward(self._rows("x_train", index), noise, training=True)
-        y = self._member_labels(self._rows("y_train", index))
+        x, y = (self.parts[name][self.seed_rows, index] for name in ("x_train", "y_train"))  # each seed's split
+        logits, penalty = self._forward(x, noise, training=True)
+        y = self._member_labels(y)
         loss = F.cross_entropy(logits, y, reduction="none").sum(-1)  # loss_and_accuracy's loss, without the accuracy
         self.finite &= torch.isfinite(loss.detach())
         # Members are independent: the sum gives each member the gradient of its own terms.
@@ -298,9 +288,8 @@ class _Chunk:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (M, classes, n) and, when training, the members' summed activity penalty.
 
-        x is (S, n, d), the samples of each seed (its mini-batch, or its split's when the seeds'
-        splits differ), and layer 1 is one product per seed; or (n, d), the same samples for every
-        member, and layer 1 is one product.
+        x is (S, n, d), each seed's samples from its split (in training its mini-batch), and layer 1 is
+        one product per seed; or (n, d), the same samples for every member, and layer 1 is one product.
         """
         activation = networks.ACTIVATIONS[self.grid_spec.activation]
         w, b = self.weights[0], self.biases[0]
@@ -388,7 +377,7 @@ class _Chunk:
     def _evaluate(self, epoch: int) -> pd.DataFrame:
         losses, correct, sizes = {}, {}, {}
         for split in SPLITS:
-            x, y = self.parts[f"x_{split}"], self.parts[f"y_{split}"]  # (n, ...) or (S, n, ...)
+            x, y = (self.parts[f"{kind}_{split}"][0 if self.one_split else ...] for kind in ("x", "y"))
             total_loss = torch.zeros(len(self.members), device=self.device)
             total_correct = torch.zeros(len(self.members), device=self.device)
             for start in range(0, y.shape[-1], self.eval_rows):

@@ -4,9 +4,11 @@
 
 Reads params key figures.dpi, reports/results/<dataset>/{runs,curves,pruning}.csv,
 models/<dataset>/weights.pt, data/prepared/<dataset>.json (feature names, if present) and
-reports/tables/{comparisons,ranking,selected,frontier}.csv; writes
+reports/tables/{comparisons,ranking,selected,frontier,lr_best,verdicts}.csv; writes
 reports/figures/<dataset>/<nn>_<name>.png and .pdf and captions.json for every
-dataset with a runs.csv, the whole reports/figures directory atomically.
+dataset with a runs.csv, and the study at a glance across datasets as
+reports/figures/00_at_a_glance.png and .pdf with its own captions.json, the whole
+reports/figures directory atomically.
 
 The figures themselves are pipelines/plots/catalog.py.
 """
@@ -21,6 +23,7 @@ from pipelines.core.results import FIGURES_DIR
 from pipelines.plots import style as plotting
 from pipelines.plots.catalog import FIGURES, HYPOTHESES
 from pipelines.plots.evidence import TABLES, datasets, load_evidence
+from pipelines.plots.glance import at_a_glance
 
 
 @stage
@@ -40,6 +43,9 @@ def main() -> None:
                     plotting.save(figure, out / dataset, dpi)
                     drawn.append(figure)
             plotting.write_captions(drawn, out / dataset, HYPOTHESES)
+        glance = at_a_glance(analysis["verdicts"])
+        plotting.save(glance, out, dpi)
+        plotting.write_captions([glance], out, {})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m pipelines.report
 
-Every number in the report is read from a file an earlier stage wrote (metrics.json and the
+Every number in the report is read from a file an earlier stage wrote (summary.json and the
 tables of analyze, the captions of figures, the training summaries, the prepared-data metadata,
 dvc.lock) and written by `number`. One Markdown template holds the content; the HTML is that
 Markdown converted, with the figures embedded as data URIs so that the file stands alone.

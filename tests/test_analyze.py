@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from pipelines import analyze
-from pipelines.analysis import early_stopping
-from pipelines.analysis.hypotheses import HYPOTHESES
+from pipelines.analysis import early_stopping, study
+from pipelines.analysis.hypotheses import HYPOTHESES, Context
+from pipelines.analysis.plan import Comparison, Plan
 from pipelines.core import params, results, tables
 from pipelines.core.errors import DataError
 
@@ -24,12 +25,6 @@ import synthetic
 REPO = Path(__file__).resolve().parents[1]
 VERDICTS = {"supported", "contradicted", "not shown", "inconclusive"}
 HYPOTHESES_IDS = [h.id for h in HYPOTHESES]
-
-
-@pytest.fixture(autouse=True)
-def fewer_resamples(set_param: Callable[[str, object], None]) -> None:
-    """The same method with fewer bootstrap resamples, so that the tests stay fast."""
-    set_param("analyze.bootstrap_resamples", 200)
 
 
 def settings() -> params.AnalyzeParams:
@@ -58,7 +53,7 @@ def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> No
         for suffix in (".csv", ".md", ".tex"):
             assert (results.TABLES_DIR / f"{name}{suffix}").stat().st_size > 0, (name, suffix)
     assert {name: list(frame.columns) for name, frame in tables.read().items()} == tables.COLUMNS
-    metrics = json.loads(results.METRICS_FILE.read_text())
+    metrics = json.loads(results.SUMMARY_FILE.read_text())
     verdicts = table("verdicts")
     assert set(metrics) == set(params.DATASETS)
     for dataset, summary in metrics.items():
@@ -77,14 +72,23 @@ def test_stage_writes_every_table_and_metrics_with_verdicts(workdir: Path) -> No
         ]
         assert summary["baseline_test_acc"] == pytest.approx(baseline["test_acc_mean"].item())
         assert summary["members"] == len(pd.read_csv(results.runs_path(dataset)))
+        for hypothesis, row in rows.iterrows():
+            headline = json.loads((results.HEADLINES_DIR / dataset / f"{hypothesis}.json").read_text())
+            assert headline["outcome"] == row["verdict"] and headline["n"] == row["n"]
+            for key in ("effect", "ci_low", "ci_high"):
+                assert headline[key] == pytest.approx(row[key], nan_ok=True) or (
+                    headline[key] is None and pd.isna(row[key])
+                )
 
 
-def test_corrections_never_lower_p_and_holm_only_in_h4(workdir: Path) -> None:
+def test_holm_only_in_h4_and_descriptive_rows_in_no_family(workdir: Path) -> None:
     synthetic.write_results(workdir, "diabetes", effect=1.0)
     run_diabetes()
     comparisons = table("comparisons")
-    tested = comparisons.dropna(subset=["wilcoxon_p"])
-    assert (tested["bh_p"] >= tested["wilcoxon_p"] - 1e-12).all()
+    tested = comparisons.dropna(subset=["holm_p"])
+    assert (tested["holm_p"] >= tested["wilcoxon_p"] - 1e-12).all()
+    descriptive = comparisons[comparisons["role"] == "descriptive"]
+    assert len(descriptive) and descriptive["predicted"].isna().all() and descriptive["holm_p"].isna().all()
     assert comparisons["holm_p"].notna().groupby(comparisons["hypothesis"]).any().to_dict() == {
         h: h == "H4" for h in sorted(comparisons["hypothesis"].unique())
     }
@@ -93,6 +97,34 @@ def test_corrections_never_lower_p_and_holm_only_in_h4(workdir: Path) -> None:
     assert len(h6) == len(synthetic.BIAS_ABLATION)
     assert all(a == b + "/bias" for a, b in zip(h6["a"], h6["b"]))
     assert table("frontier")["reached"].all()  # the synthetic cliff: every cost is reached
+
+
+def test_a_descriptive_comparison_cannot_change_a_verdict(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Descriptive rows are outside every test family: adding one per config, some with tiny p,
+    changes no verdict and no p that a verdict reads."""
+    synthetic.write_results(workdir, "diabetes", effect=1.0)
+    run_diabetes()
+    verdicts, comparisons = table("verdicts"), table("comparisons")
+    planned = study.plan
+
+    def with_descriptive_rows(context: Context) -> Plan:
+        tests = planned(context)
+        for group in context.grid.groups():
+            none = context.grid.baseline(group)
+            configs = context.grid.configs.index[context.grid.configs["group"] == group]
+            tests.comparisons += [Comparison("H4", "per_strength", "test_acc", c, none) for c in configs if c != none]
+        return tests
+
+    monkeypatch.setattr(study, "plan", with_descriptive_rows)
+    run_diabetes()
+    more = table("comparisons")
+    assert len(more) > len(comparisons) and (more.query("role == 'descriptive'")["wilcoxon_p"] < 0.01).any()
+    pd.testing.assert_frame_equal(table("verdicts"), verdicts)
+
+    def judged(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["role"] == "judged"].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(judged(more), judged(comparisons))
 
 
 def test_no_effect_is_not_shown_rather_than_contradicted(workdir: Path) -> None:
@@ -114,7 +146,7 @@ def test_missing_results_file_is_one_line_error_and_nothing_is_written(workdir: 
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "reports/results/fashion_mnist/runs.csv" in lines[0]
-    assert not (workdir / results.TABLES_DIR).exists() and not (workdir / results.METRICS_FILE).exists()
+    assert not (workdir / results.TABLES_DIR).exists() and not (workdir / results.SUMMARY_FILE).exists()
 
 
 def test_missing_column_is_named(workdir: Path) -> None:
@@ -127,7 +159,7 @@ def test_missing_column_is_named(workdir: Path) -> None:
 def test_nan_in_an_ok_row_is_refused_and_previous_outputs_stay(workdir: Path) -> None:
     synthetic.write_results(workdir, "diabetes")
     run_diabetes()
-    before = {p: p.read_bytes() for p in [*results.TABLES_DIR.iterdir(), results.METRICS_FILE]}
+    before = {p: p.read_bytes() for p in [*results.TABLES_DIR.iterdir(), results.SUMMARY_FILE]}
 
     def poison(runs: pd.DataFrame) -> pd.DataFrame:
         runs.loc[(runs["config"] == "adam/l2/l2=0.01") & (runs["seed"] == 4), "test_acc"] = np.nan
@@ -139,7 +171,7 @@ def test_nan_in_an_ok_row_is_refused_and_previous_outputs_stay(workdir: Path) ->
     message = str(error.value)
     for part in ("runs.csv", "'adam/l2/l2=0.01'", "seed 4", "test_acc"):
         assert part in message
-    assert {p: p.read_bytes() for p in [*results.TABLES_DIR.iterdir(), results.METRICS_FILE]} == before
+    assert {p: p.read_bytes() for p in [*results.TABLES_DIR.iterdir(), results.SUMMARY_FILE]} == before
 
 
 def test_diverged_members_are_excluded_and_counted(workdir: Path) -> None:
@@ -164,7 +196,7 @@ def test_diverged_members_are_excluded_and_counted(workdir: Path) -> None:
     involved = table("comparisons").query("a == @config and metric == 'negligible'")
     assert not involved.empty and (involved["n"] == 8).all()
     assert involved["mean_a"].to_numpy() == pytest.approx(kept["negligible"].mean())
-    assert json.loads(results.METRICS_FILE.read_text())["diabetes"]["diverged"] == 2
+    assert json.loads(results.SUMMARY_FILE.read_text())["diabetes"]["diverged"] == 2
 
 
 def test_unmeasured_structure_is_excluded_counted_and_never_a_nan_verdict(workdir: Path) -> None:
@@ -209,7 +241,7 @@ def test_a_single_seed_is_inconclusive_with_the_reason(workdir: Path) -> None:
     assert (verdicts["verdict"] == "inconclusive").all()
     assert verdicts["evidence"].str.contains("Undecided: ").all()
     assert not table("comparisons")["can_reach_alpha"].any()
-    summary = json.loads(results.METRICS_FILE.read_text())["diabetes"]
+    summary = json.loads(results.SUMMARY_FILE.read_text())["diabetes"]
     assert {summary[h]["verdict"] for h in HYPOTHESES_IDS} == {"inconclusive"}
 
 
@@ -251,7 +283,7 @@ def test_a_group_whose_baseline_diverged_is_inconclusive_and_the_others_are_judg
     assert verdicts.loc["H2", "evidence"].startswith("adam: weight_l2")
     assert reason not in verdicts.loc["H6", "evidence"]  # the ablation needs no baseline
     assert set(table("comparisons")["optimizer"]) == set(table("selected")["optimizer"]) == {"adam"}
-    summary = json.loads(results.METRICS_FILE.read_text())["diabetes"]
+    summary = json.loads(results.SUMMARY_FILE.read_text())["diabetes"]
     assert summary["lost_groups"] == [f"{reason}, so the group cannot be compared against it"]
     assert summary["best_optimizer"] == "adam" and summary["H4"]["adam_friedman_p"] is not None
     assert "sgd_friedman_p" not in summary["H4"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.core.results import METRICS_FILE, TABLES_DIR
+from pipelines.core.results import SUMMARY_FILE, TABLES_DIR
 from pipelines.reporting import compare
 
 
@@ -31,7 +31,7 @@ def write_reports(root: Path, shift: float = 0.0, h2: str = "supported", best: s
             "H2": {"verdict": h2},
         }
     }
-    (root / METRICS_FILE).write_text(json.dumps(metrics))
+    (root / SUMMARY_FILE).write_text(json.dumps(metrics))
     pd.DataFrame(
         [
             {
@@ -115,9 +115,9 @@ def test_the_committed_results_are_read_from_git(tmp_path, monkeypatch, capsys):
     subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "results"], cwd=repo, check=True)
-    metrics = json.loads((repo / METRICS_FILE).read_text())
+    metrics = json.loads((repo / SUMMARY_FILE).read_text())
     metrics["diabetes"]["best_test_acc"] = 0.78
-    (repo / METRICS_FILE).write_text(json.dumps(metrics))
+    (repo / SUMMARY_FILE).write_text(json.dumps(metrics))
     code, out = run("HEAD", repo, monkeypatch, capsys)
     assert code == 0
     assert out.startswith("reports against git HEAD:")
@@ -132,7 +132,7 @@ def test_a_missing_reference_is_one_line(tmp_path, monkeypatch, capsys):
         compare.main(["no-such-revision"])
     assert exited.value.code == 1
     error = capsys.readouterr().err
-    assert error.startswith("error: no-such-revision:reports/metrics.json: not in git") and error.count("\n") == 1
+    assert error.startswith("error: no-such-revision:reports/summary.json: not in git") and error.count("\n") == 1
 
 
 def test_identical_results_are_zero_spreads_apart_even_where_the_spread_is_zero(tmp_path, monkeypatch, capsys):

@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import matplotlib.image
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import to_rgb
 from matplotlib.lines import Line2D
 from scipy import stats
 
 from pipelines import figures
-from pipelines.analysis import frontier, inference, maps
+from pipelines.analysis import early_stopping, frontier, inference, maps
 from pipelines.analysis.grid import load_grid
+from pipelines.analysis.selection import IDENTICAL_TO
 from pipelines.core import results
 from pipelines.core.errors import DataError
 from pipelines.core.results import RESULTS_DIR, group_of, runs_path, weights_path
 from pipelines.core.tables import COLUMNS as TABLE_COLUMNS
 from pipelines.core.tables import read as read_tables
 from pipelines.data.datasets import PIMA_FEATURES, prepared_paths
-from pipelines.plots import accuracy_figures, catalog, weight_figures
+from pipelines.plots import accuracy_figures, catalog, glance, weight_figures
 from pipelines.plots import evidence as plot_evidence
 from pipelines.plots import style as plotting
 
@@ -51,12 +55,14 @@ DATASETS = {
 }
 
 
-def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def analysis_tables(runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Small versions of the analyze stage's tables, derived from a runs table as analyze does, with
     the project's statistics: the best mean validation accuracy selects each family's config, which is
-    compared seed by seed with its optimizer group's baseline and ranked within the group."""
+    compared seed by seed with its optimizer group's baseline (H4: Wilcoxon, Holm within the group) and
+    ranked within the group; the early-stopping baseline, read from the curves, is one more family."""
     main = results.main_grid(runs)
     main = main[~main["penalize_bias"] & (main["status"] == "ok")]
+    main = pd.concat([main, early_stopping.baseline(main, curves)], ignore_index=True)
     main = main.assign(group=main["optimizer"].map(group_of))
     dataset = runs["dataset"].iloc[0]
     selected, comparisons, ranking = [], [], []
@@ -64,6 +70,8 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         accuracy = members.pivot_table(index="seed", columns="config", values="test_acc")
         chosen = []
         for family, rows in members.groupby("family"):
+            if family in IDENTICAL_TO:
+                continue
             config = rows.groupby("config")["val_acc"].mean().idxmax()
             chosen.append((family, config))
             mine = rows[rows["config"] == config]
@@ -82,9 +90,7 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
             )
             if family != "none":
                 pair = accuracy[[config, f"{group}/none"]].dropna()
-                result = inference.paired_comparison(
-                    pair[config].to_numpy(), pair[f"{group}/none"].to_numpy(), alpha=0.05, resamples=200, seed=0
-                )
+                d = pair[config] - pair[f"{group}/none"]
                 comparisons.append(
                     {
                         "dataset": dataset,
@@ -95,8 +101,11 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
                         "family_a": family,
                         "family_b": "none",
                         "optimizer": group,
+                        "n": len(d),
+                        "mean_diff": d.mean(),
+                        "wilcoxon_p": stats.wilcoxon(d).pvalue,
+                        "holm_family": f"{dataset}/H4/{group}",
                     }
-                    | vars(result)
                 )
         configs = [config for _, config in chosen]
         result = inference.friedman(accuracy[configs].dropna().to_numpy())
@@ -113,12 +122,30 @@ def analysis_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
             for (family, config), rank in zip(chosen, result.mean_ranks)
         ]
     comparisons = pd.DataFrame(comparisons)
-    comparisons["bh_p"] = inference.benjamini_hochberg(comparisons["wilcoxon_p"].to_numpy())
+    comparisons["holm_p"] = comparisons.groupby("holm_family")["wilcoxon_p"].transform(
+        lambda p: inference.holm(p.to_numpy())
+    )
     return {
         "comparisons": comparisons,
         "ranking": pd.DataFrame(ranking),
         "selected": pd.DataFrame(selected),
         "lr_best": maps.best_strengths(dataset, maps.cells(runs)),
+        # The study at a glance draws each hypothesis' headline: here H4's first comparison.
+        "verdicts": pd.DataFrame(
+            [
+                {
+                    "dataset": dataset,
+                    "hypothesis": "H4",
+                    "verdict": "supported",
+                    "measure": f"{first['optimizer']}: test accuracy, {first['a']} − none",
+                    "effect": first["mean_diff"],
+                    "ci_low": first["mean_diff"] - 0.01,
+                    "ci_high": first["mean_diff"] + 0.01,
+                    "n": first["n"],
+                }
+                for first in comparisons.head(1).to_dict("records")
+            ]
+        ),
     }
 
 
@@ -142,7 +169,8 @@ def write_study(
         if dataset == "diabetes":  # the learning-rate maps, on one dataset only
             runs = pd.concat([runs, synthetic.map_cells(runs, MAP_PEAKS, seeds=seeds)], ignore_index=True)
         runs.to_csv(path, index=False)
-        for name, table in analysis_tables(runs).items():
+        curves = pd.read_csv(root / results.curves_path(dataset))
+        for name, table in analysis_tables(runs, curves).items():
             tables.setdefault(name, []).append(table)
         tables.setdefault("frontier", []).append(frontier.frontier(load_grid(path, dataset), COSTS))
     (root / results.TABLES_DIR).mkdir(parents=True)
@@ -215,10 +243,10 @@ def test_every_figure_is_drawn_for_each_dataset_and_only_where_it_applies(drawn)
         ("01_sparsity", {"strength λ"}, {"fraction of weights"}),
         ("02_weight_magnitudes", {"log10 |w|"}, {"fraction of weights ≤ |w| (ECDF)"}),
         ("03_weight_norm", {"strength λ", "dropout probability p"}, {"weight L2 norm ‖w‖₂"}),
-        ("04_test_accuracy", {"strength λ", "dropout probability p"}, {"test accuracy (%)"}),
+        ("04_test_accuracy", {"strength λ", "dropout probability p"}, {"test accuracy − baseline (points)"}),
         ("05_generalization_gap", {"strength λ", "dropout probability p"}, {"train − test accuracy (points)"}),
-        ("06_learning_curves", {"epoch"}, {"loss (nats)"}),
-        ("07_elastic_net", {"λ1 (L1 strength)"}, {"λ2 (L2 strength)"}),
+        ("06_learning_curves", {"epoch"}, {"loss (nats, log scale)"}),
+        ("07_elastic_net", {"λ1 (L1 strength)"}, {"λ2 (L2 strength)", "fraction (every panel)"}),
         ("09_input_features", {"input feature"}, {"mean |w|, relative to the network's largest feature"}),
         ("11_pruning_curves", {"fraction of each layer's weights pruned"}, {"validation accuracy (%)"}),
         ("12_pareto_frontier", {"validation accuracy (%)"}, {"prunable fraction"}),
@@ -261,12 +289,43 @@ def test_each_family_keeps_its_colour_in_every_figure(drawn):
 
 def test_baseline_band_is_the_mean_and_t_interval_of_the_baseline(drawn, study):
     runs = pd.read_csv(study / runs_path("diabetes"))
-    baseline = runs.loc[runs["config"] == "adam/none", "test_acc"].to_numpy() * 100
+    baseline = runs.loc[runs["config"] == "adam/none", "gap_acc"].to_numpy() * 100
     low, high = stats.t.interval(0.95, len(baseline) - 1, loc=baseline.mean(), scale=stats.sem(baseline))
+    ax = drawn["diabetes"]["05_generalization_gap"].figure.get_axes()[0]
+    assert ax.get_title() == "adam"
+    (band,) = [p for p in ax.patches if p.get_height() > 0]
+    assert band.get_y() == pytest.approx(low) and band.get_y() + band.get_height() == pytest.approx(high)
+
+
+def paired_test_acc(runs: pd.DataFrame, config: str, baseline: str) -> pd.Series:
+    """Test accuracy of config minus baseline, in points, by seed, on the seeds both finished."""
+    ok = runs[runs["status"] == "ok"]
+    by_seed = ok.pivot(index="seed", columns="config", values="test_acc")
+    return ((by_seed[config] - by_seed[baseline]) * 100).dropna()
+
+
+def test_test_accuracy_is_the_paired_difference_from_the_baseline_with_seeds_and_t_intervals(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
     ax = drawn["diabetes"]["04_test_accuracy"].figure.get_axes()[0]
     assert ax.get_title() == "adam"
-    band = [p for p in ax.patches if p.get_y() > 0][0]
-    assert band.get_y() == pytest.approx(low) and band.get_y() + band.get_height() == pytest.approx(high)
+    l1 = {
+        s: paired_test_acc(runs, c, "adam/none")
+        for s, c in runs[runs["family"] == "l1"].groupby("strength")["config"].first().items()
+    }
+    assert l1_line(ax) == pytest.approx({s: d.mean() for s, d in l1.items()})
+    # the interval of each mean: the paired t-interval of the per-seed differences, as error bars
+    colour = to_rgb(plotting.FAMILY_COLORS["L1"])
+    bars = [c for c in ax.collections if isinstance(c, LineCollection) and np.allclose(c.get_color()[0][:3], colour)]
+    ends = sorted(tuple(np.round(segment[:, 1], 9)) for bar in bars for segment in bar.get_segments())
+    expected = sorted(tuple(np.round(stats.ttest_1samp(d, 0).confidence_interval(), 9)) for d in l1.values())
+    np.testing.assert_allclose(np.array(ends), np.array(expected))
+    # every seed drawn as a dot in its family's colour, the baseline as the line at 0, no band
+    (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    l1_dots = dots.get_offsets()[np.all(np.isclose(dots.get_facecolors()[:, :3], colour), axis=1)]
+    np.testing.assert_allclose(sorted(l1_dots[:, 1]), sorted(pd.concat(l1.values())))
+    assert any(list(np.asarray(line.get_ydata())) == [0, 0] for line in ax.get_lines())
+    assert not [p for p in ax.patches if p.get_height() > 0]
+    assert "95% paired Student-t confidence interval" in drawn["diabetes"]["04_test_accuracy"].caption
 
 
 def test_first_layer_images_are_28_by_28_and_same_units_in_every_row(drawn):
@@ -293,13 +352,22 @@ def test_input_features_use_the_pima_names_and_mean_weights(drawn, study):
     assert cells.max() <= 1 + 1e-9
 
 
-def test_elastic_net_cells_are_the_mean_over_seeds(drawn, study):
+def test_elastic_net_cells_are_the_mean_over_seeds_on_one_colour_scale(drawn, study):
     runs = pd.read_csv(study / runs_path("diabetes"))
     elastic = runs[runs["family"] == "elastic"]
-    expected = elastic.groupby(["l2", "l1"])["test_acc"].mean().unstack("l1").to_numpy() * 100
-    ax = drawn["diabetes"]["07_elastic_net"].figure.get_axes()[0]
-    assert ax.get_title() == "test accuracy (%)"
-    assert np.asarray(ax.collections[0].get_array()).reshape(expected.shape) == pytest.approx(expected)
+    expected = elastic.groupby(["l2", "l1"])["test_acc"].mean().unstack("l1").to_numpy()
+    figure = drawn["diabetes"]["07_elastic_net"].figure
+    heatmaps = [ax for ax in figure.get_axes() if ax.get_title()]
+    assert heatmaps[0].get_title() == "test accuracy"
+    assert np.asarray(heatmaps[0].collections[0].get_array()).reshape(expected.shape) == pytest.approx(expected)
+    assert len(heatmaps) == 6 and len(figure.get_axes()) == 6 + 1  # no empty slot; one colourbar
+    assert {(ax.collections[0].norm.vmin, ax.collections[0].norm.vmax) for ax in heatmaps} == {(0.0, 1.0)}
+    ratio = heatmaps[-1]
+    assert ratio.get_title() == "‖w‖₂ / baseline's ‖w‖₂"
+    base = runs[runs["config"] == "adam/none"].set_index("seed")["weight_l2"]
+    norms = elastic.assign(ratio=elastic["weight_l2"].to_numpy() / base.loc[elastic["seed"]].to_numpy())
+    expected = norms.groupby(["l2", "l1"])["ratio"].mean().unstack("l1").to_numpy()
+    assert np.asarray(ratio.collections[0].get_array()).reshape(expected.shape) == pytest.approx(expected)
 
 
 def test_captions_name_seeds_interval_and_exclusions(drawn):
@@ -315,7 +383,9 @@ def test_stage_writes_png_pdf_and_captions_for_every_figure(tmp_path, monkeypatc
     write_study(tmp_path, datasets=("diabetes",))
     monkeypatch.chdir(tmp_path)
     figures.main()
-    assert [p.name for p in (tmp_path / results.FIGURES_DIR).iterdir()] == ["diabetes"]
+    top = sorted(p.name for p in (tmp_path / results.FIGURES_DIR).iterdir())
+    assert top == ["00_at_a_glance.pdf", "00_at_a_glance.png", "captions.json", "diabetes"]
+    assert list(json.loads((tmp_path / results.FIGURES_DIR / "captions.json").read_text())) == ["00_at_a_glance"]
     directory = tmp_path / results.FIGURES_DIR / "diabetes"
     captions = json.loads((directory / "captions.json").read_text())
     assert "09_input_features" in captions and len(captions) == 13  # 14_lr_maps among them
@@ -349,7 +419,7 @@ def test_diverged_members_are_left_out_and_counted_in_captions(tmp_path, monkeyp
     l1 = runs[(runs["config"] == "adam/l1/l1=0.001") & (runs["status"] == "ok")]
     assert len(l1) == 2
     line = l1_line(drawn.figure.get_axes()[0])
-    assert line[1e-3] == pytest.approx(l1["test_acc"].mean() * 100)
+    assert line[1e-3] == pytest.approx(paired_test_acc(runs, "adam/l1/l1=0.001", "adam/none").mean())
     plotting.plt.close(drawn.figure)
 
 
@@ -372,10 +442,12 @@ def test_captions_count_members_that_diverged_outside_the_configurations_drawn(t
 
 
 def family_line(ax: Axes, label: str) -> Line2D:
-    """The one line a panel draws in a family's colour."""
+    """The one line a panel draws in a family's colour (not the caps of its error bars, drawn as markers)."""
     colour = plotting.FAMILY_COLORS[label]
     [line] = [
-        line for line in ax.get_lines() if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata())
+        line
+        for line in ax.get_lines()
+        if np.allclose(to_rgb(line.get_color()), colour) and len(line.get_xdata()) and line.get_linestyle() != "None"
     ]
     return line
 
@@ -522,17 +594,37 @@ def test_mean_ci_is_the_student_t_interval():
 def test_captions_name_lines_drawn_on_top_of_each_other(in_study):
     evidence = plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES))
     drawn = accuracy_figures.accuracy(evidence)
-    assert "L2 (sgd) and weight decay (sgd)" not in drawn.caption
+    assert "Lines on top of each other" not in drawn.caption
     plotting.plt.close(drawn.figure)
     runs = evidence.runs
-    l2, decay = (
-        runs[runs["config"].str.startswith(f"sgd/{f}/")].sort_values(["strength", "seed"]).index
-        for f in ("l2", "weight_decay")
+    l2, prox = (
+        runs[runs["config"].str.startswith(f"adam/{f}/")].sort_values(["strength", "seed"]).index
+        for f in ("l2", "prox_l1")
     )
-    runs.loc[decay, "test_acc"] = runs.loc[l2, "test_acc"].to_numpy()  # SGD: L2 and weight decay, one update
+    runs.loc[prox, "test_acc"] = runs.loc[l2, "test_acc"].to_numpy()  # the same strengths, made equal
     drawn = accuracy_figures.accuracy(evidence)
-    assert "Lines on top of each other: L2 (sgd) and weight decay (sgd)." in drawn.caption
+    assert "Lines on top of each other: L2 (adam) and proximal L1 (adam)." in drawn.caption
     plotting.plt.close(drawn.figure)
+
+
+def test_coupled_weight_decay_is_drawn_as_l2_only_and_the_captions_say_so(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
+    trained = int((results.main_grid(runs)["family"] == "weight_decay").sum())
+    assert trained > 0  # the synthetic grid trains it, under adam and sgd
+    decay = tuple(np.round(plotting.FAMILY_COLORS["weight decay"], 3))
+    for name, d in drawn["diabetes"].items():
+        colours = {
+            tuple(np.round(to_rgb(c), 3))
+            for ax in d.figure.get_axes()
+            for c in [line.get_color() for line in ax.get_lines()]
+            + [rgba for coll in ax.collections for rgba in coll.get_facecolors()]
+        }
+        assert decay not in colours, name
+        legend = [t.get_text() for leg in d.figure.legends for t in leg.get_texts()]
+        assert "weight decay" not in legend, name
+    sentence = f"Weight decay ({trained} members trained, 0 diverged) is not drawn: it is the L2 penalty"
+    for name in ("01_sparsity", "03_weight_norm", "04_test_accuracy", "05_generalization_gap", "12_pareto_frontier"):
+        assert sentence in drawn["diabetes"][name].caption, name
 
 
 def test_line_styles_stay_distinct_for_many_levels():
@@ -556,7 +648,7 @@ def test_pruning_curves_are_the_mean_of_pruning_csv_over_seeds(drawn, study):
 def test_pareto_points_are_config_means_and_the_frontier_is_undominated(drawn, study):
     runs = results.main_grid(pd.read_csv(study / runs_path("diabetes")))
     group = runs["optimizer"].map(group_of)
-    adam = runs[(group == "adam") & ~runs["penalize_bias"] & (runs["family"] != "elastic")]
+    adam = runs[(group == "adam") & ~runs["penalize_bias"] & ~runs["family"].isin(["elastic", *IDENTICAL_TO])]
     means = adam.groupby("config")[["val_acc", "prunable_fraction"]].mean()
     ax = drawn["diabetes"]["12_pareto_frontier"].figure.get_axes()[0]
     points = np.concatenate([c.get_offsets() for c in ax.collections])
@@ -601,3 +693,109 @@ def test_the_lr_maps_box_the_validation_best_strength_of_every_lr(drawn: dict[st
     boxed = {lrs[int(p.get_y())]: strengths[int(p.get_x())] for p in adamw.patches if not p.get_fill()}
     assert sum(not p.get_fill() for p in adamw.patches) == len(lrs)  # one box per row
     assert boxed == pytest.approx({lr: 1e-3 / lr for lr in lrs})  # the peak of MAP_PEAKS in every row
+
+
+def test_statistics_draw_the_seeds_the_t_interval_the_holm_p_and_ranks_as_dots(drawn, study):
+    runs = pd.read_csv(study / runs_path("diabetes"))
+    curves = pd.read_csv(study / results.curves_path("diabetes"))
+    stopped = early_stopping.baseline(runs[(runs["grid"] == "main") & (runs["status"] == "ok")], curves)
+    every = pd.concat([runs, stopped])
+    table = pd.read_csv(study / results.TABLES_DIR / "comparisons.csv")
+    table = table[table["dataset"] == "diabetes"].set_index("a")
+    figure = drawn["diabetes"]["10_statistics"].figure
+    forest, ranks, p_values = figure.get_axes()
+    rows = {t.get_text(): y for t, y in zip(forest.get_yticklabels(), forest.get_yticks())}
+    printed = dict(zip(p_values.get_yticks(), (t.get_text() for t in p_values.get_yticklabels())))
+    checked = set()
+    for config, row in table.iterrows():
+        family = row["family_a"]
+        label = plot_evidence.config_label(str(config), row["optimizer"], family).replace("\n", " ")
+        y = rows[label]
+        seeds = paired_test_acc(every, str(config), row["b"])
+        assert len(seeds) == row["n"] and seeds.mean() == pytest.approx(row["mean_diff"] * 100)
+        colour = to_rgb(plotting.FAMILY_COLORS[plotting.family_label(family)])
+        dots = [
+            c.get_offsets()
+            for c in forest.collections
+            if isinstance(c, PathCollection) and np.allclose(c.get_offsets()[:, 1].mean(), y)
+        ]
+        assert sorted(dots[0][:, 0]) == pytest.approx(sorted(seeds))
+        (mean,) = [
+            ln for ln in forest.get_lines() if list(np.asarray(ln.get_ydata())) == [y] and ln.get_marker() == "o"
+        ]
+        assert mean.get_xdata()[0] == pytest.approx(seeds.mean())
+        assert np.allclose(to_rgb(mean.get_color()), colour)
+        (bar,) = [
+            c for c in forest.collections if isinstance(c, LineCollection) and np.allclose(c.get_segments()[0][:, 1], y)
+        ]
+        interval = stats.ttest_1samp(seeds, 0).confidence_interval()
+        assert bar.get_segments()[0][:, 0] == pytest.approx([interval.low, interval.high])
+        assert printed[y] == f"Holm p = {row['holm_p']:.2g}"
+        checked.add(family)
+    assert "early_stopping" in checked and "bh_p" not in drawn["diabetes"]["10_statistics"].caption
+    assert "Holm" in drawn["diabetes"]["10_statistics"].caption
+    assert not ranks.patches  # ranks are dots, not bars
+    ranking = pd.read_csv(study / results.TABLES_DIR / "ranking.csv")
+    ranked = sorted(np.round(ranking.loc[ranking["dataset"] == "diabetes", "mean_rank"], 9))
+    assert sorted(np.round([ln.get_xdata()[0] for ln in ranks.get_lines()], 9)) == ranked
+
+
+def test_learning_curves_overlay_each_group_with_validation_and_training_loss(drawn, study):
+    figure = drawn["diabetes"]["06_learning_curves"].figure
+    assert [ax.get_title() for ax in figure.get_axes()] == ["adam", "sgd"]
+    curves = pd.read_csv(study / results.curves_path("diabetes"))
+    baseline = curves[curves["config"] == "sgd/none"].groupby("epoch")[["val_loss", "train_loss"]].mean()
+    grey = to_rgb(plotting.BASELINE_COLOR)
+    lines = [ln for ln in figure.get_axes()[1].get_lines() if np.allclose(to_rgb(ln.get_color()), grey)]
+    solid = [ln for ln in lines if ln.get_linestyle() == "-"]
+    dashed = [ln for ln in lines if ln.get_linestyle() != "-"]
+    assert solid[0].get_ydata() == pytest.approx(baseline["val_loss"].to_numpy())
+    assert dashed[0].get_ydata() == pytest.approx(baseline["train_loss"].to_numpy())
+    assert (
+        "Validation loss (solid) and training loss (dashed, faint)" in drawn["diabetes"]["06_learning_curves"].caption
+    )
+
+
+def test_lr_maps_share_one_colour_scale_and_order_the_learning_rate_upwards(drawn):
+    figure = drawn["diabetes"]["14_lr_maps"].figure
+    heatmaps = [ax for ax in figure.get_axes() if ax.get_title()]
+    assert len(figure.get_axes()) == len(heatmaps) + 1  # one colourbar
+    assert len({(ax.collections[0].norm.vmin, ax.collections[0].norm.vmax) for ax in heatmaps}) == 1
+    for ax in heatmaps:
+        lrs = [float(t.get_text()) for t in ax.get_yticklabels()]
+        strengths = [float(t.get_text()) for t in ax.get_xticklabels()]
+        assert lrs == sorted(lrs) and strengths == sorted(strengths)
+        rows = [ax.transData.transform((0, y))[1] for y in ax.get_yticks()]
+        assert rows == sorted(rows)  # on the page, each larger learning rate is drawn higher
+
+
+def test_the_glance_draws_each_headline_effect_in_its_outcome_colour() -> None:
+    rows = [
+        ("fashion_mnist", "H1a", "supported", 0.12, 0.05, 0.19, 10),
+        ("diabetes", "H1a", "contradicted", -0.3, -0.5, -0.1, 10),
+        ("fashion_mnist", "H6", "inconclusive", math.nan, math.nan, math.nan, 0),
+        ("diabetes", "H6", "not shown", 0.004, -0.01, 0.018, 10),
+    ]
+    verdicts = pd.DataFrame(
+        [
+            {"dataset": d, "hypothesis": h, "verdict": v, "effect": e, "ci_low": lo, "ci_high": hi, "n": n}
+            | {"measure": f"{h} measure", "title": h, "finding": "", "rule": "", "evidence": ""}
+            for d, h, v, e, lo, hi, n in rows
+        ],
+        columns=TABLE_COLUMNS["verdicts"],
+    )
+    drawn = glance.at_a_glance(verdicts)
+    panels = np.array(drawn.figure.axes[:4]).reshape(2, 2)  # rows: H1a, H6; columns: fashion_mnist, diabetes
+    for (*_, verdict, effect, low, high, n), ax in zip(rows, [panels[0, 0], panels[0, 1], panels[1, 0], panels[1, 1]]):
+        points = [line for line in ax.lines if line.get_marker() == "o"]
+        if not n:
+            assert points == [] and "no headline effect" in ax.get_title()
+            continue
+        (point,) = points
+        assert point.get_xdata()[0] == pytest.approx(effect)
+        assert to_rgb(point.get_color()) == pytest.approx(to_rgb(glance.OUTCOME_COLORS[verdict]))
+        (bar,) = [c for c in ax.collections if len(c.get_segments())]
+        assert bar.get_segments()[0][:, 0] == pytest.approx([low, high])
+        low_x, high_x = ax.get_xlim()
+        assert low_x < 0 < high_x and low_x <= low and high <= high_x  # zero and the interval on the page
+    plt.close(drawn.figure)

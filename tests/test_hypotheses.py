@@ -22,15 +22,14 @@ from pipelines.core.params import AnalyzeParams
 
 import synthetic
 
-SETTINGS = AnalyzeParams(
-    alpha=0.05,
-    accuracy_costs=[0.005, 0.01, 0.02],
-    equivalence_margin=0.01,
-    negligible_margin=0.05,
-    prunable_margin=0.1,
-    dead_units_margin=0.02,
-    bootstrap_resamples=200,
-    seed=0,
+MARGINS = {
+    "test_acc": {"value": 0.01, "reason": "one point"},
+    "negligible": {"value": 0.05, "reason": "a twentieth of the weights"},
+    "prunable_fraction": {"value": 0.1, "reason": "one rung of the ladder"},
+    "dead_fraction": {"value": 0.02, "reason": "2% of the units"},
+}
+SETTINGS = AnalyzeParams.model_validate(
+    {"alpha": 0.05, "accuracy_costs": [0.005, 0.01, 0.02], "margins": {"fashion_mnist": MARGINS, "diabetes": MARGINS}}
 )
 Edit = Callable[[pd.DataFrame], pd.DataFrame]
 

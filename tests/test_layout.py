@@ -97,6 +97,6 @@ def test_every_committed_figure_is_a_dvc_image_plot_and_every_plot_exists() -> N
         for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
     }
     images = {p for p in declared if p.endswith(".png")}
-    drawn = {str(p.relative_to(ROOT)) for p in (ROOT / "reports" / "figures").glob("*/*.png")}
+    drawn = {str(p.relative_to(ROOT)) for p in (ROOT / "reports" / "figures").glob("**/*.png")}
     assert drawn, "no committed figures under reports/figures"
     assert images == drawn

@@ -27,7 +27,11 @@ CASES = [
     ("analyze.alpha", 1.5, ["analyze.alpha", "1.5", "less than 1"]),
     ("analyze.accuracy_costs", [0.01, 0.005], ["analyze.accuracy_costs", "[0.01, 0.005]", "strictly increasing"]),
     ("analyze.accuracy_costs", [], ["analyze.accuracy_costs", "at least 1"]),
-    ("analyze.prunable_margin", 0, ["analyze.prunable_margin", "greater than 0"]),
+    (
+        "analyze.margins.diabetes.prunable_fraction.value",
+        0,
+        ["analyze.margins.diabetes.prunable_fraction.value", "greater than 0"],
+    ),
     ("profile", "huge", ["profile", "'huge'", "smoke"]),
     ("profiles.smoke.train.diabetes.epohcs", 3, ["profiles.smoke.train.diabetes.epohcs", "unknown key"]),
 ]

@@ -109,7 +109,7 @@ def test_repro_writes_every_output_and_a_second_run_reruns_nothing(repo: Path) -
     assert not missing, f"declared outputs missing after dvc repro: {missing}"
     assert "up to date" in dvc(repo, "status").lower()
     assert _ran(dvc(repo, "repro")) == []
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    metrics = json.loads((repo / "reports/summary.json").read_text())
     assert set(metrics) == {"fashion_mnist", "diabetes"}
 
 
@@ -175,7 +175,7 @@ def test_a_stage_failing_under_dvc_repro_leaves_its_previous_outputs(repo: Path)
     cached = ("reports/results/diabetes", "models/diabetes")
     committed = (
         "reports/tables",
-        "reports/metrics.json",
+        "reports/summary.json",
         "reports/figures",
         "reports/report.md",
         "reports/report.html",

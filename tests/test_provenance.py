@@ -33,11 +33,11 @@ def lock(outs_md5: str = "a" * 32, report_md5: str = "b" * 32) -> dict:
             "analyze": {
                 "cmd": "python -m pipelines.analyze",
                 "deps": [entry("reports/results", "d" * 32 + ".dir")],
-                "outs": [entry("reports/metrics.json", "e" * 32)],
+                "outs": [entry("reports/summary.json", "e" * 32)],
             },
             "report": {
                 "cmd": "python -m pipelines.report",
-                "deps": [entry("reports/metrics.json", "e" * 32)],
+                "deps": [entry("reports/summary.json", "e" * 32)],
                 "outs": [entry("reports/report.md", report_md5)],
             },
         },

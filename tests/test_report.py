@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from contextlib import chdir
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import yaml
 from pipelines import report
 from pipelines.core import results
 from pipelines.core.tables import COLUMNS as TABLE_COLUMNS
+from pipelines.core.tables import write_headlines
 from pipelines.data import datasets
 from pipelines.reporting import inputs, markup, numbers, render
 
@@ -122,8 +124,13 @@ def _analysis(runs: pd.DataFrame, dataset: str, rng: np.random.Generator) -> tup
                 "title": f"claim number {i + 1}",
                 "finding": "" if i % 2 else f"Claim {i + 1} moves by +0.1 (95% interval +0.05 to +0.15, 10 seeds).",
                 "verdict": verdict,
-                "rule": "BH-adjusted p < 0.05.",
+                "rule": "Wilcoxon p < 0.05.",
                 "evidence": "see the table",
+                # One hypothesis without a headline effect (as H6 without a bias ablation).
+                **({"measure": "", "n": 0} if i == 5 else {"measure": f"adam: measure {i} at λ=0.01", "n": 10}),
+                "effect": math.nan if i == 5 else float(rng.uniform(-0.2, 0.2)),
+                "ci_low": math.nan if i == 5 else -0.25,
+                "ci_high": math.nan if i == 5 else 0.25,
             }
         )
         p = float(rng.uniform(1e-6, 0.2))
@@ -144,7 +151,8 @@ def _analysis(runs: pd.DataFrame, dataset: str, rng: np.random.Generator) -> tup
                 "ci_high": 0.016,
                 "wilcoxon_p": p,
                 "holm_p": p,
-                "bh_p": p,
+                "role": "judged",
+                "min_attainable_p": 0.00195,
                 "cohens_dz": 1.2,
                 "p_a_beats_b": 0.9,
                 "can_reach_alpha": i != 5,
@@ -161,7 +169,7 @@ def _analysis(runs: pd.DataFrame, dataset: str, rng: np.random.Generator) -> tup
                 "level_means": "0;0.2;0.5",
                 "page_L": 140.0,
                 "page_p": 1e-5,
-                "bh_p": 2e-5,
+                "min_attainable_p": 1e-9,
                 "n_seeds": 10,
                 "monotone": True,
             }
@@ -203,6 +211,16 @@ def _figures(folder: Path, dataset: str) -> None:
     (folder / "captions.json").write_text(json.dumps(captions))
 
 
+def _overview(folder: Path) -> None:
+    """The figure across datasets, as the figures stage draws it at the top of reports/figures."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [1, 0])
+    fig.savefig(folder / "00_at_a_glance.png", dpi=60)
+    plt.close(fig)
+    captions = {"00_at_a_glance": {"title": "The study at a glance", "caption": "Every headline effect."}}
+    (folder / "captions.json").write_text(json.dumps(captions))
+
+
 def write_handmade_analysis(root: Path) -> None:
     """metrics.json, the tables and figures with captions, as analyze and figures would write them."""
     rng = np.random.default_rng(0)
@@ -214,10 +232,13 @@ def write_handmade_analysis(root: Path) -> None:
         for name, rows in dataset_tables.items():
             tables[name] += rows
         _figures(root / results.FIGURES_DIR / dataset, dataset)
+    _overview(root / results.FIGURES_DIR)
     (root / results.TABLES_DIR).mkdir(parents=True)
     for name, rows in tables.items():
         pd.DataFrame(rows, columns=TABLE_COLUMNS[name]).to_csv(root / results.TABLES_DIR / f"{name}.csv", index=False)
-    (root / results.METRICS_FILE).write_text(json.dumps(metrics))
+    (root / results.SUMMARY_FILE).write_text(json.dumps(metrics))
+    with chdir(root):
+        write_headlines(pd.DataFrame(tables["verdicts"], columns=TABLE_COLUMNS["verdicts"]))
 
 
 def run_stage(stage: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -286,9 +307,11 @@ def test_number_writes_small_values_in_scientific_notation() -> None:
     assert numbers.number(np.bool_(True)) == "yes"
 
 
-def test_abstract_numbers_equal_metrics_json(rendered: Path) -> None:
+def test_abstract_numbers_equal_the_metrics(rendered: Path) -> None:
+    """Every number of the abstract: the totals and best families from summary.json, each verdict
+    and its headline effect, interval and seeds from reports/metrics/<dataset>/<hypothesis>.json."""
     text = (rendered / render.REPORT_MD).read_text()
-    metrics = json.loads((rendered / results.METRICS_FILE).read_text())
+    metrics = json.loads((rendered / results.SUMMARY_FILE).read_text())
     abstract = section(text, "Abstract")
     mapped_total = 0
     for dataset, m in metrics.items():
@@ -308,11 +331,27 @@ def test_abstract_numbers_equal_metrics_json(rendered: Path) -> None:
         mapped_total += int(mapped or 0)
         assert close(baseline, m["baseline_test_acc"]) and close(best, m["best_test_acc"])
         assert best_family == m["best_family"]
-        for hypothesis in (key for key, value in m.items() if isinstance(value, dict) and "verdict" in value):
-            verdict = re.search(
-                rf"^- \*\*{hypothesis}\*\* — .*?{re.escape(name)}: \*\*([^*]+)\*\*", abstract, flags=re.M
+        headlines = sorted((rendered / results.HEADLINES_DIR / dataset).glob("*.json"))
+        assert headlines, f"no headline files for {dataset}"
+        for path in headlines:
+            hypothesis, headline = path.stem, json.loads(path.read_text())
+            assert m[hypothesis]["verdict"] == headline["outcome"]
+            line = re.search(
+                rf"^- \*\*{hypothesis}\*\* — [^\n]*\n(?:  - [^\n]*\n)*?  - {re.escape(name)}: \*\*([^*]+)\*\*(.*)$",
+                abstract,
+                flags=re.M,
             )
-            assert verdict and verdict.group(1) == m[hypothesis]["verdict"], f"{hypothesis} on {name}"
+            assert line and line.group(1) == headline["outcome"], f"{hypothesis} on {name}"
+            effect = re.search(r": (\S+)(?: \[(\S+), (\S+)\])?, (\d+) seeds\.$", line.group(2))
+            if not headline["n"]:
+                assert line.group(2) == ".", f"{hypothesis} on {name}: no headline effect, yet {line.group(2)!r}"
+                continue
+            assert effect, f"{hypothesis} on {name}: no effect in {line.group(2)!r}"
+            shown, low, high, n = effect.groups()
+            assert close(shown, headline["effect"]) and int(n) == headline["n"]
+            assert close(low, headline["ci_low"]) and close(high, headline["ci_high"])
+        tested = re.search(r"tested\s+(\S+) hypotheses", abstract)
+        assert tested and int(tested.group(1)) == len(headlines)
     total = re.search(r"— (\S+) networks\s+on (\S+) datasets", abstract)
     assert total and int(total.group(1)) == sum(m["members"] for m in metrics.values()) + mapped_total
     assert int(total.group(2)) == len(metrics)
@@ -372,7 +411,7 @@ def test_conventions_are_copied_from_params_yaml(rendered: Path) -> None:
     assert all(f"# {line}".rstrip() in params_text for line in lines)
 
 
-def test_figures_appear_under_their_hypotheses_and_the_rest_under_figures(handmade: Path) -> None:
+def test_each_hypothesis_shows_one_figure_and_the_rest_go_to_the_appendix(handmade: Path) -> None:
     report.main()
     text = (handmade / render.REPORT_MD).read_text()
     assert "figures/diabetes/01_sparsity.png" in section(text, "H1: claim number 1")
@@ -380,7 +419,8 @@ def test_figures_appear_under_their_hypotheses_and_the_rest_under_figures(handma
         text, "H2: claim number 2"
     )
     assert "01_sparsity.png" not in section(text, "H2: claim number 2") + section(text, "H3: claim number 3")
-    assert "figures/diabetes/02_gap.png" in section(text, "Figures")
+    assert "figures/diabetes/02_gap.png" in section(text, "Appendix B: more figures")
+    assert "figures/00_at_a_glance.png" in section(text, "Abstract")
 
 
 def test_limitations_list_the_configurations_with_diverged_networks(handmade: Path) -> None:
@@ -412,14 +452,14 @@ def test_report_md_links_figures_that_exist(rendered: Path) -> None:
     text = (rendered / render.REPORT_MD).read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert sorted(links) == sorted(
-        p.relative_to(rendered / "reports").as_posix() for p in (rendered / results.FIGURES_DIR).glob("*/*.png")
+        p.relative_to(rendered / "reports").as_posix() for p in (rendered / results.FIGURES_DIR).glob("**/*.png")
     )
 
 
 def test_html_is_self_contained(rendered: Path) -> None:
     html = (rendered / render.REPORT_HTML).read_text()
     sources = re.findall(r'<img[^>]* src="([^"]+)"', html)
-    assert len(sources) == len(list((rendered / results.FIGURES_DIR).glob("*/*.png"))) > 0
+    assert len(sources) == len(list((rendered / results.FIGURES_DIR).glob("**/*.png"))) > 0
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r"<(script|link|iframe)\b", html)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
@@ -455,10 +495,11 @@ def test_a_missing_input_fails_in_one_line_and_keeps_the_old_report(handmade: Pa
     assert {p: (handmade / p).read_bytes() for p in before} == before
     assert sorted(p.name for p in (handmade / "reports").iterdir()) == [
         "figures",
-        "metrics.json",
+        "metrics",
         "report.html",
         "report.md",
         "results",
+        "summary.json",
         "tables",
     ]
 
@@ -482,9 +523,9 @@ def test_a_missing_input_fails_in_one_line_and_keeps_the_old_report(handmade: Pa
             "reports/results/diabetes/summary.json: missing keys ['seconds']",
         ),
         (
-            "reports/metrics.json",
+            "reports/summary.json",
             lambda d: d | {"diabetes": {"members": 1}},
-            "reports/metrics.json: diabetes: missing keys "
+            "reports/summary.json: diabetes: missing keys "
             "['diverged', 'baseline_test_acc', 'best_family', 'best_test_acc']",
         ),
         (
@@ -624,7 +665,7 @@ def check_in_browser(chromium: Path, html: str, folder: Path, width: int) -> tup
 @pytest.mark.slow
 def test_html_loads_in_chromium_with_every_image_decoded(chain: Path, chromium: Path, tmp_path: Path) -> None:
     html = (chain / render.REPORT_HTML).read_text()
-    drawn = len(list((chain / results.FIGURES_DIR).glob("*/*.png")))
+    drawn = len(list((chain / results.FIGURES_DIR).glob("**/*.png")))
     for width in (1280, 390):
         seen, errors = check_in_browser(chromium, html, tmp_path, width)
         assert errors == [], f"console errors at {width}px: {errors}"

@@ -2,16 +2,18 @@
 
 Four kinds of test, each a description (what to test) and a typed result (what came out):
   Comparison   a − b on a metric, paired by seed: two-sided Wilcoxon signed-rank (primary), the
-               paired t-test, rank-biserial and d_z, a BCa bootstrap interval of the mean
+               paired t-test, rank-biserial and d_z, the Student-t interval of the mean
                difference at level 1 − alpha (pipelines/analysis/inference.py)
   Trend        Page's test that a metric falls along configs (the baseline first, then rising strength)
-  Equivalence  paired-t TOST of a ≈ b within ±analyze.equivalence_margin (or the spec's own margin)
+  Equivalence  paired-t TOST of a ≈ b within ±margin (the hypothesis' smallest effect of interest)
   Ranking      Friedman's test over a group's configs and their mean ranks on test accuracy
 
-Corrections. Benjamini–Hochberg within each dataset over its whole family of tests: the Wilcoxon
-p of every comparison and Page's p of every trend (bh_p). Holm within each Holm family (H4: a
-group's validation-selected configs against its baseline; holm_p, NaN outside one). TOST and
-Friedman's p are not adjusted: they answer other questions (equivalence; a gate before Holm).
+Corrections. A test family is one hypothesis on one dataset. An "any" claim (H4: some regularizer
+of a group beats its baseline) is Holm-adjusted within its family (holm_p, NaN outside one). The
+other hypotheses are conjunctive, supported only if every check passes: requiring all of k tests
+to pass at alpha keeps the chance of a false "supported" below alpha without any adjustment (an
+intersection-union test), so their checks read the raw p. A descriptive comparison (predicted
+empty) belongs to no family and is never read by a judge, so it cannot move a verdict.
 """
 
 from __future__ import annotations
@@ -58,14 +60,13 @@ class Trend:
 
 @dataclass(frozen=True)
 class Equivalence:
-    """TOST of a ≈ b on the difference, or (relative) on (a − b) / b per seed."""
+    """TOST of a ≈ b on the paired difference."""
 
     hypothesis: str
     a: str
     b: str
     metric: str
-    relative: bool = False
-    margin: float | None = None  # None: analyze.equivalence_margin
+    margin: float  # from analyze.margins.<dataset>
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,6 @@ class ComparisonResult:
     family_a: str
     family_b: str
     test: inference.PairedComparison
-    bh_p: float
     holm_p: float  # NaN outside a Holm family
 
 
@@ -112,7 +112,6 @@ class TrendResult:
     n_seeds: int
     test: inference.Trend
     monotone: bool  # the means move only in the predicted direction
-    bh_p: float
 
     @property
     def levels_text(self) -> str:
@@ -160,7 +159,7 @@ class Findings:
 
 
 def run(grid: Grid, plan: Plan, analysis_params: AnalyzeParams) -> Findings:
-    """Run every planned test, then correct: BH over the dataset's Wilcoxon and Page p, Holm per family."""
+    """Run every planned test, then Holm within each Holm family."""
     # A pair can be both "matched" and "equal_strength": run it once, under the first scope.
     unique: dict[Key, Comparison] = {}
     for spec in plan.comparisons:
@@ -169,13 +168,9 @@ def run(grid: Grid, plan: Plan, analysis_params: AnalyzeParams) -> Findings:
         _compare(grid, spec, analysis_params)
         for spec in tqdm(unique.values(), desc=f"{grid.dataset}: paired tests", unit="test")
     ]
-    trended = [_trend(grid, spec) for spec in plan.trends]
-    bh = inference.benjamini_hochberg(
-        np.array([c.test.wilcoxon_p for c in compared] + [t.test.p for t in trended], dtype=float)
-    )
     return Findings(
-        comparisons=[replace(c, bh_p=float(p), holm_p=h) for c, p, h in zip(compared, bh, _holm(compared))],
-        trends=[replace(t, bh_p=float(p)) for t, p in zip(trended, bh[len(compared) :])],
+        comparisons=[replace(c, holm_p=h) for c, h in zip(compared, _holm(compared))],
+        trends=[_trend(grid, spec) for spec in plan.trends],
         equivalences=[_equivalence(grid, spec, analysis_params) for spec in plan.equivalences],
         rankings=[_ranking(grid, spec) for spec in plan.rankings],
     )
@@ -183,9 +178,7 @@ def run(grid: Grid, plan: Plan, analysis_params: AnalyzeParams) -> Findings:
 
 def _compare(grid: Grid, spec: Comparison, analysis_params: AnalyzeParams) -> ComparisonResult:
     a, b = grid.paired(spec.a, spec.b, spec.metric)
-    test = inference.paired_comparison(
-        a, b, alpha=analysis_params.alpha, resamples=analysis_params.bootstrap_resamples, seed=analysis_params.seed
-    )
+    test = inference.paired_comparison(a, b, alpha=analysis_params.alpha)
     facts = grid.configs
     return ComparisonResult(
         spec,
@@ -193,7 +186,6 @@ def _compare(grid: Grid, spec: Comparison, analysis_params: AnalyzeParams) -> Co
         facts.at[spec.a, "family"],
         facts.at[spec.b, "family"],
         test,
-        bh_p=math.nan,
         holm_p=math.nan,
     )
 
@@ -219,25 +211,23 @@ def _trend(grid: Grid, spec: Trend) -> TrendResult:
         len(matrix),
         inference.page_trend(matrix, decreasing=True),
         inference.is_monotone(means, decreasing=True),
-        bh_p=math.nan,
     )
 
 
 def _equivalence(grid: Grid, spec: Equivalence, analysis_params: AnalyzeParams) -> EquivalenceResult:
     x, y = grid.paired(spec.a, spec.b, spec.metric)
-    d = (x - y) / y if spec.relative else inference.differences(x, y)
-    margin = analysis_params.equivalence_margin if spec.margin is None else spec.margin
-    p = inference.tost_p(d, margin)
+    d = inference.differences(x, y)
+    p = inference.tost_p(d, spec.margin)
     return EquivalenceResult(
         spec,
         grid.configs.at[spec.a, "group"],
-        margin,
+        spec.margin,
         d.size,
         float(np.mean(d)) if d.size else math.nan,
         p,
         bool(p < analysis_params.alpha),
         "" if d.size >= 2 else f"{d.size} pairs: TOST needs 2",
-        inference.beyond_p(d, margin),
+        inference.beyond_p(d, spec.margin),
     )
 
 

@@ -33,11 +33,8 @@ def select(grid: Grid, analysis_params: AnalyzeParams) -> pd.DataFrame:
             if candidates.empty or family in IDENTICAL_TO:
                 continue
             best = candidates.sort_values(["val_acc_mean", "strength", "config"], ascending=[False, True, True]).iloc[0]
-            ci = inference.mean_interval(
-                grid.values(best["config"], "test_acc").to_numpy(),
-                level=1 - analysis_params.alpha,
-                resamples=analysis_params.bootstrap_resamples,
-                seed=analysis_params.seed,
+            ci = inference.t_interval(
+                grid.values(best["config"], "test_acc").to_numpy(), level=1 - analysis_params.alpha
             )
             rows.append(
                 {

@@ -1,14 +1,14 @@
 """The analysis of one dataset, whole: select and match configs, plan every hypothesis' tests, run
 them, judge; out come the dataset's rows of every table (pipelines/core/tables.py) and its entry
-of metrics.json.
+of reports/summary.json.
 
-metrics.json: {dataset: {members, diverged, seeds, baseline_test_acc, best_family, best_optimizer,
-best_config, best_test_acc, [lost_groups,] H1: {verdict, ...headline numbers}, ..., H6: {...}}}.
+summary.json: {dataset: {members, diverged, seeds, baseline_test_acc, best_family, best_optimizer,
+best_config, best_test_acc, [lost_groups,] H1a: {verdict, ...details}, ..., H6: {...}}}.
 lost_groups (only when there is one) gives the reason each unanalysed optimizer group was lost
 (pipelines/analysis/grid.py); the best_* keys are null when every group was. The best family
 is the validation-selected config with the highest mean val_acc over all groups (selection stays
 on validation); baseline_test_acc is the baseline of its group. Each hypothesis' module lists its
-headline numbers (accuracies and their differences as fractions).
+details (accuracies and their differences as fractions).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ Tables = dict[str, pd.DataFrame]
 def analyze_dataset(
     grid: Grid, analysis_params: AnalyzeParams, mapped: pd.DataFrame | None = None, models: Models | None = None
 ) -> tuple[Tables, dict[str, object]]:
-    """Every table of one dataset, and its entry of metrics.json. `mapped`: the map cells
+    """Every table of one dataset, and its entry of summary.json. `mapped`: the map cells
     (pipelines.analysis.maps.cells); `models`: the final weights and v̂; H5 reads them."""
     selected = select(grid, analysis_params)
     context = Context(
@@ -68,6 +68,7 @@ def analyze_dataset(
             if context.lr_best.empty
             else maps.seed_slopes(context.lr_best).assign(dataset=grid.dataset)[tables.COLUMNS["lr_slopes"]],
             "verdicts": tables.frame("verdicts", verdicts),
+            "margins": _margins(context),
         },
         {key: _plain(value) for key, value in summary.items()},
     )
@@ -76,7 +77,7 @@ def analyze_dataset(
 def _verdict(
     hypothesis: Hypothesis, context: Context, findings: tests.Findings
 ) -> tuple[dict[str, str], dict[str, object]]:
-    """The hypothesis' row of the verdicts table and its entry of metrics.json. A lost group is an
+    """The hypothesis' row of the verdicts table and its entry of summary.json. A lost group is an
     undecided check of every hypothesis about groups."""
     judgement = hypothesis.judge(context, findings)
     lost = list(context.grid.lost().values()) if hypothesis.plan_group is not None else []
@@ -89,12 +90,13 @@ def _verdict(
         "dataset": context.grid.dataset,
         "hypothesis": hypothesis.id,
         "title": hypothesis.title,
-        "finding": judgement.finding,
         "verdict": verdict,
-        "rule": hypothesis.rule(context.settings) + RULE,
+        "rule": hypothesis.rule(context) + RULE,
         "evidence": evidence + ".",
+        **vars(judgement.headline),
+        "finding": judgement.finding or judgement.headline.sentence(100 * (1 - context.settings.alpha)),
     }
-    return row, {"verdict": verdict, **judgement.headline}
+    return row, {"verdict": verdict, **judgement.details}
 
 
 def plan(context: Context) -> tests.Plan:
@@ -131,7 +133,7 @@ def _test_tables(dataset: str, findings: tests.Findings) -> Tables:
                     "family_b": c.family_b,
                     "optimizer": c.group,
                     **vars(c.test),
-                    "bh_p": c.bh_p,
+                    "role": "judged" if c.spec.predicted else "descriptive",
                     "holm_p": c.holm_p,
                 }
                 for c in findings.comparisons
@@ -172,7 +174,6 @@ def _test_tables(dataset: str, findings: tests.Findings) -> Tables:
                     "last_mean": t.means[-1],
                     "page_L": t.test.statistic,
                     "page_p": t.test.p,
-                    "bh_p": t.bh_p,
                     "min_attainable_p": t.test.min_attainable_p,
                     "n_seeds": t.n_seeds,
                     "monotone": t.monotone,
@@ -190,7 +191,7 @@ def _test_tables(dataset: str, findings: tests.Findings) -> Tables:
                     "optimizer": e.group,
                     "a": e.spec.a,
                     "b": e.spec.b,
-                    "metric": f"{e.spec.metric}_relative" if e.spec.relative else e.spec.metric,
+                    "metric": e.spec.metric,
                     "margin": e.margin,
                     "n": e.n,
                     "mean_diff": e.mean_diff,
@@ -204,6 +205,25 @@ def _test_tables(dataset: str, findings: tests.Findings) -> Tables:
     }
 
 
+def _margins(context: Context) -> pd.DataFrame:
+    """The dataset's margins with their reasons, beside the seed-to-seed spread of the first
+    group's baseline on the same measure, which a reader weighs each margin against."""
+    grid, rows = context.grid, []
+    first = next(iter(grid.groups()), None)
+    for measure, margin in context.margins:
+        spread = grid.values(grid.baseline(first), measure).std() if first is not None else math.nan
+        rows.append(
+            {
+                "dataset": grid.dataset,
+                "measure": measure,
+                "margin": margin.value,
+                "reason": margin.reason,
+                "baseline_sd": spread,
+            }
+        )
+    return tables.frame("margins", rows)
+
+
 def _summary(grid: Grid, selected: pd.DataFrame) -> dict[str, object]:
     """The dataset's headline: the family one would pick on validation, and its test accuracy."""
     seeds = set().union(*(frame.index for frame in grid.ok.values()))
@@ -213,7 +233,7 @@ def _summary(grid: Grid, selected: pd.DataFrame) -> dict[str, object]:
         "diverged": trained["diverged"].sum(),
         "seeds": len(seeds),
     }
-    if grid.lost():  # only then, so that a study without one keeps its metrics.json
+    if grid.lost():  # only then, so that a study without one keeps its summary.json
         summary["lost_groups"] = list(grid.lost().values())
     if selected.empty:  # every group lost: there is nothing to pick
         return summary | dict.fromkeys(

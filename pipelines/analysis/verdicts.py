@@ -53,11 +53,38 @@ def undecided(why: str) -> Check:
 
 
 @dataclass(frozen=True)
+class Headline:
+    """The one effect a reader cites for a hypothesis on a dataset: what is measured, in its natural
+    units, the mean over the paired replicates, its t-interval and the number of replicates."""
+
+    measure: str
+    effect: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    @classmethod
+    def of(cls, measure: str, test: PairedComparison) -> Headline:
+        return cls(measure, test.mean_diff, test.ci_low, test.ci_high, test.n)
+
+    def sentence(self, level: float) -> str:
+        """The finding when a hypothesis writes none of its own."""
+        if not self.n:
+            return ""
+        interval = f"{level:g}% t-interval {self.ci_low:+.3g} to {self.ci_high:+.3g}, "
+        return f"{self.measure}: {self.effect:+.3g} ({interval if self.n > 1 else ''}{self.n} seeds)."
+
+
+NO_HEADLINE = Headline("", math.nan, math.nan, math.nan, 0)
+
+
+@dataclass(frozen=True)
 class Judgement:
     checks: list[Check]
     evidence: str
-    headline: dict[str, object]  # the numbers metrics.json carries for the hypothesis
+    details: dict[str, object]  # every number of the hypothesis, for reports/summary.json
     finding: str = ""  # the sentence a reader cites: the effect, its interval and replicates
+    headline: Headline = NO_HEADLINE  # the effect reports/metrics/ and the at-a-glance figure carry
 
     def verdict(self) -> tuple[str, str]:
         """(outcome, why undecided), by the rule in RULE."""
@@ -93,18 +120,18 @@ def paired_check(result: ComparisonResult, p: float, alpha: float, family_size: 
 
 
 def trend_check(result: TrendResult, alpha: float, monotone: bool) -> Check:
-    """Page's BH-adjusted p below alpha, and (if asked) level means that move only one way. Page's
-    test is one-sided: it cannot show the opposite trend."""
+    """Page's p below alpha, and (if asked) level means that move only one way. Page's test is
+    one-sided: it cannot show the opposite trend."""
     test = result.test
     if math.isnan(test.p):
         return undecided(test.note)
     if test.min_attainable_p > alpha:
         return undecided(f"{result.n_seeds} seeds allow p ≥ {test.min_attainable_p:.3g} > alpha {alpha:g}")
-    return shown(result.bh_p < alpha and (result.monotone or not monotone))
+    return shown(test.p < alpha and (result.monotone or not monotone))
 
 
 def interval_check(result: ComparisonResult, *, above: float = -math.inf, below: float = math.inf) -> Check:
-    """The bootstrap interval of the mean difference lies above `above` and below `below`;
+    """The t-interval of the mean difference lies above `above` and below `below`;
     contradicted when it lies wholly on the wrong side of one of them; inconclusive when it cannot
     be computed (fewer than two pairs)."""
     test = result.test

@@ -196,19 +196,39 @@ class TrainParams(Schema):
     diabetes: DatasetTrain
 
 
+class Margin(Schema):
+    """The smallest effect of interest on one measure: a difference within it is "no effect"."""
+
+    value: Annotated[float, Field(gt=0, lt=1)]
+    reason: Annotated[str, Field(min_length=1)]  # printed beside the margin in the report
+
+
+class Margins(Schema):
+    """One dataset's margins. test_acc: the equivalence margin on test accuracy (H6); the H2
+    margins: how far l2 may move the scale-free sparsity (negligible, a TOST margin), the prunable
+    fraction and the dead units (as a fraction of hidden units) from the baseline's."""
+
+    test_acc: Margin
+    negligible: Margin
+    prunable_fraction: Margin
+    dead_fraction: Margin
+
+
+class DatasetMargins(Schema):
+    fashion_mnist: Margins
+    diabetes: Margins
+
+    def of(self, dataset: str) -> Margins:
+        margins: Margins = getattr(self, dataset)
+        return margins
+
+
 class AnalyzeParams(Schema):
     alpha: Annotated[float, Field(gt=0, lt=1)]
     # H1a/H1b: validation accuracy given up against the baseline (fractions), each a point where the
     # L1 and L2 frontiers are compared.
     accuracy_costs: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
-    equivalence_margin: Positive
-    # H2: how far l2 may move the scale-free sparsity (negligible), the prunable fraction and the
-    # dead units (as a fraction of hidden units) from the baseline's.
-    negligible_margin: Annotated[float, Field(gt=0, lt=1)]
-    prunable_margin: Annotated[float, Field(gt=0, lt=1)]
-    dead_units_margin: Annotated[float, Field(gt=0, lt=1)]
-    bootstrap_resamples: Annotated[int, Field(ge=100)]
-    seed: Annotated[int, Field(ge=0)]
+    margins: DatasetMargins
     early_stopping: bool = False
 
     @field_validator("accuracy_costs")

@@ -38,7 +38,8 @@ RESULTS_DIR = Path("reports/results")
 MODELS_DIR = Path("models")
 # What analyze, figures and report write in turn.
 TABLES_DIR = Path("reports/tables")
-METRICS_FILE = Path("reports/metrics.json")
+SUMMARY_FILE = Path("reports/summary.json")  # every headline and detail number of analyze
+HEADLINES_DIR = Path("reports/metrics")  # the DVC metrics: one small file per dataset and hypothesis
 FIGURES_DIR = Path("reports/figures")
 
 # AdamW and SGDW are Adam and SGD with decoupled decay: their members are compared within the adam

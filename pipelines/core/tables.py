@@ -5,17 +5,20 @@ the tests read them through `read`, which checks that every column is there.
 
   comparisons  one paired test per row (a − b on a metric, paired by seed): scope (per_strength,
                equal_strength, matched, selected, ablation), family_a, family_b, optimizer (the
-               group), predicted (greater, less, different, or empty: descriptive), n, the means,
-               the BCa interval of the mean difference (ci_method), wilcoxon_p, ttest_p,
-               holm_family and holm_p (NaN outside an H4 family), bh_p, rank_biserial, cohens_dz,
-               p_a_beats_b (ties half) with its Wilson interval, min_attainable_p, can_reach_alpha
+               group), predicted (the direction a check reads: greater, less (H2: below the margin),
+               different; empty: none), role (judged: a check of its
+               hypothesis reads it; descriptive: outside every test family, no verdict reads it),
+               n, the means, the t-interval of the mean difference, wilcoxon_p, ttest_p,
+               holm_family and holm_p (NaN outside an H4 family), rank_biserial, cohens_dz (NaN
+               with a note where the differences barely vary), p_a_beats_b (ties half) with its
+               Wilson interval, min_attainable_p (the smallest p these seeds allow), can_reach_alpha
   selected     each family's validation-selected config per group, the baseline with strength 0
   frontier     H1a/H1b: each L1-type family's and l2's frontier point per group and accuracy cost
                (pipelines/analysis/frontier.py), and whether the family's grid reaches the cost
   ranking      H4's mean ranks (1 = best test accuracy) and Friedman's test per group
   trends       Page's trend tests (H2, H3): levels (strengths, baseline as 0), level_means,
                first_mean, last_mean, monotone (the means move only in the predicted direction)
-  equivalence  paired-t TOST (H5, H6): metric is test_acc, or weight_l2_relative = (a − b) / b
+  equivalence  paired-t TOST of a ≈ b within the margin (H2: negligible; H6: test_acc)
   mechanism    H5: per seed, the per-weight slope of log(|w|/|w_none|) on log √v̂ of adam's selected l2
                and adamw configs, the weights in the fit and those left out (exact zeros), dead units
   lr_best      H5: per seed and learning rate of a map, the validation-best strength (at_edge: the
@@ -25,18 +28,22 @@ the tests read them through `read`, which checks that every column is there.
                whose structure measures are missing (unmeasured, unmeasured_seeds: left out of H1a,
                H1b and H2's tests of those measures)
   verdicts     one per dataset and hypothesis: title, finding (the sentence to cite: effect,
-               interval, replicates; empty where a hypothesis has none), verdict, rule, evidence
+               interval, replicates), verdict, rule, evidence, and the headline effect: measure,
+               effect, ci_low, ci_high, n (reports/metrics/<dataset>/<hypothesis>.json carry them)
+  margins      each dataset's smallest effects of interest (analyze.margins): measure, margin, the
+               reason, and the seed-to-seed standard deviation of the first group's baseline
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from pipelines.core.files import atomic_path
-from pipelines.core.results import TABLES_DIR, read_table
+from pipelines.core.results import HEADLINES_DIR, TABLES_DIR, read_table
 
 COLUMNS: dict[str, list[str]] = {
     "comparisons": [
@@ -50,18 +57,17 @@ COLUMNS: dict[str, list[str]] = {
         "family_b",
         "optimizer",
         "predicted",
+        "role",
         "n",
         "mean_a",
         "mean_b",
         "mean_diff",
         "ci_low",
         "ci_high",
-        "ci_method",
         "wilcoxon_p",
         "ttest_p",
         "holm_family",
         "holm_p",
-        "bh_p",
         "rank_biserial",
         "cohens_dz",
         "p_a_beats_b",
@@ -123,7 +129,6 @@ COLUMNS: dict[str, list[str]] = {
         "last_mean",
         "page_L",
         "page_p",
-        "bh_p",
         "min_attainable_p",
         "n_seeds",
         "monotone",
@@ -168,7 +173,21 @@ COLUMNS: dict[str, list[str]] = {
         "unmeasured",
         "unmeasured_seeds",
     ],
-    "verdicts": ["dataset", "hypothesis", "title", "finding", "verdict", "rule", "evidence"],
+    "verdicts": [
+        "dataset",
+        "hypothesis",
+        "title",
+        "finding",
+        "verdict",
+        "rule",
+        "evidence",
+        "measure",
+        "effect",
+        "ci_low",
+        "ci_high",
+        "n",
+    ],
+    "margins": ["dataset", "measure", "margin", "reason", "baseline_sd"],
 }
 
 
@@ -191,6 +210,30 @@ def write(tables: dict[str, pd.DataFrame], target: Path = TABLES_DIR) -> None:
             table.to_csv(staged / f"{name}.csv", index=False)
             (staged / f"{name}.md").write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
             (staged / f"{name}.tex").write_text(_latex(table))
+
+
+def write_headlines(verdicts: pd.DataFrame, target: Path = HEADLINES_DIR) -> None:
+    """<target>/<dataset>/<hypothesis>.json: outcome, effect, ci_low, ci_high, n. One small file
+    each, because `dvc metrics show` prints a row per file and a column per key: so it fits a
+    120-column terminal, where one file of every number would be a single row hundreds wide."""
+    with atomic_path(target) as staged:
+        staged.mkdir()
+        for row in verdicts.itertuples():
+            headline = {
+                "outcome": row.verdict,
+                "effect": _number(row.effect),
+                "ci_low": _number(row.ci_low),
+                "ci_high": _number(row.ci_high),
+                "n": int(row.n),
+            }
+            path = staged / str(row.dataset) / f"{row.hypothesis}.json"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps(headline, indent=2) + "\n")
+
+
+def _number(value: object) -> float | None:
+    """JSON has no NaN: an effect that could not be measured is null."""
+    return None if pd.isna(value) else float(value)  # type: ignore[arg-type]
 
 
 def _latex(table: pd.DataFrame) -> str:

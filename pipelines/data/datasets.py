@@ -20,6 +20,8 @@ from pipelines.core.params import DATASETS
 if TYPE_CHECKING:
     import torch
 
+# How a reader names each dataset: in the report and the figures.
+DISPLAY_NAMES = {"fashion_mnist": "Fashion-MNIST", "diabetes": "Pima Indians diabetes"}
 RAW_DIR = Path("data/raw")
 PREPARED_DIR = Path("data/prepared")
 SOURCE_RECORD = "source.json"  # written by fetch beside the raw files: the sha256 of each

@@ -2,8 +2,11 @@
 
 What is drawn: the main grid (members trained with the baseline's bias setting; the bias ablation
 is left to the tables; figure 14 alone draws the learning-rate maps' cells), members that finished
-("ok"), lines at the mean across seeds with a 95% Student-t interval. Elastic net varies two
-strengths, so it has its own heatmaps instead of lines.
+("ok"), lines at the mean across seeds with a 95% Student-t interval (style.mean_ci, the one
+interval of the figures). Accuracy is drawn as the paired comparisons test it: each member minus its
+group's baseline trained with the same seed, the seeds as dots (figures 04 and 10). Elastic net varies
+two strengths, so it has its own heatmaps instead of lines. Coupled weight decay, the L2 penalty by
+construction, is left out (captions say so).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from pipelines.analysis import early_stopping
+from pipelines.analysis.selection import IDENTICAL_TO
 from pipelines.core.errors import DataError
 from pipelines.core.results import (
     FAMILIES,
@@ -43,6 +44,7 @@ TABLES = (
     "selected",
     "frontier",
     "lr_best",
+    "verdicts",
 )  # the analyze stage's tables the figures draw from
 
 
@@ -60,9 +62,11 @@ class Evidence:
 
     dataset: str
     runs: pd.DataFrame  # the main grid with drawing labels; diverged rows kept so captions can count them
+    identical: str  # caption sentence on the families left out as another (IDENTICAL_TO): empty, or " ..."
     maps: pd.DataFrame  # the cells of the learning-rate × strength maps (grid "map"), diverged rows kept
     lr_best: pd.DataFrame  # the analyze stage's per-seed best strengths of the maps (table lr_best)
     curves: pd.DataFrame
+    test_acc: pd.DataFrame  # test accuracy by seed (rows) and config (columns), the early-stopping baseline too
     pruning: pd.DataFrame  # pruning.csv: every member's accuracy with each fraction of its weights pruned
     weights: Weights
     selected_configs: list[str]  # each family's selected configuration and each baseline
@@ -99,7 +103,8 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
     """Read and check one dataset's results, weights and rows of the analyze stage's tables
     (as pipelines.core.tables.read gives them)."""
     every = read_runs(runs_path(dataset))
-    runs = _drawable_runs(main_grid(every), runs_path(dataset))
+    main = main_grid(every)
+    runs = _drawable_runs(main[~main["family"].isin(IDENTICAL_TO)], runs_path(dataset))
     maps = map_grid(every)
     missing = [c for c in STRUCTURE_COLUMNS if c not in runs]
     if missing:
@@ -115,12 +120,15 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
             "expected one per regularizer family"
         )
     configs = _selected_configs(runs, _rows_of(tables["selected"], dataset, "selected"))
+    curves = _main_curves(read_curves(curves_path(dataset)), every)
     return Evidence(
         dataset=dataset,
         runs=runs,
+        identical=_identical_phrase(main),
         maps=maps.assign(group=maps["optimizer"].map(group_of)),
         lr_best=tables["lr_best"][tables["lr_best"]["dataset"] == dataset],
-        curves=_main_curves(read_curves(curves_path(dataset)), every),
+        curves=curves,
+        test_acc=_test_accuracy(runs, curves),
         pruning=read_table(pruning_path(dataset), PRUNING_COLUMNS, "train"),
         weights=weights,
         selected_configs=configs,
@@ -135,6 +143,33 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
 def _main_curves(curves: pd.DataFrame, every: pd.DataFrame) -> pd.DataFrame:
     """The curves of the main grid's members."""
     return curves[curves["member"].isin(main_grid(every)["member"])]
+
+
+def _identical_phrase(main: pd.DataFrame) -> str:
+    """A caption sentence on the trained families no figure draws because each is another family by
+    construction (coupled weight decay is L2's gradient term): drawn, they would hide under its line."""
+    sentences = []
+    for family, same in IDENTICAL_TO.items():
+        members = main[main["family"] == family]
+        if members.empty:
+            continue
+        diverged = int((members["status"] == "diverged").sum())
+        sentences.append(
+            f"{family_label(family).capitalize()} ({len(members)} members trained, {diverged} diverged) is not "
+            "drawn: it is "
+            f"the {family_label(same)} penalty by construction (the same gradient term), so its lines would lie "
+            f"on {family_label(same)}'s."
+        )
+    return "".join(" " + sentence for sentence in sentences)
+
+
+def _test_accuracy(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Test accuracy of every finished member by seed and config, with each group's early-stopping
+    baseline read from the curves as the analyze stage reads it (pipelines/analysis/early_stopping.py),
+    so that figure 10 pairs every comparison of the tables seed by seed."""
+    ok = runs[runs["status"] == "ok"]
+    stopped = early_stopping.baseline(ok, curves)
+    return pd.concat([ok, stopped]).pivot(index="seed", columns="config", values="test_acc")
 
 
 def _drawable_runs(runs: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -164,7 +199,7 @@ def _variant(runs: pd.DataFrame) -> pd.Series:
 
 
 def config_label(config: str, optimizer: str, family: str) -> str:
-    settings = [part for part in config.split("/")[2:] if part != "bias"]
+    settings = [part for part in config.split("/")[2:] if part not in ("bias", "early_stopped")]
     return f"{optimizer} · {family_label(family)}" + (f"\n{settings[0].replace(',', ', ')}" if settings else "")
 
 

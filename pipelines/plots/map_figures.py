@@ -5,6 +5,7 @@ strength, the validation-best strength at each learning rate marked."""
 from __future__ import annotations
 
 import pandas as pd
+from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
 from pipelines.analysis.maps import METHODS
@@ -16,7 +17,8 @@ MEASURES = (("val_acc", "val acc (%)"), ("test_acc", "test acc (%)"))
 
 
 def lr_maps(ev: Evidence) -> Drawn | None:
-    """14: mean accuracy over seeds per (lr, strength) cell, per method; None without maps."""
+    """14: mean accuracy over seeds per (lr, strength) cell, a row per method and a column per accuracy,
+    on one shared colour scale; None without maps."""
     finished = ev.maps[ev.maps["status"] == "ok"]
     if finished.empty:
         return None
@@ -26,27 +28,34 @@ def lr_maps(ev: Evidence) -> Drawn | None:
         for f in families
         if ((finished["group"] == g) & (finished["family"] == f)).any()
     ]
-    figure, axes = plotting.panels(len(methods) * len(MEASURES), columns=4, height=2.4, sharey=False)
+    # One scale for every panel: all are accuracies in %, so a colour means the same value everywhere.
+    means = 100 * finished.groupby(["group", "family", "lr", "strength"])[[c for c, _ in MEASURES]].mean()
+    scale = Normalize(float(means.min().min()), float(means.max().max()))
+    figure, axes = plotting.panels(len(methods) * len(MEASURES), columns=len(MEASURES), height=2.0, sharey=False)
     for ax, ((group, family), (column, label)) in zip(axes, [(m, x) for m in methods for x in MEASURES]):
         method = finished[(finished["group"] == group) & (finished["family"] == family)]
+        # groupby sorts: learning rates and strengths ascending, the same order in every panel
         cells = method.assign(value=100 * method[column]).groupby(["lr", "strength"])["value"]
         mean = cells.mean().unstack("strength")
-        plotting.heatmap_cells(ax, mean, cells.agg(plotting.ci_half_width).unstack("strength"), "rocket")
+        plotting.heatmap_cells(ax, mean, cells.agg(plotting.ci_half_width).unstack("strength"), "rocket", scale)
         _mark_best(ax, method.groupby(["lr", "strength"])["val_acc"].mean().unstack("strength"))
-        ax.invert_yaxis()  # the learning rate grows upwards
+        ax.invert_yaxis()  # the learning rate grows upwards in every panel
         ax.set(
             xlabel="λ (PyTorch units)",
             ylabel="learning rate",
             title=f"{family if family != 'l2' else group + '+l2'}: {label}",
         )
+    plotting.shared_colorbar(figure, axes, "rocket", scale, "accuracy (%), every panel")
     seeds = plotting.seeds_phrase(finished.groupby("config")["seed"].nunique())
     return Drawn(
         "14_lr_maps",
         figure,
         "Learning rate × strength: L2 penalty against decoupled decay",
         (
-            "Each method over the map's learning rates (rows) and strengths (columns): mean validation and test "
-            f"accuracy over {seeds}, and below it ± the half-width of the {INTERVAL}. The boxed cell in each row is "
+            "Each method (a row of panels) over the map's learning rates (increasing upwards in every panel) "
+            "and strengths (increasing to the right): mean validation accuracy (left) and test accuracy (right) "
+            f"over {seeds}, and below it ± the half-width of the {INTERVAL}. Every panel is coloured on one "
+            "shared scale of accuracy. The boxed cell in each row is "
             "the strength with the highest mean validation accuracy at that learning rate. Decoupled decay (adamw, "
             "sgdw) shrinks by lr·λ per step, so a fixed best product lr·λ would put the boxes on a diagonal of slope "
             "−1 in these log axes. The members of these cells are not in any other figure or in H1–H4 and H6. "

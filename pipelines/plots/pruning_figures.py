@@ -86,7 +86,7 @@ def pareto_frontier(ev: Evidence) -> Drawn:
             "most prunable configuration at or above each accuracy). Dotted vertical lines: the accuracy costs "
             "at which H1a and H1b compare the frontiers, below the baseline's validation accuracy. What to see: "
             "a family whose line lies higher buys more sparsity for the same accuracy; a line that stops right "
-            f"of a dotted line is a grid that never reaches that cost. {ev.diverged()}"
+            f"of a dotted line is a grid that never reaches that cost.{ev.identical} {ev.diverged()}"
         ),
     )
 

@@ -3,12 +3,12 @@ the interval drawn across seeds, panel grids and legends, caption phrases, and r
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 
@@ -20,12 +20,14 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from scipy import stats
 
+from pipelines.analysis import inference
 from pipelines.core import files
 from pipelines.core.results import FAMILIES
 
@@ -102,26 +104,16 @@ def family_label(family: str) -> str:
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float]:
-    """The interval the figures draw: a 95% Student-t confidence interval of the mean (NaN below 2 values)."""
-    array = np.asarray(values, dtype=float)
-    n = len(array)
-    if n < 2:
-        return math.nan, math.nan
-    mean = array.mean()
-    half = _t_quantile(n - 1) * array.std(ddof=1) / math.sqrt(n)
-    return mean - half, mean + half
+    """The one interval the figures draw: the analysis' 95% Student-t interval of the mean (NaN below
+    2 values). Of paired differences (figures 04 and 10) it is the paired t-interval of the tables."""
+    interval = inference.t_interval(values, level=0.95)
+    return interval.low, interval.high
 
 
 def ci_half_width(values: Sequence[float]) -> float:
     """Half the width of mean_ci: the '±' written beside a mean."""
     low, high = mean_ci(values)
     return (high - low) / 2
-
-
-@functools.cache
-def _t_quantile(df: int) -> float:
-    # seaborn calls mean_ci once per drawn point: scipy's ppf is the slow part, and df takes few values
-    return float(stats.t.ppf(0.975, df))
 
 
 def panels(
@@ -151,8 +143,11 @@ def line_styles(levels: Iterable[str], markers: bool = True) -> Styles:
     return {level: (dash, mark if markers else "") for level, dash, mark in zip(levels, dashes, marks)}
 
 
-def family_lines(ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles) -> None:
-    """Mean of y over seeds per family (its fixed colour) and style level, with the interval as a band."""
+def family_lines(
+    ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles, err_style: Literal["band", "bars"] = "band"
+) -> None:
+    """Mean of y over seeds per family (its fixed colour) and style level, with the interval as a band
+    or as error bars (where the seeds are drawn as dots, which a band would hide)."""
     present = [level for level in styles if level in set(data["variant"])]
     markers = {level: styles[level][1] for level in present}
     sns.lineplot(
@@ -167,6 +162,8 @@ def family_lines(ax: Axes, data: pd.DataFrame, *, x: str, y: str, styles: Styles
         markers=markers if all(markers.values()) else False,
         markersize=4,
         errorbar=mean_ci,
+        err_style=err_style,
+        err_kws={"capsize": 2, "elinewidth": 0.9} if err_style == "bars" else None,
         legend=False,
         ax=ax,
     )
@@ -222,8 +219,9 @@ def baseline_band(ax: Axes, values: Sequence[float]) -> None:
     ax.axhline(array.mean(), color=BASELINE_COLOR, ls=":", lw=1.2, zorder=0)
 
 
-def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str) -> None:
-    """A heatmap of means, each cell annotated 'mean ± half-width', to three significant digits."""
+def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str, scale: Normalize | None = None) -> None:
+    """A heatmap of means, each cell annotated 'mean ± half-width', to three significant digits; with
+    `scale`, coloured on that shared scale and without a colourbar of its own (shared_colorbar)."""
     largest = float(np.nanmax(np.abs(mean.to_numpy()))) or 1.0
     decimals = max(0, 2 - math.floor(math.log10(largest)))
     text = mean.map(lambda v: f"{v:.{decimals}f}") + "\n±" + half.map(lambda v: f"{v:.{decimals}f}")
@@ -232,12 +230,20 @@ def heatmap_cells(ax: Axes, mean: pd.DataFrame, half: pd.DataFrame, cmap: str) -
         annot=text,
         fmt="",
         cmap=cmap,
+        norm=scale,
+        cbar=scale is None,
         ax=ax,
         linewidths=0.5,
         annot_kws={"fontsize": 6},
         xticklabels=[f"{v:g}" if isinstance(v, float) else v for v in mean.columns],
         yticklabels=[f"{v:g}" if isinstance(v, float) else v for v in mean.index],
     )
+
+
+def shared_colorbar(figure: Figure, axes: Sequence[Axes], cmap: str, scale: Normalize, label: str) -> None:
+    """One colourbar for heatmaps drawn on one shared scale (heatmap_cells with `scale`), beside them."""
+    colorbar = figure.colorbar(ScalarMappable(scale, sns.color_palette(cmap, as_cmap=True)), ax=list(axes), shrink=0.6)
+    colorbar.set_label(label)
 
 
 def seeds_phrase(counts: pd.Series) -> str:

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import Normalize
 
 from pipelines.core.results import sparsity_columns, threshold_of
 from pipelines.plots import style as plotting
@@ -64,7 +65,7 @@ def sparsity(ev: Evidence) -> Drawn:
             "them near the baseline's, however small its weights become. "
             f"Lines: mean over {seeds_phrase(lines)}; shaded: {INTERVAL}. Dropout has no λ (figure 05); elastic "
             "net varies two strengths (figure 07)."
-            f"{overlapping(lines, list(SPARSITY_MEASURES), 'group')} "
+            f"{overlapping(lines, list(SPARSITY_MEASURES), 'group')}{ev.identical} "
             f"{ev.diverged(line_families(ev.runs) - {'dropout'})}"
         ),
     )
@@ -123,32 +124,50 @@ def weight_norm(ev: Evidence) -> Drawn:
 
 
 def elastic_net(ev: Evidence) -> Drawn | None:
-    """07: heatmaps over (λ1, λ2) of test accuracy, sparsity and weight norm; None without elastic net."""
+    """07: heatmaps over (λ1, λ2) of fractions on one shared 0–1 colour scale: test accuracy, the
+    sparsity measures of figure 01, and the weight norm as a fraction of the baseline's; None without
+    elastic net."""
     elastic = ev.ok[ev.ok["family"] == "elastic"]
     if elastic.empty:
         return None
-    measures = [("test_acc", 100.0, "test accuracy (%)", "rocket")]
-    measures += [(c, 1.0, f"fraction |w| < {threshold_of(c):g}", "mako_r") for c in sparsity_columns(ev.runs)]
-    measures += [("weight_l2", 1.0, "weight L2 norm ‖w‖₂", "crest")]
+    baseline_norm = ev.ok[ev.ok["family"] == "none"].set_index(["group", "seed"])["weight_l2"]
+    elastic = elastic.assign(
+        norm_ratio=elastic["weight_l2"].to_numpy()
+        / baseline_norm.reindex(pd.MultiIndex.from_frame(elastic[["group", "seed"]])).to_numpy()
+    )
+    measures = {"test_acc": "test accuracy"} | SPARSITY_MEASURES | {"norm_ratio": "‖w‖₂ / baseline's ‖w‖₂"}
     groups = sorted(set(elastic["group"]))
-    figure, axes = plotting.panels(len(groups) * len(measures), columns=3, height=2.4, sharey=False)
-    for ax, (group, (column, scale, label, cmap)) in zip(axes, [(g, m) for g in groups for m in measures]):
-        chosen = elastic[elastic["group"] == group]
-        cells = chosen.assign(value=chosen[column] * scale).groupby(["l2", "l1"])["value"]
-        plotting.heatmap_cells(ax, cells.mean().unstack("l1"), cells.agg(plotting.ci_half_width).unstack("l1"), cmap)
+    cells = {
+        (group, column): elastic[elastic["group"] == group].groupby(["l2", "l1"])[column]
+        for group in groups
+        for column in measures
+    }
+    # One colour scale for every panel: each is a fraction, so colours compare across panels; a norm
+    # above the baseline's (possible, though no penalty aims at it) stretches the scale past 1.
+    top = max(1.0, *(float(values.mean().max()) for values in cells.values()))
+    scale = Normalize(0.0, top)
+    figure, axes = plotting.panels(len(cells), columns=3, height=2.3, sharey=False)
+    for ax, ((group, column), values) in zip(axes, cells.items()):
+        plotting.heatmap_cells(
+            ax, values.mean().unstack("l1"), values.agg(plotting.ci_half_width).unstack("l1"), "mako_r", scale
+        )
         ax.invert_yaxis()  # λ2 grows upwards, like a plot's y axis
         ax.set(
             xlabel="λ1 (L1 strength)",
             ylabel="λ2 (L2 strength)",
-            title=label if len(groups) == 1 else f"{group}: {label}",
+            title=measures[column] if len(groups) == 1 else f"{group}: {measures[column]}",
         )
+    plotting.shared_colorbar(figure, axes, "mako_r", scale, "fraction (every panel)")
     return Drawn(
         "07_elastic_net",
         figure,
         "Elastic net over (λ1, λ2)",
         (
-            "Elastic net (λ1·Σ|w| + (λ2/2)·Σw²) over its grid of strengths: test accuracy, the fraction of "
-            "weights below each sparsity threshold, and the L2 norm of the weights. Each cell: mean over "
+            "Elastic net (λ1·Σ|w| + (λ2/2)·Σw²) over its grid of strengths, every panel a fraction on one shared "
+            "colour scale from 0 to "
+            f"{top:.3g}: test accuracy, the scale-free sparsity measures of figure 01 (prunable fraction, "
+            "fraction of weights at most 0.01 × their layer's RMS, Hoyer's sparsity, exact zeros), and the L2 "
+            "norm of the weights divided by that of the baseline trained with the same seed. Each cell: mean over "
             f"{seeds_phrase(elastic)}, and below it ± the half-width of the {INTERVAL}. {ev.diverged({'elastic'})}"
         ),
     )

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.errors import DataError, RegbenchError, stage
-from pipelines.core.results import METRICS_FILE, TABLES_DIR
+from pipelines.core.results import SUMMARY_FILE, TABLES_DIR
 
 SELECTED_KEY = ["dataset", "optimizer", "family"]
 COMPARISON_KEY = ["dataset", "hypothesis", "scope", "metric", "a", "b"]
@@ -34,7 +34,7 @@ COMPARISON_KEY = ["dataset", "hypothesis", "scope", "metric", "a", "b"]
 
 @dataclass(frozen=True)
 class Reports:
-    """The results one run left: metrics.json and the tables the headline numbers come from."""
+    """The results one run left: summary.json and the tables the headline numbers come from."""
 
     where: str
     metrics: dict[str, dict[str, Any]]
@@ -105,7 +105,7 @@ def _reports(where: str, read: Any) -> Reports:
     def table(name: str) -> pd.DataFrame:
         return pd.read_csv(io.StringIO(read(TABLES_DIR / f"{name}.csv")))
 
-    return Reports(where, json.loads(read(METRICS_FILE)), table("selected"), table("comparisons"), table("verdicts"))
+    return Reports(where, json.loads(read(SUMMARY_FILE)), table("selected"), table("comparisons"), table("verdicts"))
 
 
 def compare(committed: Reports, fresh: Reports) -> tuple[list[Number], list[Outcome]]:
@@ -134,7 +134,7 @@ def compare(committed: Reports, fresh: Reports) -> tuple[list[Number], list[Outc
 
 
 def _headlines(dataset: str, old: dict[str, Any], new: dict[str, Any], selected: pd.DataFrame) -> list[Number]:
-    """metrics.json's accuracies, each with the spread of the selected configuration it is the mean of."""
+    """summary.json's accuracies, each with the spread of the selected configuration it is the mean of."""
     rows = selected[selected["dataset"] == dataset]
     best = rows[rows["config"] == old["best_config"]]
     baseline = rows[(rows["optimizer"] == old["best_optimizer"]) & (rows["family"] == "none")]

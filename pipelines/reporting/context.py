@@ -11,7 +11,7 @@ import pandas as pd
 
 from pipelines.core import params, provenance
 from pipelines.core.results import main_grid
-from pipelines.reporting.inputs import DISPLAY_NAMES, OWN_TABLES, SHOWN, Inputs, dataset_names
+from pipelines.reporting.inputs import DISPLAY_NAMES, OWN_TABLES, SHOWN, Figure, Inputs, dataset_names
 from pipelines.reporting.numbers import markdown_table, number
 
 
@@ -30,9 +30,10 @@ def build_context(
         "profile": study.profile,
         "report_id": origin.report_id,
         "datasets": [_dataset_view(d, inputs, tables) for d in names],
+        "overview": inputs.overview,
         "hypotheses": _hypothesis_views(names, inputs, tables),
         "conventions": inputs.conventions,
-        "intervals": {"level": 1 - study.analyze.alpha, "resamples": study.analyze.bootstrap_resamples},
+        "level": 1 - study.analyze.alpha,
         "totals": {key: sum(inputs.summaries[d][key] for d in names) for key in ("members", "diverged", "seconds")},
         "unreachable": int((comparisons["can_reach_alpha"].astype(str).str.lower() != "true").sum()),
         "comparisons": len(comparisons),
@@ -83,8 +84,19 @@ def _dataset_view(dataset: str, inputs: Inputs, tables: dict[str, pd.DataFrame])
         "selected": markdown_table(_rows(tables["selected"], dataset=dataset), SHOWN["selected"]),
         "ranking": markdown_table(ranking, SHOWN["ranking"]),
         "exclusions": markdown_table(_diverged(_rows(tables["exclusions"], dataset=dataset)), SHOWN["exclusions"]),
-        "figures": [f for f in inputs.figures[dataset] if not f.hypotheses],
+        "margins": markdown_table(_rows(tables["margins"], dataset=dataset), SHOWN["margins"]),
+        # The appendix: every figure that is not the one figure of a hypothesis' section.
+        "figures": [f for f in inputs.figures[dataset] if f not in _section_figures(inputs.figures[dataset])],
     }
+
+
+def _section_figures(figures: list[Figure]) -> list[Figure]:
+    """Each hypothesis' one figure: the first that names it first."""
+    first: dict[str, Figure] = {}
+    for f in figures:
+        if f.hypotheses:
+            first.setdefault(f.hypotheses[0], f)
+    return list(first.values())
 
 
 def _diverged(exclusions: pd.DataFrame) -> pd.DataFrame:
@@ -122,6 +134,7 @@ def _hypothesis_views(names: list[str], inputs: Inputs, tables: dict[str, pd.Dat
             if verdict.empty:
                 continue
             where = {"dataset": dataset, "hypothesis": hypothesis}
+            comparisons = _rows(tables["comparisons"], **where)
             per_dataset.append(
                 {
                     "name": DISPLAY_NAMES.get(dataset, dataset),
@@ -131,13 +144,17 @@ def _hypothesis_views(names: list[str], inputs: Inputs, tables: dict[str, pd.Dat
                         name: markdown_table(_rows(tables[name], **where), SHOWN[name])
                         for name in ("comparisons", "trends", "equivalence")
                     },
+                    "judged": markdown_table(_rows(comparisons, role="judged"), SHOWN["judged"]),
                     # A figure is drawn once, in the first section it names; the others refer to it.
                     "own_tables": [
                         (what, markdown_table(_rows(tables[name], dataset=dataset), SHOWN[name]))
                         for name, what in OWN_TABLES.get(hypothesis, {}).items()
                     ],
-                    "figures": [f for f in inputs.figures[dataset] if f.hypotheses[:1] == (hypothesis,)],
-                    "see_also": [f for f in inputs.figures[dataset] if hypothesis in f.hypotheses[1:]],
+                    "figures": [f for f in _section_figures(inputs.figures[dataset]) if f.hypotheses[0] == hypothesis],
+                    "see_also": [f for f in inputs.figures[dataset] if hypothesis in f.hypotheses],
+                    "appendix_figures": [
+                        f for f in inputs.figures[dataset] if f not in _section_figures(inputs.figures[dataset])
+                    ],
                 }
             )
         views.append({"id": hypothesis, "title": rows.iloc[0]["title"], "datasets": per_dataset})

@@ -1,4 +1,4 @@
-"""What the report reads: metrics.json and the tables of analyze, the captions of figures, the training
+"""What the report reads: summary.json and the tables of analyze, the captions of figures, the training
 summaries, the prepared-data metadata and the strength conventions of params.yaml, each checked."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pipelines.core import params, results, tables
 from pipelines.core.errors import DataError, ParamsError
 from pipelines.data import datasets
 
-DISPLAY_NAMES = {"fashion_mnist": "Fashion-MNIST", "diabetes": "Pima Indians diabetes"}
+DISPLAY_NAMES = datasets.DISPLAY_NAMES
 METRICS_KEYS = ("members", "diverged", "baseline_test_acc", "best_family", "best_test_acc")
 SUMMARY_KEYS = (
     "device",
@@ -36,6 +36,7 @@ PREPARED_KEYS = ("splits", "split_sizes", "class_names", "feature_names", "sourc
 SHOWN = {
     "comparisons": {
         "scope": "scope",
+        "role": "role",
         "metric": "metric",
         "a": "a",
         "b": "b",
@@ -45,10 +46,29 @@ SHOWN = {
         "mean_diff": "a − b",
         "ci": "CI of a − b",
         "wilcoxon_p": "p (Wilcoxon)",
-        "bh_p": "p (BH)",
+        "min_attainable_p": "smallest p",
         "holm_p": "p (Holm)",
         "cohens_dz": "d_z",
         "p_a_beats_b": "P(a > b)",
+    },
+    # The comparisons a verdict reads, in the hypothesis' own section; every one is in the appendix.
+    "judged": {
+        "optimizer": "optimizer",
+        "metric": "metric",
+        "a": "a",
+        "b": "b",
+        "n": "seeds",
+        "mean_diff": "a − b",
+        "ci": "CI of a − b",
+        "wilcoxon_p": "p (Wilcoxon)",
+        "min_attainable_p": "smallest p",
+        "holm_p": "p (Holm)",
+    },
+    "margins": {
+        "measure": "measure",
+        "margin": "margin",
+        "baseline_sd": "baseline's seed SD",
+        "reason": "why this margin",
     },
     "selected": {
         "optimizer": "optimizer",
@@ -78,7 +98,7 @@ SHOWN = {
         "level_means": "means",
         "page_L": "Page L",
         "page_p": "p (Page)",
-        "bh_p": "p (BH)",
+        "min_attainable_p": "smallest p",
         "n_seeds": "seeds",
         "monotone": "monotone",
     },
@@ -143,6 +163,7 @@ class Inputs:
     metrics: dict[str, Any]
     tables: dict[str, pd.DataFrame]
     figures: dict[str, list[Figure]]
+    overview: list[Figure]  # the figures across datasets (the study at a glance), above the others
     summaries: dict[str, dict[str, Any]]
     runs: dict[str, pd.DataFrame]
     prepared: dict[str, dict[str, Any]]
@@ -152,28 +173,31 @@ class Inputs:
 
 def read_inputs(params_file: Path = params.PARAMS_FILE) -> Inputs:
     """Read and check every input; a missing or malformed one raises DataError naming the file."""
-    metrics = _read_json(results.METRICS_FILE, "analyze")
+    metrics = _read_json(results.SUMMARY_FILE, "analyze")
     names = dataset_names(metrics)
     table_files = {name: results.TABLES_DIR / f"{name}.csv" for name in tables.COLUMNS}
     prepared_files = {d: datasets.prepared_paths(d)[1] for d in names}
     drawn = {d: _read_figures(results.FIGURES_DIR / d, d) for d in names}
+    overview = _read_figures(results.FIGURES_DIR, "")
     return Inputs(
         metrics=metrics,
         tables=tables.read(),
         figures=drawn,
+        overview=overview,
         summaries={d: _read_keys(results.summary_path(d), "train", SUMMARY_KEYS) for d in names},
         runs={d: results.read_runs(results.runs_path(d)) for d in names},
         prepared={d: _read_keys(path, "prepare", PREPARED_KEYS) for d, path in prepared_files.items()},
         conventions=strength_conventions(params_file),
         files=[
-            results.METRICS_FILE,
+            results.SUMMARY_FILE,
             params_file,
             *table_files.values(),
             *prepared_files.values(),
             *(results.summary_path(d) for d in names),
             *(results.runs_path(d) for d in names),
             *(results.FIGURES_DIR / d / "captions.json" for d in names),
-            *(f.path for listed in drawn.values() for f in listed),
+            results.FIGURES_DIR / "captions.json",
+            *(f.path for listed in [*drawn.values(), overview] for f in listed),
         ],
     )
 
@@ -197,15 +221,15 @@ def _read_keys(path: Path, producer: str, keys: tuple[str, ...]) -> dict[str, An
 
 
 def dataset_names(metrics: Any) -> list[str]:
-    """The datasets metrics.json covers, in the order of params.DATASETS, each checked for its headline keys."""
+    """The datasets summary.json covers, in the order of params.DATASETS, each checked for its headline keys."""
     if not isinstance(metrics, dict) or not metrics:
         raise DataError(
-            f"{results.METRICS_FILE}: found {str(metrics)[:60]!r}; expected a mapping of dataset to metrics"
+            f"{results.SUMMARY_FILE}: found {str(metrics)[:60]!r}; expected a mapping of dataset to metrics"
         )
     for dataset, entry in metrics.items():
         missing = [k for k in METRICS_KEYS if not isinstance(entry, dict) or k not in entry]
         if missing:
-            raise DataError(f"{results.METRICS_FILE}: {dataset}: missing keys {missing}; expected {list(METRICS_KEYS)}")
+            raise DataError(f"{results.SUMMARY_FILE}: {dataset}: missing keys {missing}; expected {list(METRICS_KEYS)}")
     order = {name: i for i, name in enumerate(params.DATASETS)}
     return sorted(metrics, key=lambda d: (order.get(d, len(order)), d))
 

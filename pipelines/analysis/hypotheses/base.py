@@ -10,7 +10,7 @@ import pandas as pd
 from pipelines.analysis.grid import Grid
 from pipelines.analysis.plan import Findings, Plan
 from pipelines.analysis.verdicts import Judgement
-from pipelines.core.params import AnalyzeParams
+from pipelines.core.params import AnalyzeParams, Margins
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,11 @@ class Context:
     mechanism: pd.DataFrame = field(default_factory=pd.DataFrame)
     lr_best: pd.DataFrame = field(default_factory=pd.DataFrame)
 
+    @property
+    def margins(self) -> Margins:
+        """The dataset's smallest effects of interest (analyze.margins)."""
+        return self.settings.margins.of(self.grid.dataset)
+
 
 @dataclass(frozen=True)
 class Hypothesis:
@@ -37,19 +42,15 @@ class Hypothesis:
 
     id: str
     title: str
-    rule: Callable[[AnalyzeParams], str]  # the checks written out for the report, without the verdict rule
+    rule: Callable[[Context], str]  # the checks written out for the report, without the verdict rule
     judge: Callable[[Context, Findings], Judgement]
     plan_group: Callable[[Context, str], Plan] | None = None
     plan_dataset: Callable[[Context], Plan] | None = None
 
 
-def wilcoxon_rule(analysis_params: AnalyzeParams) -> str:
-    return f"two-sided Wilcoxon signed-rank over seeds, BH-adjusted p < {analysis_params.alpha:g}"
-
-
 def page_rule(analysis_params: AnalyzeParams) -> str:
-    return f"Page's trend test over seeds, BH-adjusted p < {analysis_params.alpha:g}, the baseline as"
+    return f"Page's trend test over seeds, p < {analysis_params.alpha:g}, the baseline as"
 
 
-def tost_rule(analysis_params: AnalyzeParams) -> str:
-    return f"paired-t TOST, margin ±{analysis_params.equivalence_margin:g}, p < {analysis_params.alpha:g}"
+def tost_rule(analysis_params: AnalyzeParams, margin: float) -> str:
+    return f"paired-t TOST, margin ±{margin:g}, p < {analysis_params.alpha:g}"

@@ -3,8 +3,8 @@
 Per optimizer group and accuracy cost (analyze.accuracy_costs), the family's sparsity–accuracy
 frontier against l2's (pipelines/analysis/frontier.py): the difference in prunable fraction between
 the two frontier configs, paired by seed: a cost passes when the two-sided Wilcoxon signed-rank p
-is below alpha with a positive mean difference (contradicted: significant and negative); the BCa
-interval of the mean at level 1 − alpha is reported beside it. The prunable fraction moves in steps
+is below alpha with a positive mean difference (contradicted: significant and negative); the
+t-interval of the mean at level 1 − alpha is reported beside it. The prunable fraction moves in steps
 of the pruning ladder, so an interval alone can rest on one seed. Costs whose frontiers are the
 same two configs are one comparison and one check. A cost that either family's grid does not
 reach is reported and left out of the verdict; so is one where both frontiers are the baseline
@@ -13,7 +13,7 @@ buys nothing at that cost, which fails without a test (a config is never compare
 Per strength, descriptive comparisons against none: prunable fraction, scale-free sparsity
 (negligible) and the largest absolute threshold, which stays descriptive only.
 
-Headline numbers (<g> a group, <c> a cost as a fraction): <g>_<c>_compared; where compared
+Details (reports/summary.json) (<g> a group, <c> a cost as a fraction): <g>_<c>_compared; where compared
 <g>_<c>_<family>_config, <g>_<c>_l2_config, <g>_<c>_<family>_prunable, <g>_<c>_l2_prunable,
 <g>_<c>_diff, <g>_<c>_ci_low, <g>_<c>_ci_high, <g>_<c>_n.
 """
@@ -27,8 +27,7 @@ from pipelines.analysis import frontier
 from pipelines.analysis.hypotheses.base import Context, Hypothesis
 from pipelines.analysis.inference import PairedComparison
 from pipelines.analysis.plan import Comparison, Findings, Plan
-from pipelines.analysis.verdicts import Check, Judgement, shown, test_check, undecided
-from pipelines.core.params import AnalyzeParams
+from pipelines.analysis.verdicts import NO_HEADLINE, Check, Headline, Judgement, shown, test_check, undecided
 
 DESCRIBED = ("prunable_fraction", "negligible")
 
@@ -37,14 +36,14 @@ def _points(costs: list[float]) -> str:
     return ", ".join(f"{100 * c:g}" for c in costs) + " points"
 
 
-def rule_of(family: str) -> Callable[[AnalyzeParams], str]:
-    def rule(analysis_params: AnalyzeParams) -> str:
-        level = 100 * (1 - analysis_params.alpha)
+def rule_of(family: str) -> Callable[[Context], str]:
+    def rule(context: Context) -> str:
+        level = 100 * (1 - context.settings.alpha)
         return (
-            f"For {family} in each optimizer group, at each cost of {_points(analysis_params.accuracy_costs)} "
+            f"For {family} in each optimizer group, at each cost of {_points(context.settings.accuracy_costs)} "
             f"of validation accuracy: the {family} frontier's prunable fraction exceeds l2's, paired by seed "
-            f"(two-sided Wilcoxon signed-rank p < {analysis_params.alpha:g} with a positive mean difference; the "
-            f"{level:g}% BCa interval is reported; costs whose frontiers are the same two configs are one check). "
+            f"(two-sided Wilcoxon signed-rank p < {context.settings.alpha:g} with a positive mean difference; the "
+            f"{level:g}% t-interval is reported; costs whose frontiers are the same two configs are one check). "
             "Frontier: "
             f"{frontier.reading_rule()}. A cost that either grid does not reach, or where both frontiers are the "
             "baseline with no strength of the family within the cost, is reported, not judged (both at the baseline "
@@ -102,26 +101,24 @@ def _cost(cost: float) -> str:
 
 
 def _effect(test: PairedComparison, level: float) -> str:
-    return (
-        f"{test.mean_diff:+.3f} ({level:g}% {test.ci_method or 'no'} interval {test.ci_low:+.3f} to "
-        f"{test.ci_high:+.3f}, {test.n} seeds)"
-    )
+    return f"{test.mean_diff:+.3f} ({level:g}% t-interval {test.ci_low:+.3f} to {test.ci_high:+.3f}, {test.n} seeds)"
 
 
 def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judgement]:
     def judge(context: Context, findings: Findings) -> Judgement:
         checks: list[Check] = []
         parts: list[str] = []
-        cited: list[str] = []
-        headline: dict[str, object] = {}
+        cited: dict[tuple[str, str, str], list[str]] = {}  # (group, *pair) -> the costs it answers, cited once
+        details: dict[str, object] = {}
         level = 100 * (1 - context.settings.alpha)
         groups = [g for g in context.grid.groups() if not context.grid.family(g, family).empty]
         judged: set[tuple[str, str]] = set()
+        headline = NO_HEADLINE
         for group in groups:
             for cost in context.settings.accuracy_costs:
                 key = f"{group}_{cost:g}"
                 pair = _pair(context, group, family, cost)
-                headline[f"{key}_compared"] = isinstance(pair, tuple)
+                details[f"{key}_compared"] = isinstance(pair, tuple)
                 if isinstance(pair, Unpaired):
                     parts.append(f"{group}, {_cost(cost)}: {pair.reason}")
                     checks += [shown(False)] if pair.fails else []
@@ -130,8 +127,13 @@ def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judg
                 if pair not in judged:  # costs that read the same two configs are one comparison, one check
                     judged.add(pair)
                     checks.append(test_check(result.test, result.test.wilcoxon_p, context.settings.alpha, "greater"))
+                if not headline.n:  # the first group's smallest judged cost
+                    measure = (
+                        f"{group}: prunable fraction, {family} − l2 at a cost of {_cost(cost)} in validation accuracy"
+                    )
+                    headline = Headline.of(measure, result.test)
                 t = result.test
-                headline |= {
+                details |= {
                     f"{key}_{family}_config": pair[0],
                     f"{key}_l2_config": pair[1],
                     f"{key}_{family}_prunable": t.mean_a,
@@ -141,7 +143,7 @@ def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judg
                     f"{key}_ci_high": t.ci_high,
                     f"{key}_n": t.n,
                 }
-                cited.append(f"under {group} at {_cost(cost)}, {_effect(t, level)}")
+                cited.setdefault((group, *pair), []).append(_cost(cost))
                 parts.append(
                     f"{group}, {_cost(cost)}: {pair[0]} prunes {t.mean_a:.3f} of each layer vs "
                     f"{t.mean_b:.3f} for {pair[1]}, difference {_effect(t, level)}"
@@ -151,36 +153,44 @@ def judge_of(hypothesis: str, family: str) -> Callable[[Context, Findings], Judg
         if cited:
             finding = (
                 f"The {family} frontier's prunable fraction minus l2's at equal validation-accuracy cost is "
-                + "; ".join(cited)
+                + "; ".join(
+                    f"under {group} at {' and '.join(costs)} ({a} against {b}), "
+                    f"{_effect(findings.comparison(hypothesis, frontier.MEASURE, a, b).test, level)}"
+                    for (group, a, b), costs in cited.items()
+                )
                 + "."
             )
         else:
-            finding = _unjudged_finding(context, findings, hypothesis, family, groups, level)
-        return Judgement(checks, "; ".join(parts) or f"no {family} configs", headline, finding)
+            finding, headline = _unjudged_finding(context, findings, hypothesis, family, groups, level)
+        return Judgement(checks, "; ".join(parts) or f"no {family} configs", details, finding, headline)
 
     return judge
 
 
 def _unjudged_finding(
     context: Context, findings: Findings, hypothesis: str, family: str, groups: list[str], level: float
-) -> str:
-    """Without a frontier comparison, what can still be cited: the strongest strength against none."""
-    described = []
+) -> tuple[str, Headline]:
+    """Without a frontier comparison, what can still be cited: the strongest strength against none
+    (the first group's is the headline)."""
+    described, headline = [], NO_HEADLINE
     for group in groups:
         strongest = context.grid.family(group, family).iloc[-1]
         none = context.grid.baseline(group)
         t = findings.comparison(hypothesis, frontier.MEASURE, str(strongest["config"]), none).test
         cost = context.grid.configs.at[none, "val_acc_mean"] - strongest["val_acc_mean"]
+        if not headline.n:
+            headline = Headline.of(f"{group}: prunable fraction, strongest {family} − none (descriptive)", t)
         change = f"{'cost' if cost >= 0 else 'gain'} of {abs(100 * cost):.2f} points"
         described.append(
             f"under {group}, its strongest strength ({strongest['config']}) changes the prunable fraction by "
             f"{_effect(t, level)} against none, at a validation-accuracy {change}"
         )
-    return (
+    finding = (
         f"No accuracy cost is reached by both the {family} and l2 grids, so the frontiers are not compared"
         + (f"; descriptively, {'; '.join(described)}" if described else "")
         + "."
     )
+    return finding, headline
 
 
 def _hypothesis(hypothesis: str, family: str, title: str) -> Hypothesis:

@@ -5,15 +5,15 @@ Per optimizer group, l2 against none, paired by seed:
     means (nearly a tautology, so never the verdict on its own);
   - the shape of |w| relative to each layer's RMS stays the baseline's: at every judged strength
     (`judged`: validation accuracy within the largest analyze.accuracy_costs of none's), TOST
-    equivalence of the scale-free sparsity `negligible` within ±analyze.negligible_margin;
-  - no functional sparsity: at every judged strength, the bootstrap interval of the mean rise of the
-    prunable fraction lies below analyze.prunable_margin, and that of the dead units (as a fraction
-    of hidden units, dead_fraction) below analyze.dead_units_margin.
+    equivalence of the scale-free sparsity `negligible` within ±analyze.margins.<dataset>.negligible;
+  - no functional sparsity: at every judged strength, the t-interval of the mean rise of the
+    prunable fraction lies below its margin (analyze.margins.<dataset>.prunable_fraction), and that of
+    the dead units (as a fraction of hidden units, dead_fraction) below theirs (dead_fraction).
 Underflow (denormal weights) is compared descriptively: under Adam, weights that receive no data
 gradient (those of dead units) take a fixed-size L2 step toward zero and decay geometrically, which
 the dead units and underflow measure; the finding says what the data show in each group.
 
-Headline numbers (<g> a group): <g>_page_p, <g>_bh_p, <g>_monotone, <g>_weight_l2_none,
+Details (reports/summary.json) (<g> a group): <g>_page_p, <g>_monotone, <g>_weight_l2_none,
 <g>_weight_l2_strongest; at the strongest judged l2 <g>_strongest, <g>_<m>_diff, <g>_<m>_ci_low,
 <g>_<m>_ci_high for m in negligible, prunable_fraction, dead_fraction, underflow; <g>_n.
 """
@@ -23,34 +23,37 @@ from __future__ import annotations
 from pipelines.analysis.hypotheses.base import Context, Hypothesis, page_rule
 from pipelines.analysis.inference import PairedComparison
 from pipelines.analysis.plan import Comparison, Equivalence, Findings, Plan, Trend
-from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, interval_check, trend_check, undecided
-from pipelines.core.params import AnalyzeParams
+from pipelines.analysis.verdicts import (
+    CONTRADICTED,
+    NO_HEADLINE,
+    Check,
+    Headline,
+    Judgement,
+    equivalence_check,
+    interval_check,
+    trend_check,
+    undecided,
+)
 
 RISES = ("prunable_fraction", "dead_fraction")  # may not rise beyond their margins
 DESCRIBED = ("negligible", *RISES, "underflow")
-
-
-def _margin(analysis_params: AnalyzeParams, metric: str) -> float:
-    return {"prunable_fraction": analysis_params.prunable_margin, "dead_fraction": analysis_params.dead_units_margin}[
-        metric
-    ]
 
 
 def _cost(context: Context) -> str:
     return f"{100 * max(context.settings.accuracy_costs):g} points"
 
 
-def rule(analysis_params: AnalyzeParams) -> str:
-    level = 100 * (1 - analysis_params.alpha)
+def rule(context: Context) -> str:
+    level, margins = 100 * (1 - context.settings.alpha), context.margins
     return (
-        f"For l2 in each optimizer group: weight_l2 falls as the strength rises ({page_rule(analysis_params)} "
+        f"For l2 in each optimizer group: weight_l2 falls as the strength rises ({page_rule(context.settings)} "
         "strength 0) with monotone level means; at every strength whose mean validation accuracy is within "
-        f"{100 * max(analysis_params.accuracy_costs):g} points of none's (stronger ones are described, not judged), "
+        f"{100 * max(context.settings.accuracy_costs):g} points of none's (stronger ones are described, not judged), "
         "the fraction of weights at most 0.01 × their "
-        f"layer's RMS is equivalent to none's (paired-t TOST, margin ±{analysis_params.negligible_margin:g}, "
-        f"p < {analysis_params.alpha:g}); and the {level:g}% BCa bootstrap interval of the mean rise over none "
-        f"lies below {analysis_params.prunable_margin:g} for the prunable fraction and below "
-        f"{analysis_params.dead_units_margin:g} for dead units as a fraction of hidden units."
+        f"layer's RMS is equivalent to none's (paired-t TOST, margin ±{margins.negligible.value:g}, "
+        f"p < {context.settings.alpha:g}); and the {level:g}% t-interval of the mean rise over none "
+        f"lies below {margins.prunable_fraction.value:g} for the prunable fraction and below "
+        f"{margins.dead_fraction.value:g} for dead units as a fraction of hidden units."
     )
 
 
@@ -69,10 +72,14 @@ def plan(context: Context, group: str) -> Plan:
     l2 = context.grid.family(group, "l2")
     if l2.empty:
         return Plan()
-    none, margin = context.grid.baseline(group), context.settings.negligible_margin
+    none, margin = context.grid.baseline(group), context.margins.negligible.value
     return Plan(
-        comparisons=[Comparison("H2", "per_strength", "weight_l2", c, none, "less") for c in l2.index]
-        + [Comparison("H2", "per_strength", m, c, none) for c in l2.index for m in DESCRIBED],
+        # Judged: the rises at the working strengths (predicted to stay below their margins); the
+        # rest describes. Planned first, so a pair planned twice keeps its judged entry.
+        comparisons=[
+            Comparison("H2", "per_strength", m, c, none, "less") for c in judged(context, group) for m in RISES
+        ]
+        + [Comparison("H2", "per_strength", m, c, none) for c in l2.index for m in ("weight_l2", *DESCRIBED)],
         trends=[Trend("H2", "l2", (none, *l2.index), "weight_l2")],
         equivalences=[Equivalence("H2", c, none, "negligible", margin=margin) for c in judged(context, group)],
     )
@@ -82,14 +89,14 @@ def judge(context: Context, findings: Findings) -> Judgement:
     checks: list[Check] = []
     parts: list[str] = []
     cited: list[str] = []
-    headline: dict[str, object] = {}
+    details: dict[str, object] = {}
     level = 100 * (1 - context.settings.alpha)
+    headline = NO_HEADLINE
     for t in (t for t in findings.trends if t.spec.hypothesis == "H2"):
         group, none = t.group, t.spec.configs[0]
         checks.append(trend_check(t, context.settings.alpha, monotone=True))
-        headline |= {
+        details |= {
             f"{group}_page_p": t.test.p,
-            f"{group}_bh_p": t.bh_p,
             f"{group}_monotone": t.monotone,
             f"{group}_weight_l2_none": t.means[0],
             f"{group}_weight_l2_strongest": t.means[-1],
@@ -97,14 +104,17 @@ def judge(context: Context, findings: Findings) -> Judgement:
         shapes = [e for e in findings.equivalences if e.spec.hypothesis == "H2" and e.group == group]
         checks += [equivalence_check(e, context.settings.alpha) for e in shapes]
         within = {}
+        rose = ""  # the first measure that rose beyond its margin, if one did
         working = judged(context, group)
         for metric in RISES:
             rises = [
-                interval_check(findings.comparison("H2", metric, c, none), below=_margin(context.settings, metric))
+                interval_check(findings.comparison("H2", metric, c, none), below=getattr(context.margins, metric).value)
                 for c in working
             ]
             checks += rises
             within[metric] = sum(check.passed for check in rises)
+            if not rose and any(check.outcome == CONTRADICTED for check in rises):
+                rose = metric
         if not working:
             checks.append(
                 undecided(f"{group}: no l2 strength within {_cost(context)} of the baseline's validation accuracy")
@@ -112,10 +122,13 @@ def judge(context: Context, findings: Findings) -> Judgement:
             continue
         strongest = working[-1]
         at_strongest = {m: findings.comparison("H2", m, strongest, none).test for m in DESCRIBED}
-        headline[f"{group}_strongest"] = strongest
-        headline[f"{group}_n"] = at_strongest["negligible"].n
+        if not headline.n:  # the first group's, on the measure that contradicts the claim if one does
+            metric = rose or "prunable_fraction"
+            headline = Headline.of(f"{group}: {metric.replace('_', ' ')}, {strongest} − none", at_strongest[metric])
+        details[f"{group}_strongest"] = strongest
+        details[f"{group}_n"] = at_strongest["negligible"].n
         for metric, test in at_strongest.items():
-            headline |= {
+            details |= {
                 f"{group}_{metric}_diff": test.mean_diff,
                 f"{group}_{metric}_ci_low": test.ci_low,
                 f"{group}_{metric}_ci_high": test.ci_high,
@@ -126,13 +139,13 @@ def judge(context: Context, findings: Findings) -> Judgement:
         )
         cited.append(
             f"under {group}, weight_l2 falls from {t.means[0]:.4g} to {t.means[-1]:.4g} while {strongest} minus none "
-            f"is: {effects} ({level:g}% BCa intervals, {at_strongest['negligible'].n} seeds)"
+            f"is: {effects} ({level:g}% t-intervals, {at_strongest['negligible'].n} seeds)"
             + _decay(at_strongest["underflow"], at_strongest["dead_fraction"])
         )
         equivalent = sum(e.equivalent for e in shapes)
         parts.append(
             f"{group}: weight_l2 {t.means[0]:.4g} → {t.means[-1]:.4g} over l2 strengths {t.levels_text} "
-            f"(Page L={t.test.statistic:.0f}, BH p={t.bh_p:.2g}, {'monotone' if t.monotone else 'not monotone'}); "
+            f"(Page L={t.test.statistic:.0f}, p={t.test.p:.2g}, {'monotone' if t.monotone else 'not monotone'}); "
             f"of the {len(shapes)} strengths within {_cost(context)} of none's validation accuracy (of "
             f"{len(t.spec.configs) - 1}), negligible is equivalent to none's at {equivalent}, the prunable fraction "
             f"rises within its margin at {within['prunable_fraction']} and dead units at {within['dead_fraction']}; "
@@ -142,7 +155,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
             "of hidden units"
         )
     finding = ("At the strongest l2 within the accuracy cost, " + "; ".join(cited) + ".") if cited else ""
-    return Judgement(checks, "; ".join(parts) or "no l2 configs", headline, finding)
+    return Judgement(checks, "; ".join(parts) or "no l2 configs", details, finding, headline)
 
 
 def _decay(underflow: PairedComparison, dead: PairedComparison) -> str:

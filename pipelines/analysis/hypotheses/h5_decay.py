@@ -31,19 +31,18 @@ import numpy as np
 from pipelines.analysis import inference, maps
 from pipelines.analysis.hypotheses.base import Context, Hypothesis
 from pipelines.analysis.plan import Comparison, Findings, Plan
-from pipelines.analysis.verdicts import Check, Judgement, test_check, undecided
-from pipelines.core.params import AnalyzeParams
+from pipelines.analysis.verdicts import NO_HEADLINE, Check, Headline, Judgement, test_check, undecided
 
 SGD_IDENTITY_TEST = "tests/test_trainer.py::test_sgd_l2_penalty_equals_sgd_weight_decay"
 
 
-def rule(analysis_params: AnalyzeParams) -> str:
+def rule(context: Context) -> str:
     return (
         "Under adam, paired by seed: the per-weight slope of log(|w|/|w_none|) on log √v̂ is higher for l2 than "
         "for adamw at their validation-selected strengths (two-sided Wilcoxon signed-rank, "
-        f"p < {analysis_params.alpha:g}, in that direction), and adamw's slope of log(best λ) on log(lr) over "
+        f"p < {context.settings.alpha:g}, in that direction), and adamw's slope of log(best λ) on log(lr) over "
         "the learning-rate map is below 0 "
-        f"(Wilcoxon against 0, p < {analysis_params.alpha:g}; decoupling predicts −1 in PyTorch's units, where the "
+        f"(Wilcoxon against 0, p < {context.settings.alpha:g}; decoupling predicts −1 in PyTorch's units, where the "
         "decay per step is lr·λ)."
     )
 
@@ -66,7 +65,8 @@ def judge(context: Context, findings: Findings) -> Judgement:
     settings = context.settings
     checks: list[Check] = []
     parts: list[str] = []
-    headline: dict[str, object] = {"sgd_identity_test": SGD_IDENTITY_TEST}
+    details: dict[str, object] = {"sgd_identity_test": SGD_IDENTITY_TEST}
+    headline = NO_HEADLINE
 
     mechanism = context.mechanism
     by_family = mechanism.pivot(index="seed", columns="family", values="slope") if len(mechanism) else None
@@ -74,11 +74,12 @@ def judge(context: Context, findings: Findings) -> Judgement:
         checks.append(undecided("no selected l2 and adamw configs under adam with their weights and v̂"))
     else:
         both = by_family[["l2", "adamw"]].dropna()
-        test = _paired(both["l2"].to_numpy(), both["adamw"].to_numpy(), settings)
+        test = inference.paired_comparison(both["l2"].to_numpy(), both["adamw"].to_numpy(), alpha=settings.alpha)
         checks.append(test_check(test, test.wilcoxon_p, settings.alpha, "greater"))
+        headline = Headline.of("adam: per-weight slope of log(|w|/|w_none|) on log √v̂, l2 − adamw", test)
         dead = mechanism.groupby("family")["dead_units"].mean()
         excluded = int(mechanism["excluded"].sum())
-        headline |= {
+        details |= {
             "mechanism_slope_diff": test.mean_diff,
             "mechanism_slope_diff_ci_low": test.ci_low,
             "mechanism_slope_diff_ci_high": test.ci_high,
@@ -95,7 +96,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
             f"{test.mean_b:+.3f} for adamw: l2 − adamw = {test.mean_diff:+.3f} "
             f"[{test.ci_low:+.3f}, {test.ci_high:+.3f}] over {test.n} seeds (Wilcoxon p={test.wilcoxon_p:.2g}); "
             f"{excluded} weights zero or denormal (below float32's smallest normal) left out; dead units per member "
-            f"{headline['dead_units_l2']:.1f} (l2) and {headline['dead_units_adamw']:.1f} (adamw)"
+            f"{details['dead_units_l2']:.1f} (l2) and {details['dead_units_adamw']:.1f} (adamw)"
         )
 
     slopes = maps.seed_slopes(context.lr_best) if len(context.lr_best) else None
@@ -107,12 +108,10 @@ def judge(context: Context, findings: Findings) -> Judgement:
         described = []
         for family in (coupled, decoupled):
             values = slopes[(slopes["optimizer"] == group) & (slopes["family"] == family)]["slope"].dropna()
-            interval = inference.mean_interval(
-                values.to_numpy(), level=1 - settings.alpha, resamples=settings.bootstrap_resamples, seed=settings.seed
-            )
+            interval = inference.t_interval(values.to_numpy(), level=1 - settings.alpha)
             key = f"{group}_{family}_lr_slope"
             mean = float(values.mean()) if len(values) else math.nan
-            headline |= {
+            details |= {
                 key: mean,
                 f"{key}_ci_low": interval.low,
                 f"{key}_ci_high": interval.high,
@@ -120,11 +119,11 @@ def judge(context: Context, findings: Findings) -> Judgement:
             }
             described.append(f"{family} {mean:+.2f} [{interval.low:+.2f}, {interval.high:+.2f}]")
             if group == "adam" and family == decoupled:
-                zero = _paired(values.to_numpy(), np.zeros(len(values)), settings)
+                zero = inference.paired_comparison(values.to_numpy(), np.zeros(len(values)), alpha=settings.alpha)
                 checks.append(test_check(zero, zero.wilcoxon_p, settings.alpha, "less"))
         a, b = maps.paired_slopes(slopes, group)
-        difference = _paired(b, a, settings)
-        headline[f"{group}_lr_slope_diff"] = difference.mean_diff
+        difference = inference.paired_comparison(b, a, alpha=settings.alpha)
+        details[f"{group}_lr_slope_diff"] = difference.mean_diff
         edges = int(context.lr_best[context.lr_best["optimizer"] == group]["at_edge"].sum())
         parts.append(
             f"under {group}, the slope of log(best λ) on log(lr) (PyTorch units; −1 = lr·λ fixed) is "
@@ -137,7 +136,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
     for c in (c for c in equal if c.spec.metric == "test_acc"):
         strength = float(context.grid.configs.at[c.spec.b, "strength"])
         w = weights[c.spec.b]
-        headline |= {
+        details |= {
             f"sgd_sgdw_minus_l2_test_acc_at_{strength:g}": c.test.mean_diff,
             f"sgd_sgdw_minus_l2_weight_l2_at_{strength:g}": w.mean_diff,
         }
@@ -147,29 +146,28 @@ def judge(context: Context, findings: Findings) -> Judgement:
             f"[{w.ci_low:+.3g}, {w.ci_high:+.3g}] over {c.test.n} seeds"
         )
     parts.append(f"sgd l2 = coupled weight_decay is an identity of the trainer, checked by {SGD_IDENTITY_TEST}")
-    return Judgement(checks, "; ".join(parts), headline, _finding(headline))
+    return Judgement(checks, "; ".join(parts), details, _finding(details, settings.alpha), headline)
 
 
-def _finding(headline: dict[str, object]) -> str:
-    """The citable sentence: the mechanism's effect, its interval and replicates; then the SGD
-    identity, a checked fact of the trainer and not part of the hypothesis."""
+def _finding(details: dict[str, object], alpha: float) -> str:
+    """The citable sentence: the mechanism's effect, its interval and replicates, and what it means
+    only where it is shown; then the SGD identity, a checked fact of the trainer and not part of the
+    hypothesis."""
     identity = (
         "Under SGD an L2 penalty and coupled weight_decay are one gradient term in this trainer, an identity "
         f"checked by {SGD_IDENTITY_TEST}, so H5 does not test it."
     )
-    if "mechanism_slope_diff" not in headline:
+    if "mechanism_slope_diff" not in details:
         return identity
+    diff, p = float(details["mechanism_slope_diff"]), float(details["mechanism_slope_diff_p"])  # type: ignore[arg-type]
+    shown = diff > 0 and p < alpha
+    meaning = ": weights with small historical gradients shrink more under the penalty than under decoupled decay"
     return (
         "Under Adam, the per-weight slope of log(|w|/|w_none|) on log √v̂ with the L2 penalty minus that with "
-        f"AdamW is {headline['mechanism_slope_diff']:+.3g} (interval {headline['mechanism_slope_diff_ci_low']:+.3g} "
-        f"to {headline['mechanism_slope_diff_ci_high']:+.3g}, {headline['mechanism_slope_diff_n']} seeds): "
-        f"weights with small historical gradients shrink more under the penalty than under decoupled decay. {identity}"
-    )
-
-
-def _paired(a: np.ndarray, b: np.ndarray, settings: AnalyzeParams) -> inference.PairedComparison:
-    return inference.paired_comparison(
-        a, b, alpha=settings.alpha, resamples=settings.bootstrap_resamples, seed=settings.seed
+        f"AdamW is {details['mechanism_slope_diff']:+.3g} (interval {details['mechanism_slope_diff_ci_low']:+.3g} "
+        f"to {details['mechanism_slope_diff_ci_high']:+.3g}, {details['mechanism_slope_diff_n']} seeds)"
+        + (meaning if shown else ", which does not show the predicted difference")
+        + f". {identity}"
     )
 
 

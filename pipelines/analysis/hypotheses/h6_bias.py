@@ -3,19 +3,19 @@
 Every penalize_bias config (name ending "/bias") against its partner, the same name without
 "/bias": TOST on test accuracy, with test accuracy and weight_l2 compared beside it.
 
-Headline numbers: pairs, equivalent_pairs, max_abs_test_acc_diff, unpaired.
+Details (reports/summary.json): pairs, equivalent_pairs, max_abs_test_acc_diff, unpaired.
 """
 
 from __future__ import annotations
 
 from pipelines.analysis.hypotheses.base import Context, Hypothesis, tost_rule
 from pipelines.analysis.plan import Comparison, Equivalence, Findings, Plan
-from pipelines.analysis.verdicts import Check, Judgement, equivalence_check, largest, undecided
-from pipelines.core.params import AnalyzeParams
+from pipelines.analysis.verdicts import NO_HEADLINE, Check, Headline, Judgement, equivalence_check, largest, undecided
 
 
-def rule(analysis_params: AnalyzeParams) -> str:
-    return f"Every penalize_bias config is equivalent to its partner on test accuracy ({tost_rule(analysis_params)})."
+def rule(context: Context) -> str:
+    tost = tost_rule(context.settings, context.margins.test_acc.value)
+    return f"Every penalize_bias config is equivalent to its partner on test accuracy ({tost})."
 
 
 def plan(context: Context) -> Plan:
@@ -26,7 +26,7 @@ def plan(context: Context) -> Plan:
         if partner == config or partner not in facts.index or facts.at[partner, "penalize_bias"]:
             continue  # counted as unpaired in the evidence
         tests.comparisons += [Comparison("H6", "ablation", m, config, partner) for m in ("test_acc", "weight_l2")]
-        tests.equivalences.append(Equivalence("H6", config, partner, "test_acc"))
+        tests.equivalences.append(Equivalence("H6", config, partner, "test_acc", margin=context.margins.test_acc.value))
     return tests
 
 
@@ -38,6 +38,11 @@ def judge(context: Context, findings: Findings) -> Judgement:
     unpaired = int(context.grid.configs["penalize_bias"].sum()) - len(pairs)
     equivalent = sum(e.equivalent for e in pairs)
     widest = largest(abs(e.mean_diff) for e in pairs)
+    headline = NO_HEADLINE
+    if pairs:  # the pair furthest from equivalence
+        far = max(pairs, key=lambda e: abs(e.mean_diff) if e.n else -1.0)
+        test = findings.comparison("H6", "test_acc", far.spec.a, far.spec.b).test
+        headline = Headline.of(f"{far.group}: test accuracy, {far.spec.a} − {far.spec.b}", test)
     evidence = (
         f"{equivalent} of {len(pairs)} penalize_bias configs are equivalent to their partner on test "
         f"accuracy (largest |diff| {100 * widest:.2f} points)"
@@ -48,6 +53,8 @@ def judge(context: Context, findings: Findings) -> Judgement:
         checks,
         evidence,
         {"pairs": len(pairs), "equivalent_pairs": equivalent, "max_abs_test_acc_diff": widest, "unpaired": unpaired},
+        headline.sentence(100 * (1 - context.settings.alpha)),
+        headline,
     )
 
 

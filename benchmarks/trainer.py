@@ -29,13 +29,14 @@ from pipelines.training.trainer import choose_device, train_grid
 SHAPES = {"diabetes": (461, 154, 153, 8, 2), "fashion_mnist": (10_000, 5_000, 10_000, 784, 10)}
 
 
-def random_data(train: int, val: int, test: int, features: int, classes: int) -> Prepared:
+def random_data(train: int, val: int, test: int, features: int, classes: int, splits: int = 1) -> Prepared:
+    """`splits` splits of random samples (the trainer gathers each seed's from its own when there are several)."""
     g = torch.Generator().manual_seed(0)
 
-    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.randn(n, features, generator=g), torch.randint(0, classes, (n,), generator=g)
+    def part(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(splits, n, features, generator=g), torch.randint(0, classes, (splits, n), generator=g)
 
-    (xt, yt), (xv, yv), (xs, ys) = split(train), split(val), split(test)
+    (xt, yt), (xv, yv), (xs, ys) = part(train), part(val), part(test)
     return Prepared(xt, yt, xv, yv, xs, ys, class_names=tuple(map(str, range(classes))), metadata={})
 
 
@@ -54,14 +55,14 @@ def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> 
 
 def grid_flops(grid_spec: DatasetTrain, data: Prepared, members: int) -> float:
     """Multiply-adds x 2 of training (forward, weight and input gradients) and of evaluation."""
-    sizes = [data.x_train.shape[1], *grid_spec.hidden, data.n_classes]
+    sizes = [data.n_features, *grid_spec.hidden, data.n_classes]
     products = [i * o for i, o in zip(sizes[:-1], sizes[1:])]
     per_train_sample = 2 * sum(products) * 3 - 2 * products[0]  # no gradient for the input itself
     evaluations = sum(
         1 for e in range(1, grid_spec.epochs + 1) if e % grid_spec.eval_every == 0 or e == grid_spec.epochs
     )
-    eval_samples = len(data.y_train) + len(data.y_val) + len(data.y_test)
-    per_member = grid_spec.epochs * len(data.y_train) * per_train_sample + evaluations * eval_samples * 2 * sum(
+    eval_samples = sum(data.sizes().values())
+    per_member = grid_spec.epochs * data.sizes()["train"] * per_train_sample + evaluations * eval_samples * 2 * sum(
         products
     )
     return members * per_member
@@ -92,7 +93,7 @@ def run_case(
     members = [m for m in grid.expand(grid_spec) if m.hidden]
     # Warm up both trainers on two mini-batches: the first products of each shape pay one-off costs.
     few = dataclasses.replace(
-        data, x_train=data.x_train[: 2 * grid_spec.batch_size], y_train=data.y_train[: 2 * grid_spec.batch_size]
+        data, x_train=data.x_train[:, : 2 * grid_spec.batch_size], y_train=data.y_train[:, : 2 * grid_spec.batch_size]
     )
     warm = grid_spec.model_copy(update={"epochs": 1, "eval_every": 1})
     train_grid(members, few, warm, thresholds, device, progress=False)
@@ -104,7 +105,7 @@ def run_case(
     batched_rate = result.member_samples / result.seconds
     gflops = grid_flops(grid_spec, data, len(members)) / result.seconds / 1e9
     print(
-        f"\n== {name}: {len(members)} members x {grid_spec.epochs} epochs x {len(data.y_train):,} samples "
+        f"\n== {name}: {len(members)} members x {grid_spec.epochs} epochs x {data.sizes()['train']:,} samples "
         f"(hidden {grid_spec.hidden}, batch {grid_spec.batch_size}) on {device.type}"
     )
     print(
@@ -119,7 +120,7 @@ def run_case(
         for member in sample:
             train_reference(member, data, grid_spec, thresholds)
         seconds = time.perf_counter() - start
-        reference_rate = len(sample) * grid_spec.epochs * len(data.y_train) / seconds
+        reference_rate = len(sample) * grid_spec.epochs * data.sizes()["train"] / seconds
         reference_gflops = grid_flops(grid_spec, data, len(sample)) / seconds / 1e9
         print(
             f"reference : {seconds:8.2f} s for {len(sample)} members  {reference_rate:14,.0f} member-samples/s  "
@@ -162,7 +163,9 @@ def main() -> None:
         grid_spec = getattr(study.train, name)
         if args.epochs:
             grid_spec = grid_spec.model_copy(update={"epochs": args.epochs})
-        run_case(name, grid_spec, random_data(*SHAPES[name]), device, args.reference_members, thresholds, peak)
+        splits = study.data.diabetes.splits if name == "diabetes" else 1  # as prepare writes them
+        data = random_data(*SHAPES[name], splits=splits)
+        run_case(name, grid_spec, data, device, args.reference_members, thresholds, peak)
 
 
 if __name__ == "__main__":

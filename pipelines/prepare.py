@@ -1,10 +1,12 @@
-"""Stage prepare: parse and validate one dataset's raw files, split them with a fixed seed, then
-impute and standardize with statistics of the training split only.
+"""Stage prepare: parse and validate one dataset's raw files, split them with a fixed seed (Pima:
+data.diabetes.splits stratified splits), then impute and standardize with statistics of each split's
+training part only.
 
     python -m pipelines.prepare fashion_mnist|diabetes
 
-Writes data/prepared/<dataset>.pt (float32 x_<split> of shape (n, features), int64 y_<split>, for
-train, val and test) and data/prepared/<dataset>.json (its metadata), each atomically.
+Writes data/prepared/<dataset>.pt (float32 x_<part> of shape (splits, n, features), int64 y_<part>
+of shape (splits, n), for the parts train, val and test; Fashion-MNIST has one split) and
+data/prepared/<dataset>.json (its metadata), each atomically.
 """
 
 from __future__ import annotations

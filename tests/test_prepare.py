@@ -177,12 +177,28 @@ def test_splits_partition_the_rows() -> None:
     assert (np.bincount(fashion["train"] % 10) == 10).all()
 
 
-def test_imputation_and_scaling_use_training_rows_only(tmp_path: Path) -> None:
-    settings = params.DiabetesData(val_fraction=0.2, test_fraction=0.2, impute="median", seed=0)
+def test_pima_splits_are_distinct_stratified_and_seeded() -> None:
     labels = pima_labels()
-    parts = split_diabetes(labels, settings.val_fraction, settings.test_fraction, settings.seed)
+    draws = [split_diabetes(labels, 0.2, 0.2, seed=0, split=k) for k in range(10)]
+    assert len({parts["test"].tobytes() for parts in draws}) == 10
+    assert len({parts["val"].tobytes() for parts in draws}) == 10
+    counts = [{part: np.bincount(labels[rows]).tolist() for part, rows in parts.items()} for parts in draws]
+    assert all(c == counts[0] for c in counts)  # the same sizes and class counts in every split
+    assert abs(counts[0]["test"][1] - 154 * labels.mean()) < 1  # stratified
+    for parts in draws:
+        assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(len(labels)))
+    again = split_diabetes(labels, 0.2, 0.2, seed=0, split=3)
+    assert all(np.array_equal(again[part], draws[3][part]) for part in again)
+    assert not np.array_equal(split_diabetes(labels, 0.2, 0.2, seed=1, split=3)["test"], draws[3]["test"])
+
+
+def test_imputation_and_scaling_use_each_splits_training_rows_only(tmp_path: Path) -> None:
+    settings = params.DiabetesData(val_fraction=0.2, test_fraction=0.2, impute="median", seed=0, splits=2)
+    labels = pima_labels()
     table = pima_table(labels)
-    held_out = np.concatenate([parts["val"], parts["test"]])
+    # Glucose raised by 500 in the held-out rows of split 0; they are training rows of split 1.
+    first = split_diabetes(labels, settings.val_fraction, settings.test_fraction, settings.seed, split=0)
+    held_out = np.concatenate([first["val"], first["test"]])
     table.loc[held_out, "Glucose"] = table.loc[held_out, "Glucose"].where(
         table.loc[held_out, "Glucose"] == 0, table.loc[held_out, "Glucose"] + 500
     )
@@ -190,21 +206,27 @@ def test_imputation_and_scaling_use_training_rows_only(tmp_path: Path) -> None:
 
     arrays, details = preparation.prepare_diabetes(tmp_path, settings)
 
-    train = table.loc[parts["train"]]
-    for column in PIMA_ZERO_MEANS_MISSING:
-        expected = train.loc[train[column] != 0, column].median()
-        assert details["imputation"]["values"][column] == expected
-    everywhere = table.loc[table["Glucose"] != 0, "Glucose"].median()
-    assert abs(details["imputation"]["values"]["Glucose"] - everywhere) > 10  # leakage would show here
-    assert np.allclose(arrays["x_train"].mean(axis=0), 0, atol=1e-5)
-    assert np.allclose(arrays["x_train"].std(axis=0), 1, atol=1e-5)
+    assert arrays["x_train"].shape == (2, 460, 8) and arrays["y_test"].shape == (2, 154)
     glucose = PIMA_FEATURES.index("Glucose")
-    stats = details["normalization"]
-    filled = (details["imputation"]["values"]["Glucose"] - stats["mean"]["Glucose"]) / stats["std"]["Glucose"]
-    missing_in_val = (table.loc[parts["val"], "Glucose"] == 0).to_numpy()
-    assert missing_in_val.any()
-    assert np.allclose(arrays["x_val"][missing_in_val, glucose], filled)
-    assert arrays["x_val"][~missing_in_val, glucose].mean() > 5  # held-out rows are not re-centred
+    for k in range(2):
+        parts = split_diabetes(labels, settings.val_fraction, settings.test_fraction, settings.seed, split=k)
+        imputed = details["imputation"]["per_split"][k]["values"]
+        train = table.loc[parts["train"]]
+        for column in PIMA_ZERO_MEANS_MISSING:
+            assert imputed[column] == train.loc[train[column] != 0, column].median()
+        assert np.array_equal(arrays["y_val"][k], labels[parts["val"]])
+        assert np.allclose(arrays["x_train"][k].mean(axis=0), 0, atol=1e-5)
+        assert np.allclose(arrays["x_train"][k].std(axis=0), 1, atol=1e-5)
+        stats = details["normalization"][k]
+        filled = (imputed["Glucose"] - stats["mean"]["Glucose"]) / stats["std"]["Glucose"]
+        missing_in_val = (table.loc[parts["val"], "Glucose"] == 0).to_numpy()
+        assert missing_in_val.any()
+        assert np.allclose(arrays["x_val"][k][missing_in_val, glucose], filled)
+    everywhere = table.loc[table["Glucose"] != 0, "Glucose"].median()
+    first_fill = details["imputation"]["per_split"][0]["values"]["Glucose"]
+    assert abs(first_fill - everywhere) > 10  # leakage of split 0's held-out rows would show here
+    assert arrays["x_val"][0][:, glucose].mean() > 5  # held-out rows are not re-centred
+    assert details["imputation"]["per_split"][1]["values"]["Glucose"] > first_fill + 10  # split 1 trains on them
 
 
 def test_too_large_training_subset_is_a_params_error() -> None:
@@ -307,20 +329,24 @@ def test_fetch_and_prepare_the_real_datasets(
         assert run_stage("prepare", dataset, workdir).returncode == 0
     assert digests(prepared) == first, "two prepare runs differ"
 
-    fashion = load_prepared("fashion_mnist", workdir / "data/prepared")
-    assert (fashion.n_features, fashion.n_classes) == (784, 10)
+    fashion = load_prepared("fashion_mnist", workdir / "data/prepared").split(0)
+    assert load_prepared("fashion_mnist", workdir / "data/prepared").n_splits == 1
+    assert fashion.x_train.shape[1] == 784
     assert len(fashion.y_train) + len(fashion.y_val) == 60_000 and len(fashion.y_test) == 10_000
     assert len(fashion.y_val) == 5000 and (torch.bincount(fashion.y_val) == 500).all()
     assert (torch.bincount(torch.cat([fashion.y_train, fashion.y_val])) == 6000).all()
     assert (torch.bincount(fashion.y_test) == 1000).all()
     assert abs(fashion.x_train.mean().item()) < 1e-4 and abs(fashion.x_train.std().item() - 1) < 1e-4
-    assert fashion.metadata["class_balance"]["train"]["Ankle boot"] == 5500
-    assert fashion.metadata["source_sha256"] == {f.name: f.sha256 for f in RAW_FILES["fashion_mnist"]}
+    metadata = load_prepared("fashion_mnist", workdir / "data/prepared").metadata
+    assert metadata["class_balance"]["train"]["Ankle boot"] == 5500
+    assert metadata["source_sha256"] == {f.name: f.sha256 for f in RAW_FILES["fashion_mnist"]}
 
     pima = load_prepared("diabetes", workdir / "data/prepared")
-    assert (pima.n_features, pima.n_classes) == (8, 2)
-    labels = torch.cat([pima.y_train, pima.y_val, pima.y_test])
-    assert len(labels) == 768 and torch.bincount(labels).tolist() == [500, 268]
-    for y in (pima.y_train, pima.y_val, pima.y_test):
-        assert abs(y.sum().item() - len(y) * 268 / 768) < 1  # stratified
+    assert (pima.n_features, pima.n_classes, pima.n_splits) == (8, 2, params.load().data.diabetes.splits)
+    for k in range(pima.n_splits):
+        split = pima.split(k)
+        labels = torch.cat([split.y_train, split.y_val, split.y_test])
+        assert len(labels) == 768 and torch.bincount(labels).tolist() == [500, 268]
+        for y in (split.y_train, split.y_val, split.y_test):
+            assert abs(y.sum().item() - len(y) * 268 / 768) < 1  # stratified
     assert pima.metadata["split_sizes"] == {"train": 460, "val": 154, "test": 154}

@@ -111,18 +111,20 @@ def test_dead_units_never_activate_on_the_samples():
     assert dead["layer1_dead"].tolist() == [1] and dead["dead_units"].tolist() == [1]
 
 
-def test_measure_equals_a_plain_loop_over_trained_networks():
-    # The curves of a trained grid, recomputed one network at a time: nn.Module, and each layer's
-    # weights sorted by magnitude with the smallest round(k·n) set to zero.
+def test_the_structure_equals_a_plain_loop_over_trained_networks_on_their_seeds_splits():
+    # The curves of a trained grid, recomputed one network at a time on its seed's split: nn.Module,
+    # and each layer's weights sorted by magnitude with the smallest round(k·n) set to zero.
     config = make_config(epochs=2, optimizers={"adam": {"lr": 0.01, "families": {"prox_l1": [0.02], "l2": [0.01]}}})
     members = grid.expand(config)
-    data = make_splits()
-    result = train_grid(members, data, config, [1e-3], torch.device("cpu"), progress=False)
+    data = make_splits(splits=2)
+    trained = train_grid(members, data, config, [1e-3], torch.device("cpu"), progress=False)
+    result = pruning.with_structure(trained, [m.seed for m in members], data, config.activation, torch.device("cpu"))
+    structure, curves = result.final.set_index("member"), result.pruning
     weights, biases = [w for w, _ in result.weights], [b for _, b in result.weights]
-    structure, curves = pruning.measure(weights, biases, data, config.activation, torch.device("cpu"))
     sizes = [6, *config.hidden, 3]
     members = [m for m in members if m.hidden]  # the networks: result.weights holds theirs
     for member in members:
+        split = data.for_seed(member.seed)
         for fraction in pruning.PRUNE_FRACTIONS:
             model = MLP(sizes, config.activation, (0.0,) * len(config.hidden))
             with torch.no_grad():
@@ -131,10 +133,10 @@ def test_measure_equals_a_plain_loop_over_trained_networks():
                     flat[flat.abs().sort(stable=True).indices[: round(fraction * flat.numel())]] = 0
                     layer.weight.copy_(flat.view_as(layer.weight))
                     layer.bias.copy_(b[member.member])
-                logits, _ = model(data.x_val)
+                logits, _ = model(split.x_val)
             row = curves[(curves["member"] == member.member) & (curves["fraction"] == fraction)].iloc[0]
-            assert row["val_acc"] == (logits.argmax(1) == data.y_val).double().mean().item()
-            assert row["val_loss"] == pytest.approx(F.cross_entropy(logits, data.y_val).item(), rel=1e-5)
+            assert row["val_acc"] == (logits.argmax(1) == split.y_val).double().mean().item()
+            assert row["val_loss"] == pytest.approx(F.cross_entropy(logits, split.y_val).item(), rel=1e-5)
     assert len(structure) == len(members) and structure["prunable_fraction"].between(0, 0.99).all()
     assert (structure.loc[[m.member for m in members if m.family == "prox_l1"], "zeros"] > 0).all()
 

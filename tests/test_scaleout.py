@@ -49,10 +49,11 @@ NODE = {"num_cpus": 1, "object_store_memory": 200 * 1024**2}
 
 
 def test_shards_of_whole_seed_quanta_train_every_member_bit_identically() -> None:
-    """Without Ray: each shard of seed_blocks, trained alone, gives its members' exact bits, and the
-    shards merge into the local backend's result, the linear references' included."""
+    """Without Ray: each shard of seed_blocks, trained alone, gives its members' exact bits, each seed
+    on its own split of the data, and the shards merge into the local backend's result, the linear
+    references' included."""
     config = make_config(hidden=[8, 8], seeds=list(range(5)))
-    members, data = grid.expand(config), make_splits(classes=4)
+    members, data = grid.expand(config), make_splits(classes=4, splits=5)
     assert any(not m.hidden for m in members)
     quantum = scaleout.seed_quantum(members, data)
     blocks = scaleout.seed_blocks(members, data, slots=3, gpus=False)

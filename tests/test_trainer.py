@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pipelines.core.params import DatasetTrain
-from pipelines.data.datasets import Prepared
+from pipelines.data.datasets import TENSORS, Prepared
 from pipelines.training import grid, regularizers
 from pipelines.training.reference import train_reference
 from pipelines.training.trainer import train_grid
@@ -18,16 +18,18 @@ from pipelines.training.trainer import train_grid
 THRESHOLDS = [1e-3, 1e-2]
 
 
-def make_splits(n: int = 96, features: int = 6, classes: int = 3, seed: int = 0) -> Prepared:
+def make_splits(n: int = 96, features: int = 6, classes: int = 3, seed: int = 0, splits: int = 1) -> Prepared:
+    """`splits` draws of train, validation and test samples from one set of class centres."""
     g = torch.Generator().manual_seed(seed)
     centers = torch.randn(classes, features, generator=g) * 2
 
-    def split(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def part(size: int) -> tuple[torch.Tensor, torch.Tensor]:
         y = torch.randint(0, classes, (size,), generator=g)
         return centers[y] + torch.randn(size, features, generator=g), y
 
-    (xt, yt), (xv, yv), (xs, ys) = split(n), split(n // 2), split(n // 2)
-    return Prepared(xt, yt, xv, yv, xs, ys, class_names=tuple(map(str, range(classes))), metadata={})
+    drawn = [[*part(n), *part(n // 2), *part(n // 2)] for _ in range(splits)]
+    tensors = [torch.stack(stack) for stack in zip(*drawn)]
+    return Prepared(*tensors, class_names=tuple(map(str, range(classes))), metadata={})
 
 
 def make_config(**overrides: object) -> DatasetTrain:
@@ -77,7 +79,7 @@ def make_config(**overrides: object) -> DatasetTrain:
 def batched():
     config = make_config()
     members = grid.expand(config)
-    data = make_splits()
+    data = make_splits(splits=2)  # seeds 0 and 1 each on their own split
     return config, members, data, train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), progress=False)
 
 
@@ -150,7 +152,7 @@ def test_a_linear_reference_is_a_network_without_hidden_layer_paired_by_seed(bat
 def test_accuracies_are_float64_counts_over_n(batched):
     _, _, data, result = batched
     for split in ("train", "val", "test"):
-        n = len(getattr(data, f"y_{split}"))
+        n = data.sizes()[split]
         accuracy = result.curves[f"{split}_acc"].to_numpy()
         assert accuracy.dtype == np.float64
         np.testing.assert_array_equal(accuracy, np.round(accuracy * n) / n)
@@ -199,6 +201,21 @@ def test_chunks_give_the_same_members(batched):
     chunked = train_grid(members, data, config, THRESHOLDS, torch.device("cpu"), max_chunk_members=5, progress=False)
     for (w, _), (w2, _) in zip([*result.weights, result.linear_weights], [*chunked.weights, chunked.linear_weights]):
         torch.testing.assert_close(w, w2, rtol=1e-5, atol=1e-6)
+
+
+def test_each_seed_trains_and_is_measured_on_its_own_split(batched):
+    # Seed 1's members equal the same members trained on a dataset holding only split 1, and differ
+    # from them trained on split 0: the batched trainer gathers a seed's batches from its split.
+    config, members, data, result = batched
+    assert not torch.equal(data.for_seed(0).x_train, data.for_seed(1).x_train)
+    seed_one = [m for m in members if m.seed == 1]
+    ours = result.final.set_index("member").loc[[m.member for m in seed_one]]
+    columns = ["train_loss", "val_loss", "test_loss", "weight_l2"]
+    for k, same in ((1, True), (0, False)):
+        alone = dataclasses.replace(data, **{name: getattr(data, name)[k : k + 1] for name in TENSORS})
+        solo = train_grid(seed_one, alone, config, THRESHOLDS, torch.device("cpu"), progress=False)
+        theirs = solo.final.set_index("member").loc[ours.index]
+        assert np.allclose(ours[columns], theirs[columns], rtol=1e-5, atol=1e-6) == same, f"split {k}"
 
 
 def _final(result, members, config_name):
@@ -292,9 +309,9 @@ def test_dropout_is_inactive_in_evaluation(batched):
         for layer, (weight, bias) in zip(model.layers, result.weights):
             layer.weight.copy_(weight[member.member])
             layer.bias.copy_(bias[member.member])
-    measured = evaluate(model, data, THRESHOLDS)
+    measured = evaluate(model, data.for_seed(member.seed), THRESHOLDS)
     row = result.final.set_index("member").loc[member.member]
-    assert measured == evaluate(model, data, THRESHOLDS)  # no randomness left in evaluation
+    assert measured == evaluate(model, data.for_seed(member.seed), THRESHOLDS)  # no randomness left in evaluation
     for column in ("train_loss", "test_acc", "val_loss"):
         assert measured[column] == pytest.approx(row[column], rel=1e-5)
 

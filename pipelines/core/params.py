@@ -44,6 +44,7 @@ class DiabetesData(Schema):
     test_fraction: Annotated[float, Field(gt=0, lt=1)]
     impute: Literal["median", "mean"]
     seed: Annotated[int, Field(ge=0)]
+    splits: Annotated[int, Field(ge=1)]  # stratified splits drawn; training seed s uses split s mod splits
     allow_modified: bool = False
 
     @model_validator(mode="after")

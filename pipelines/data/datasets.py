@@ -203,9 +203,14 @@ def split_fashion(labels: np.ndarray, val_size: int, train_subset: int | None, s
     return {"train": rest[subset], "val": val}
 
 
-def split_diabetes(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """Stratified positions for train, validation and test; fractions are of all rows."""
-    rng = np.random.default_rng(seed)
+def split_diabetes(
+    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int, split: int = 0
+) -> dict[str, np.ndarray]:
+    """Stratified positions for train, validation and test of draw `split`; fractions are of all rows.
+
+    Draw k comes from its own generator, seeded by (seed, k): every draw has the same sizes and class
+    counts, and asking for more draws never changes the earlier ones."""
+    rng = np.random.default_rng([seed, split])
     test, rest = stratified_take(labels, round(test_fraction * len(labels)), rng)
     val, train = stratified_take(labels[rest], round(val_fraction * len(labels)), rng)
     return {"train": rest[train], "val": rest[val], "test": test}
@@ -216,8 +221,22 @@ TENSORS = tuple(f"{kind}_{split}" for split in SPLITS for kind in ("x", "y"))
 
 
 @dataclass(frozen=True)
+class Split:
+    """One train/validation/test split: standardized float32 features (n, features) and int64 labels (n,)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@dataclass(frozen=True)
 class Prepared:
-    """A prepared dataset: standardized float32 features and int64 labels per split."""
+    """A prepared dataset: K splits of the same sizes, stacked, features (K, n, features) and labels
+    (K, n) per part. Training seed s uses split s mod K (Fashion-MNIST: K = 1, the official test set;
+    Pima: K = data.diabetes.splits), so the configurations of one seed always share their data."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -229,12 +248,37 @@ class Prepared:
     metadata: dict[str, Any]
 
     @property
+    def n_splits(self) -> int:
+        return self.x_train.shape[0]
+
+    @property
     def n_features(self) -> int:
-        return self.x_train.shape[1]
+        return self.x_train.shape[-1]
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    def sizes(self) -> dict[str, int]:
+        """Rows per part, the same in every split."""
+        return {part: getattr(self, f"y_{part}").shape[1] for part in SPLITS}
+
+    def split_of(self, seed: int) -> int:
+        """The split that training seed `seed` uses."""
+        return seed % self.n_splits
+
+    def of_seeds(self, seeds: list[int]) -> dict[str, torch.Tensor]:
+        """Every tensor as (len(seeds), n, ...), each seed's from its split: with one split, a view of
+        it for every seed; else a copy of the seeds' splits."""
+        if self.n_splits == 1:
+            return {name: getattr(self, name).expand(len(seeds), *getattr(self, name).shape[1:]) for name in TENSORS}
+        return {name: getattr(self, name)[[self.split_of(s) for s in seeds]] for name in TENSORS}
+
+    def split(self, k: int) -> Split:
+        return Split(*(getattr(self, name)[k] for name in TENSORS))
+
+    def for_seed(self, seed: int) -> Split:
+        return self.split(self.split_of(seed))
 
 
 def prepared_paths(dataset: str, root: Path = PREPARED_DIR) -> tuple[Path, Path]:
@@ -263,11 +307,14 @@ def load_prepared(dataset: str, root: Path = PREPARED_DIR) -> Prepared:
     if not isinstance(tensors, dict) or sorted(tensors) != sorted(TENSORS):
         found = sorted(tensors) if isinstance(tensors, dict) else type(tensors).__name__
         raise DataError(f"{tensors_path}: holds {found}; expected the tensors {list(TENSORS)}")
-    for split in SPLITS:
-        x, y = tensors[f"x_{split}"], tensors[f"y_{split}"]
-        if x.dtype != torch.float32 or y.dtype != torch.int64 or x.ndim != 2 or y.shape != x.shape[:1]:
+    splits = tensors["x_train"].shape[:1]
+    for part in SPLITS:
+        x, y = tensors[f"x_{part}"], tensors[f"y_{part}"]
+        if x.dtype != torch.float32 or y.dtype != torch.int64 or x.ndim != 3 or y.shape != x.shape[:2]:
             raise DataError(
-                f"{tensors_path}: {split} split is x {x.dtype} {tuple(x.shape)}, y {y.dtype} "
-                f"{tuple(y.shape)}; expected float32 (n, features) and int64 (n,)"
+                f"{tensors_path}: {part} part is x {x.dtype} {tuple(x.shape)}, y {y.dtype} "
+                f"{tuple(y.shape)}; expected float32 (splits, n, features) and int64 (splits, n)"
             )
+        if x.shape[:1] != splits:
+            raise DataError(f"{tensors_path}: {part} part has {x.shape[0]} splits; expected {splits[0]}, as train")
     return Prepared(**tensors, class_names=tuple(metadata["class_names"]), metadata=metadata)

@@ -1,5 +1,6 @@
-"""Preparation of one dataset: parse and validate the raw files, split them with a fixed seed, impute
-and standardize with statistics of the training split only, write tensors and metadata."""
+"""Preparation of one dataset: parse and validate the raw files, split them with a fixed seed (Pima:
+several seeded splits, stacked), impute and standardize with statistics of each split's training part
+only, write tensors and metadata."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torchvision.datasets import FashionMNIST
 
@@ -90,24 +92,52 @@ def prepare_fashion(raw_dir: Path, data_params: params.FashionData) -> tuple[Arr
         x = images[split].reshape(len(images[split]), -1) / np.float32(255)
         x -= np.float32(mean)  # in place: the full training split is 172 MB of float32
         x /= np.float32(std)
-        arrays[f"x_{split}"] = x
-        arrays[f"y_{split}"] = labels[split].astype(np.int64)
+        arrays[f"x_{split}"] = x[None]  # one split: the official test set, for every seed
+        arrays[f"y_{split}"] = labels[split].astype(np.int64)[None]
     pixels = [f"pixel_{row}_{col}" for row in range(28) for col in range(28)]
     return arrays, {"feature_names": pixels, "normalization": {"mean": mean, "std": std}, "imputation": None}
 
 
 def prepare_diabetes(raw_dir: Path, data_params: params.DiabetesData) -> tuple[Arrays, dict[str, Any]]:
-    """Split (stratified), fill the zeros that mean "missing" and standardize every feature, all
-    with statistics of the training split."""
+    """Draw data.diabetes.splits stratified splits and prepare each with statistics of its own
+    training part; the arrays stack them, (splits, n, features) and (splits, n)."""
     (file,) = RAW_FILES["diabetes"]
     path = raw_dir / file.name
     frame = read_pima(path, rows=file.shape[0])
     labels = frame["Outcome"].to_numpy(np.int64)
-    parts = split_diabetes(labels, data_params.val_fraction, data_params.test_fraction, data_params.seed)
+    prepared = [
+        _prepare_pima_split(
+            frame,
+            split_diabetes(labels, data_params.val_fraction, data_params.test_fraction, data_params.seed, split=k),
+            data_params.impute,
+            path,
+        )
+        for k in range(data_params.splits)
+    ]
+    arrays = {name: np.stack([split_arrays[name] for split_arrays, _ in prepared]) for name in prepared[0][0]}
+    details = {
+        "feature_names": list(PIMA_FEATURES),
+        "split_method": "repeated stratified train/validation/test split; split k drawn by "
+        "numpy.random.default_rng([data.diabetes.seed, k])",
+        "normalization": [normalization for _, (normalization, _) in prepared],
+        "imputation": {
+            "method": data_params.impute,
+            "statistic_of": "train",
+            "per_split": [imputation for _, (_, imputation) in prepared],
+        },
+    }
+    return arrays, details
+
+
+def _prepare_pima_split(
+    frame: pd.DataFrame, parts: dict[str, np.ndarray], impute: str, path: Path
+) -> tuple[Arrays, tuple[dict[str, Any], dict[str, Any]]]:
+    """One split: fill the zeros that mean "missing" and standardize every feature, with statistics of
+    the split's training part. Returns its arrays, its normalization and its imputation."""
     missing = list(PIMA_ZERO_MEANS_MISSING)
     features = frame[list(PIMA_FEATURES)].copy()
     features[missing] = features[missing].replace(0.0, np.nan)
-    fill = features.iloc[parts["train"]][missing].agg(data_params.impute)  # ignores the missing values
+    fill = features.iloc[parts["train"]][missing].agg(impute)  # ignores the missing values
     if fill.isna().any():
         raise DataError(
             f"{path}: column {fill.index[fill.isna()][0]} is missing (0) in every training row; "
@@ -122,20 +152,19 @@ def prepare_diabetes(raw_dir: Path, data_params: params.DiabetesData) -> tuple[A
             "expected variation to standardize"
         )
     standardized = ((filled - mean) / std).to_numpy(np.float32)
+    labels = frame["Outcome"].to_numpy(np.int64)
     arrays = {}
     for split in SPLITS:
         arrays[f"x_{split}"] = np.ascontiguousarray(standardized[parts[split]])
         arrays[f"y_{split}"] = labels[parts[split]]
     imputation = {
-        "method": data_params.impute,
-        "statistic_of": "train",
         "values": fill.to_dict(),
         "imputed_counts": {
             split: {c: int(n) for c, n in features.iloc[parts[split]][missing].isna().sum().items()} for split in SPLITS
         },
     }
     normalization = {"mean": mean.to_dict(), "std": std.to_dict(), "std_ddof": 0}
-    return arrays, {"feature_names": list(PIMA_FEATURES), "normalization": normalization, "imputation": imputation}
+    return arrays, (normalization, imputation)
 
 
 PREPARERS: dict[str, Callable[[Path, Any], tuple[Arrays, dict[str, Any]]]] = {
@@ -161,10 +190,12 @@ def prepare(
     metadata = {
         "dataset": dataset,
         "class_names": list(class_names),
-        "split_sizes": {split: len(arrays[f"y_{split}"]) for split in SPLITS},
+        "splits": len(arrays["y_train"]),
+        # Of every split: stratified splits of one table have the same sizes and class counts.
+        "split_sizes": {split: arrays[f"y_{split}"].shape[1] for split in SPLITS},
         "class_balance": {
             split: dict(
-                zip(class_names, np.bincount(arrays[f"y_{split}"], minlength=len(class_names)).tolist(), strict=True)
+                zip(class_names, np.bincount(arrays[f"y_{split}"][0], minlength=len(class_names)).tolist(), strict=True)
             )
             for split in SPLITS
         },

@@ -30,7 +30,7 @@ SUMMARY_KEYS = (
     "experiment_id",
     "parent_run_id",
 )
-PREPARED_KEYS = ("split_sizes", "class_names", "feature_names", "source_sha256")
+PREPARED_KEYS = ("splits", "split_sizes", "class_names", "feature_names", "source_sha256")
 
 # What each table of the report shows, {column: header}; "ci" joins a low/high pair (see _display).
 SHOWN = {

@@ -104,7 +104,7 @@ def members_that_fit(grid_spec: DatasetTrain, data: Prepared, device: torch.devi
     """How many members fit at once: on CUDA half the free memory, on the CPU all of them."""
     if device.type != "cuda":
         return 1 << 30
-    sizes = networks.layer_sizes(data.x_train.shape[1], grid_spec.hidden, data.n_classes)
+    sizes = networks.layer_sizes(data.n_features, grid_spec.hidden, data.n_classes)
     parameters = sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:]))
     activations = grid_spec.batch_size * 4 * sum(sizes[1:]) + EVAL_ROWS * sum(sizes[1:])
     per_member = 4 * (5 * parameters + 3 * activations)  # float32: weights, grads, 2 moments, scratch
@@ -122,3 +122,17 @@ def eval_rows(sizes: list[int]) -> int:
     weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
     rows = 1 << (2 * weights // sum(sizes[1:])).bit_length() - 1
     return min(EVAL_ROWS, max(32, rows))
+
+
+def initial_stacks(
+    members: list[Member], sizes: list[int], device: torch.device
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Each layer's initial weights (M, out, in) and biases (M, out, 1) of the members, stacked in
+    their order: a member starts from its seed's initial network, so members of a seed share it."""
+    initial = {s: networks.initial_parameters(s, sizes) for s in dict.fromkeys(m.seed for m in members)}
+    layers = range(len(sizes) - 1)
+    weights = [torch.stack([initial[m.seed][i][0] for m in members]).to(device).requires_grad_() for i in layers]
+    biases = [
+        torch.stack([initial[m.seed][i][1][:, None] for m in members]).to(device).requires_grad_() for i in layers
+    ]
+    return weights, biases

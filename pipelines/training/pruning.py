@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from pipelines.core import interrupts
-from pipelines.data.datasets import Prepared
+from pipelines.data.datasets import Prepared, Split
 from pipelines.training import networks
 from pipelines.training.evaluation import loss_and_accuracy
 from pipelines.training.grid import Member
@@ -161,7 +161,7 @@ def dead_units(
 
 
 def measure(
-    weights: list[torch.Tensor], biases: list[torch.Tensor], data: Prepared, activation: str, device: torch.device
+    weights: list[torch.Tensor], biases: list[torch.Tensor], data: Split, activation: str, device: torch.device
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Everything above for stacked members on `device`: one row per member (prunable_fraction,
     layer_measures and dead units on the validation set) and the pruning curves, one row per
@@ -195,18 +195,20 @@ def with_structure(
     result: GridResult, members: list[Member], data: Prepared, activation: str, device: torch.device
 ) -> GridResult:
     """The trained result with the contract's structure columns in its final rows and the networks'
-    pruning curves (`member` as in the grid); a diverged member's are NaN, as its metrics are, and so
-    are a linear reference's, which has no hidden layer to prune or find dead (results.LINEAR).
-    `members` are the result's in its order. Networks are measured one seed at a time, because a
-    product over a stack of members rounds differently as the stack grows, and a seed's members are
-    the same stack whichever way the grid is sharded (pipelines/training/scaleout.py)."""
+    pruning curves (`member` as in the grid), each seed's on its split; a diverged member's are NaN, as
+    its metrics are, and so are a linear reference's, which has no hidden layer to prune or find dead
+    (results.LINEAR). `members` are the result's in its order. Networks are measured one seed at a
+    time, because a product over a stack of members rounds differently as the stack grows, and a
+    seed's members are the same stack whichever way the grid is sharded (pipelines/training/scaleout.py)."""
     weights, biases = [w for w, _ in result.weights], [b for _, b in result.weights]
     networks = [i for i, m in enumerate(members) if m.hidden]  # their rows of result.final, in result.weights' order
     order = torch.tensor([members[i].seed for i in networks])
     structures, curves = [], []
     for seed in sorted(set(order.tolist())):
         rows = torch.nonzero(order == seed).flatten()
-        structure, curve = measure([w[rows] for w in weights], [b[rows] for b in biases], data, activation, device)
+        structure, curve = measure(
+            [w[rows] for w in weights], [b[rows] for b in biases], data.for_seed(seed), activation, device
+        )
         structures.append(structure.set_axis(rows.numpy()))
         curves.append(curve.assign(member=rows.numpy()[curve["member"]]))
     structure = pd.concat(structures).sort_index()

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from pipelines.core.params import DatasetTrain
-from pipelines.data.datasets import SPLITS, Prepared
+from pipelines.data.datasets import SPLITS, Prepared, Split
 from pipelines.training import networks, regularizers
 from pipelines.training.evaluation import loss_and_accuracy, split_measures, weight_measures
 from pipelines.training.grid import Member
@@ -45,9 +45,10 @@ class MLP(nn.Module):
 def train_reference(
     member: Member, data: Prepared, grid_spec: DatasetTrain, thresholds: list[float]
 ) -> tuple[dict, pd.DataFrame, MLP, torch.optim.Optimizer]:
-    """Train one member; returns its final measures, its per-evaluation curve, the network and its
-    optimizer (whose state the batched trainer's is checked against)."""
-    sizes = networks.layer_sizes(data.x_train.shape[1], list(member.hidden), data.n_classes)
+    """Train one member on its seed's split; returns its final measures, its per-evaluation curve, the
+    network and its optimizer (whose state the batched trainer's is checked against)."""
+    split = data.for_seed(member.seed)
+    sizes = networks.layer_sizes(data.n_features, list(member.hidden), data.n_classes)
     model = MLP(sizes, grid_spec.activation, member.dropout)
     linear = [cast(nn.Linear, layer) for layer in model.layers]
     with torch.no_grad():
@@ -59,17 +60,17 @@ def train_reference(
     optimizer = _optimizer(member, weights, biases)
     order_stream = networks.generator(member.seed, "order")
     noise_stream = networks.generator(member.seed, "dropout") if any(member.dropout) else None
-    n, widths = len(data.y_train), list(member.hidden)
+    n, widths = len(split.y_train), list(member.hidden)
     curves = []
     for epoch in range(1, grid_spec.epochs + 1):
         model.train()
         order = networks.epoch_order(order_stream, n)
-        noise = networks.dropout_noise(noise_stream, n, widths, data.x_train.device) if noise_stream else None
+        noise = networks.dropout_noise(noise_stream, n, widths, split.x_train.device) if noise_stream else None
         for start in range(0, n, grid_spec.batch_size):
             index = order[start : start + grid_spec.batch_size]
             batch_noise = [u[start : start + grid_spec.batch_size] for u in noise] if noise else None
-            logits, hidden = model(data.x_train[index], batch_noise)
-            loss = nn.functional.cross_entropy(logits, data.y_train[index])
+            logits, hidden = model(split.x_train[index], batch_noise)
+            loss = nn.functional.cross_entropy(logits, split.y_train[index])
             loss = loss + _penalty(member, weights, biases, hidden)
             optimizer.zero_grad()
             loss.backward()
@@ -81,7 +82,7 @@ def train_reference(
                     for p in weights + (biases if member.penalize_bias else []):
                         regularizers.soft_threshold_(p, _proximal_threshold(member, optimizer, p))
         if epoch % grid_spec.eval_every == 0 or epoch == grid_spec.epochs:
-            curves.append({"member": member.member, "epoch": epoch} | evaluate(model, data, thresholds))
+            curves.append({"member": member.member, "epoch": epoch} | evaluate(model, split, thresholds))
     final = {k: v for k, v in curves[-1].items() if k != "epoch"}
     return final, pd.DataFrame(curves), model, optimizer
 
@@ -137,7 +138,7 @@ def _penalty(
 
 
 @torch.no_grad()
-def evaluate(model: MLP, data: Prepared, thresholds: list[float]) -> dict[str, float]:
+def evaluate(model: MLP, data: Split, thresholds: list[float]) -> dict[str, float]:
     """The contract's measures for one network, dropout off."""
     model.eval()
     losses, correct, sizes = {}, {}, {}

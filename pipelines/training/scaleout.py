@@ -156,7 +156,7 @@ def seed_quantum(members: list[Member], data: Prepared) -> int:
     quantum = 1
     cohorts = Counter(m.cohort for m in members if m.seed == first_seed)
     for (*_, hidden), configurations in cohorts.items():
-        sizes = networks.layer_sizes(data.x_train.shape[1], list(hidden), data.n_classes)
+        sizes = networks.layer_sizes(data.n_features, list(hidden), data.n_classes)
         per_member = [i * o for i, o in zip(sizes[:-1], sizes[1:])] + sizes[1:]  # weights, then biases
         for numel in per_member:
             quantum = math.lcm(quantum, FUSED_UNIT // math.gcd(configurations * numel, FUSED_UNIT))

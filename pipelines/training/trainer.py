@@ -80,7 +80,7 @@ def train_grid(
         **{f"{kind}_{split}": getattr(data, f"{kind}_{split}").to(device) for split in SPLITS for kind in ("x", "y")},
     )
     chunks = list(chunking.chunks(members, grid_spec, data, device, max_chunk_members))
-    steps = sum(grid_spec.epochs * math.ceil(len(data.y_train) / grid_spec.batch_size) for _ in chunks)
+    steps = sum(grid_spec.epochs * math.ceil(data.sizes()["train"] / grid_spec.batch_size) for _ in chunks)
     bar = tqdm(total=steps, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     finals, curves, weights, moments = [], [], [], []
     with bar:
@@ -103,7 +103,7 @@ def train_grid(
         curves=curve_frame,
         weights=chunking.in_member_order(weights, [m for m in members if m.hidden]),
         seconds=time.perf_counter() - start,
-        member_samples=len(members) * grid_spec.epochs * len(data.y_train),
+        member_samples=len(members) * grid_spec.epochs * data.sizes()["train"],
         second_moments=adam_state.in_member_order(moments, members) if moments else None,
         linear_weights=chunking.in_member_order(weights, linear)[0] if linear else None,
     )
@@ -126,28 +126,18 @@ class _Chunk:
         thresholds: list[float],
         device: torch.device,
     ) -> None:
-        self.members, self.data, self.grid_spec, self.thresholds, self.device = (
-            members,
-            data,
-            grid_spec,
-            thresholds,
-            device,
-        )
+        self.members, self.grid_spec, self.thresholds, self.device = members, grid_spec, thresholds, device
         self.rule = members[0].rule
         self.hidden = list(members[0].hidden)  # one architecture per chunk: the grid's network, or none (linear)
         self.seeds = list(dict.fromkeys(m.seed for m in members))
         self.grid = (len(self.seeds), len(members) // len(self.seeds))
-        sizes = networks.layer_sizes(data.x_train.shape[1], self.hidden, data.n_classes)
-        initial = {s: networks.initial_parameters(s, sizes) for s in self.seeds}
+        # Each seed's split of the data, (S, n, ...) per tensor. With one split in the dataset (not the
+        # chunk: a member's arithmetic stays the same however the grid is cut) evaluation is one product.
+        self.parts, self.one_split = data.of_seeds(self.seeds), data.n_splits == 1
+        self.seed_rows = torch.arange(len(self.seeds), device=device)[:, None]
+        sizes = networks.layer_sizes(data.n_features, self.hidden, data.n_classes)
         self.eval_rows = chunking.eval_rows(sizes)
-        self.weights = [
-            torch.stack([initial[m.seed][i][0] for m in members]).to(device).requires_grad_()
-            for i in range(len(sizes) - 1)
-        ]
-        self.biases = [
-            torch.stack([initial[m.seed][i][1][:, None] for m in members]).to(device).requires_grad_()
-            for i in range(len(sizes) - 1)
-        ]
+        self.weights, self.biases = chunking.initial_stacks(members, sizes, device)
         self.order_streams = [networks.generator(s, "order") for s in self.seeds]
         self.noise_streams = [networks.generator(s, "dropout", device) for s in self.seeds]
         self._hyperparameters()
@@ -225,7 +215,7 @@ class _Chunk:
     def run_epoch(self, epoch: int, bar: tqdm) -> pd.DataFrame | None:
         """Train one epoch; returns the evaluation's rows when the epoch is evaluated."""
         started = time.perf_counter()
-        n, size = len(self.data.y_train), self.grid_spec.batch_size
+        n, size = self.parts["y_train"].shape[1], self.grid_spec.batch_size
         # The epoch's order and dropout noise go to the device once: no host sync inside the epoch.
         order = torch.stack([networks.epoch_order(g, n) for g in self.order_streams]).to(self.device)
         noise = None
@@ -242,7 +232,7 @@ class _Chunk:
         evaluation = None
         if epoch % self.grid_spec.eval_every == 0 or epoch == self.grid_spec.epochs:
             evaluation = self._evaluate(epoch)
-        rate = len(self.members) * len(self.data.y_train) / (time.perf_counter() - started)
+        rate = len(self.members) * n / (time.perf_counter() - started)
         bar.set_postfix(
             optimizer=self.members[0].optimizer, epoch=epoch, alive=int(self.alive.sum()), samples_s=f"{rate:,.0f}"
         )
@@ -268,10 +258,15 @@ class _Chunk:
             target.copy_(source)
         self.graph.replay()
 
+    def _member_labels(self, y: torch.Tensor) -> torch.Tensor:
+        """Labels per seed (S, n) as labels per member (M, n); labels shared by all (n,) as they are."""
+        return y if y.dim() == 1 else y[:, None].expand(*self.grid, -1).reshape(len(self.members), -1)
+
     def _step(self, index: torch.Tensor, noise: list[torch.Tensor] | None) -> None:
         """One mini-batch: `index` (seeds, batch) of samples, `noise` per layer (seeds, batch, width)."""
-        logits, penalty = self._forward(self.data.x_train[index], noise)
-        y = self.data.y_train[index][:, None].expand(*self.grid, -1).reshape(len(self.members), -1)
+        x, y = (self.parts[name][self.seed_rows, index] for name in ("x_train", "y_train"))  # each seed's split
+        logits, penalty = self._forward(x, noise, training=True)
+        y = self._member_labels(y)
         loss = F.cross_entropy(logits, y, reduction="none").sum(-1)  # loss_and_accuracy's loss, without the accuracy
         self.finite &= torch.isfinite(loss.detach())
         # Members are independent: the sum gives each member the gradient of its own terms.
@@ -279,16 +274,17 @@ class _Chunk:
         with torch.no_grad():
             self._update()
 
-    def _forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(
+        self, x: torch.Tensor, noise: list[torch.Tensor] | None = None, training: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (M, classes, n) and, when training, the members' summed activity penalty.
 
-        Training: x is (S, n, d), the mini-batch of each seed, and layer 1 is one product per seed.
-        Evaluation: x is (n, d), the same samples for every member, and layer 1 is one product.
+        x is (S, n, d), each seed's samples from its split (in training its mini-batch), and layer 1 is
+        one product per seed; or (n, d), the same samples for every member, and layer 1 is one product.
         """
         activation = networks.ACTIVATIONS[self.grid_spec.activation]
-        training = x.dim() == 3
         w, b = self.weights[0], self.biases[0]
-        if training:
+        if x.dim() == 3:
             h = torch.baddbmm(b.view(self.grid[0], -1, 1), w.view(self.grid[0], -1, w.shape[2]), x.transpose(1, 2))
         else:
             h = torch.addmm(b.view(-1, 1), w.view(-1, w.shape[2]), x.T)
@@ -374,16 +370,16 @@ class _Chunk:
     def _evaluate(self, epoch: int) -> pd.DataFrame:
         losses, correct, sizes = {}, {}, {}
         for split in SPLITS:
-            x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
+            x, y = (self.parts[f"{kind}_{split}"][0 if self.one_split else ...] for kind in ("x", "y"))
             total_loss = torch.zeros(len(self.members), device=self.device)
             total_correct = torch.zeros(len(self.members), device=self.device)
-            for start in range(0, len(y), self.eval_rows):
+            for start in range(0, y.shape[-1], self.eval_rows):
                 rows = slice(start, start + self.eval_rows)
-                logits, _ = self._forward(x[rows])
-                batch_loss, batch_correct = loss_and_accuracy(logits, y[rows])
+                logits, _ = self._forward(x[..., rows, :])
+                batch_loss, batch_correct = loss_and_accuracy(logits, self._member_labels(y[..., rows]))
                 total_loss += batch_loss
                 total_correct += batch_correct
-            losses[split], correct[split], sizes[split] = total_loss, total_correct, len(y)
+            losses[split], correct[split], sizes[split] = total_loss, total_correct, y.shape[-1]
         measures = split_measures(losses, correct, sizes)
         measures |= weight_measures([w.detach() for w in self.weights], self.thresholds, members=1)
         dead = ~self.alive

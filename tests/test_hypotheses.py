@@ -147,13 +147,8 @@ CASES = [
     ("H4", 1.0, family_ranks(none_best=False), "supported", "8 of 8 families beat none"),
     ("H4", 1.0, family_ranks(none_best=True), "contradicted", "0 of 8 families beat none and 8 fall below it"),
     ("H4", 1.0, first_seeds(4, family_ranks(none_best=False)), "inconclusive", "4 seed pairs allow a Holm-adjusted"),
-    (
-        "H6",
-        1.0,
-        bias(0.0),
-        "supported",
-        "2 of 2 penalize_bias configs are equivalent to their partner on test accuracy (largest |diff| 0.00 points); 1 not tested: the partner is broken",
-    ),
+    ("H6", 1.0, bias(0.0), "supported", "2 of 2 penalize_bias configs are equivalent"),
+    ("H6", 1.0, bias(0.0), "supported", "1 not tested: the partner is broken"),
     ("H6", 1.0, bias(0.05), "contradicted", "0 of 2 penalize_bias configs are equivalent"),
     ("H6", 1.0, without_bias, "inconclusive", "no penalize_bias config with a working partner"),
 ]

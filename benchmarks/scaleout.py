@@ -42,7 +42,7 @@ def main() -> None:
     config = getattr(study.train, args.dataset)
     data = load_prepared(args.dataset)
     members = grid.expand(config)
-    identity = grid.identity_frame(args.dataset, members, config)
+    identity = grid.identity_frame(args.dataset, members, config, data.split_of)
     print(
         f"scale-out benchmark: {args.dataset}, profile {study.profile}, {len(members)} members, "
         f"{len(config.seeds)} seeds, {config.epochs} epochs, seed quantum "

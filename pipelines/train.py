@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     grid_spec = getattr(study.train, dataset)
     data = load_prepared(dataset)
     members = grid.expand(grid_spec)
-    identity = grid.identity_frame(dataset, members, grid_spec)
+    identity = grid.identity_frame(dataset, members, grid_spec, data.split_of)
     uri = store.tracking_uri() if study.train.tracking else None
     if uri:
         store.check_store(uri)  # fail now, not after an hour of training

@@ -152,6 +152,7 @@ def make_results(
             "lr": 1e-2 if optimizer in ("sgd", "sgdw") else 1e-3,
             "momentum": 0.9 if optimizer in ("sgd", "sgdw") else 0.0,
             "seed": s,
+            "split": 0,
             "penalize_bias": penalize_bias,
             "grid": results.LINEAR if reference else "main",
             "strength": _strength(family, settings),

@@ -167,7 +167,7 @@ def test_the_trainer_logs_each_chunk_as_it_evaluates_while_later_chunks_wait(uri
 
     config = make_config(epochs=2, eval_every=1)
     members = grid.expand(config)
-    identity = grid.identity_frame("diabetes", members, config)
+    identity = grid.identity_frame("diabetes", members, config, lambda seed: 0)
     client = MlflowClient(uri)
     evaluations, evaluated = [], set()
     with tracking.GridRun("diabetes", identity, TAGS, uri, flush_seconds=0) as run:

@@ -85,6 +85,7 @@ IDENTITY_COLUMNS = [
     "lr",
     "momentum",
     "seed",
+    "split",  # the data split the seed trained on (datasets.Prepared.split_of; 0 where there is one)
     "penalize_bias",
     "grid",  # main; map: a cell of a learning-rate × strength map (config name ends /lr=<lr>); linear (LINEAR)
     "strength",  # the family's headline strength: λ, or p for dropout; elastic: λ1; activity: its λ

@@ -12,6 +12,7 @@ pipelines/training/networks.py).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -183,8 +184,11 @@ def config_name(optimizer: str, family: str, values: dict, penalize_bias: bool) 
     return f"{optimizer}/{family}" + (f"/{inner}" if inner else "") + ("/bias" if penalize_bias else "")
 
 
-def identity_frame(dataset: str, members: list[Member], grid_spec: DatasetTrain) -> pd.DataFrame:
-    """The identity columns of the results contract, one row per member."""
+def identity_frame(
+    dataset: str, members: list[Member], grid_spec: DatasetTrain, split_of: Callable[[int], int]
+) -> pd.DataFrame:
+    """The identity columns of the results contract, one row per member; `split_of` maps a seed to
+    the data split it trains on (datasets.Prepared.split_of)."""
     rows = []
     for m in members:
         fields = dataclasses.asdict(m)
@@ -201,10 +205,11 @@ def identity_frame(dataset: str, members: list[Member], grid_spec: DatasetTrain)
                         "lr",
                         "momentum",
                         "seed",
-                        "penalize_bias",
-                        "grid",
                     )
                 },
+                "split": split_of(m.seed),
+                "penalize_bias": m.penalize_bias,
+                "grid": m.grid,
                 "strength": m.strength,
                 **{k: fields[k] for k in ("l1", "prox_l1", "l2", "l2_norm", "weight_decay", "decoupled_wd")},
                 "dropout": sum(m.dropout) / len(m.dropout) if m.dropout else 0.0,

@@ -312,6 +312,42 @@ def test_a_selection_at_either_end_of_a_ladder_is_marked_and_one_inside_is_not(w
     assert selected.loc[("adam", "activity"), "edge"] in ("weakest act_l1", "strongest act_l1")  # a ladder of two
 
 
+def _two_splits_choosing_apart(runs: pd.DataFrame) -> pd.DataFrame:
+    """Seeds on two splits; on split 0 validation picks adam's l2=0.01, on split 1 l2=0.1."""
+    runs["split"] = runs["seed"] % 2
+    for config, split in (("adam/l2/l2=0.01", 0), ("adam/l2/l2=0.1", 1)):
+        runs.loc[(runs["config"] == config) & (runs["split"] == split), "val_acc"] = 0.99
+    return runs
+
+
+def test_strengths_are_selected_within_each_split_and_an_arm_takes_each_seeds_choice(workdir: Path) -> None:
+    runs, _ = synthetic.write_results(workdir, "diabetes", effect=1.0)
+    edit_runs(workdir, _two_splits_choosing_apart)
+    run_diabetes()
+    arm = "adam/l2/per-split"
+    selected = table("selected").set_index(["optimizer", "family"])
+    assert selected.loc[("adam", "l2"), "config"] == arm
+    assert selected.loc[("adam", "l2"), "chosen"] == "l2=0.01 ×1, l2=0.1 ×1"
+    assert selected.loc[("adam", "l2"), "splits_at_edge"] == 1  # 0.1 is the strongest of 1e-3, 1e-2, 1e-1
+    assert selected.loc[("sgd", "l2"), "chosen"].endswith("×2")  # the same choice on both splits: a config
+    assert not selected.loc[("sgd", "l2"), "config"].endswith("per-split")
+
+    member = runs.set_index(["config", "seed"])["member"]
+    stand_ins = table("arms").query("selected == @arm").set_index("seed")
+    expected = {s: member[("adam/l2/l2=0.01" if s % 2 == 0 else "adam/l2/l2=0.1", s)] for s in stand_ins.index}
+    assert stand_ins["member"].to_dict() == expected
+
+    test_acc = runs.set_index("member")["test_acc"]
+    none = runs[runs["config"] == "adam/none"].set_index("seed")["test_acc"]
+    comparisons = table("comparisons")
+    h4 = comparisons[
+        (comparisons["hypothesis"] == "H4") & (comparisons["a"] == arm) & (comparisons["b"] == "adam/none")
+    ]
+    arm_acc = pd.Series({s: test_acc[m] for s, m in expected.items()})
+    assert h4["mean_diff"].iloc[0] == pytest.approx((arm_acc - none).mean())
+    assert arm not in set(table("exclusions")["config"])  # an arm is members of trained configs, not one
+
+
 def test_early_stopped_epoch_is_the_best_validation_accuracy_the_earliest_among_ties() -> None:
     curves = pd.DataFrame(
         {
@@ -423,3 +459,29 @@ def test_an_all_zero_network_is_maximally_sparse_not_a_refused_nan(workdir: Path
     nan_in_other_rows.to_csv(results.runs_path("diabetes"), index=False)
     with pytest.raises(DataError, match=r"config 'adam/l1/l1=0.01', seed 0: hoyer is"):
         run_diabetes()
+
+
+def test_h4s_headline_is_the_group_whose_check_fails(workdir: Path) -> None:
+    """Every family beats none by a point, then SGD's tie with it: the headline must move to SGD's,
+    which decides the verdict."""
+    synthetic.write_results(workdir, "diabetes", effect=1.0)
+
+    def regularizers_gain(gain: dict[str, float]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        def change(runs: pd.DataFrame) -> pd.DataFrame:
+            runs["group"] = runs["optimizer"].map(results.group_of)
+            for group, points in gain.items():
+                none = runs[runs["config"] == f"{group}/none"].set_index("seed")["test_acc"]
+                mine = (runs["group"] == group) & (runs["grid"] == "main") & (runs["family"] != "none")
+                runs.loc[mine, "test_acc"] = runs.loc[mine, "seed"].map(none) + points
+            return runs.drop(columns="group")
+
+        return change
+
+    edit_runs(workdir, regularizers_gain({"adam": 0.01, "sgd": 0.01}))
+    run_diabetes()
+    h4 = table("verdicts").set_index("hypothesis").loc["H4"]
+    assert h4["verdict"] == "supported" and h4["measure"].startswith("adam:")  # the first group's
+    edit_runs(workdir, regularizers_gain({"sgd": 0.0}))
+    run_diabetes()
+    h4 = table("verdicts").set_index("hypothesis").loc["H4"]
+    assert h4["verdict"] != "supported" and h4["measure"].startswith("sgd:")  # exact ties: undecided

@@ -57,7 +57,8 @@ DATASETS = {
 
 def analysis_tables(runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Small versions of the analyze stage's tables, derived from a runs table as analyze does, with
-    the project's statistics: the best mean validation accuracy selects each family's config, which is
+    the project's statistics: the best mean validation accuracy selects each family's config (one
+    split, so no arm: the arms table names the config's own members), which is
     compared seed by seed with its optimizer group's baseline (H4: Wilcoxon, Holm within the group) and
     ranked within the group; the early-stopping baseline, read from the curves, is one more family."""
     main = results.main_grid(runs)
@@ -65,7 +66,7 @@ def analysis_tables(runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, pd.Da
     main = pd.concat([main, early_stopping.baseline(main, curves)], ignore_index=True)
     main = main.assign(group=main["optimizer"].map(group_of))
     dataset = runs["dataset"].iloc[0]
-    selected, comparisons, ranking = [], [], []
+    selected, arms, comparisons, ranking = [], [], [], []
     for group, members in main.groupby("group"):
         accuracy = members.pivot_table(index="seed", columns="config", values="test_acc")
         chosen = []
@@ -87,6 +88,9 @@ def analysis_tables(runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, pd.Da
                     "n_seeds": len(mine),
                     "n_diverged": int((runs["config"] == config).sum() - len(mine)),
                 }
+            )
+            arms.append(
+                mine[["seed", "split", "member", "config"]].assign(optimizer=group, family=family, selected=config)
             )
             if family != "none":
                 pair = accuracy[[config, f"{group}/none"]].dropna()
@@ -129,6 +133,7 @@ def analysis_tables(runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, pd.Da
         "comparisons": comparisons,
         "ranking": pd.DataFrame(ranking),
         "selected": pd.DataFrame(selected),
+        "arms": pd.concat(arms).assign(dataset=dataset),
         "lr_best": maps.best_strengths(dataset, maps.cells(runs)),
         # The study at a glance draws each hypothesis' headline: here H4's first comparison.
         "verdicts": pd.DataFrame(
@@ -799,3 +804,42 @@ def test_the_glance_draws_each_headline_effect_in_its_outcome_colour() -> None:
         low_x, high_x = ax.get_xlim()
         assert low_x < 0 < high_x and low_x <= low and high <= high_x  # zero and the interval on the page
     plt.close(drawn.figure)
+
+
+def test_an_arm_selected_per_split_is_drawn_from_the_members_its_splits_chose(tmp_path, monkeypatch):
+    """Where the splits chose different strengths the analysis names an arm (selection.py); the
+    figures draw it from the arms table: per seed, the member its split chose, under the arm's name."""
+    write_study(tmp_path, seeds=4, datasets=("diabetes",))
+    arm, chose = "adam/l2/per-split", {0: "adam/l2/l2=0.01", 1: "adam/l2/l2=0.1"}
+    runs = pd.read_csv(tmp_path / runs_path("diabetes"))
+    member = runs[runs["grid"] == "main"].set_index(["config", "seed"])["member"]
+    tables_dir = tmp_path / results.TABLES_DIR
+    arms = pd.read_csv(tables_dir / "arms.csv")
+    l2 = arms.index[(arms["optimizer"] == "adam") & (arms["family"] == "l2")]
+    old = arms.loc[l2[0], "selected"]
+    arms.loc[l2, "selected"] = arm
+    arms.loc[l2, "config"] = [chose[s % 2] for s in arms.loc[l2, "seed"]]
+    arms.loc[l2, "member"] = [member[(chose[s % 2], s)] for s in arms.loc[l2, "seed"]]
+    arms.to_csv(tables_dir / "arms.csv", index=False)
+    test_acc = runs.set_index("member")["test_acc"]
+    expected = pd.Series({s: test_acc[m] for s, m in zip(arms.loc[l2, "seed"], arms.loc[l2, "member"])})
+    none = runs[runs["config"] == "adam/none"].set_index("seed")["test_acc"]
+    for name, column in (("selected", "config"), ("ranking", "config"), ("comparisons", "a")):
+        table = pd.read_csv(tables_dir / f"{name}.csv")
+        table[column] = table[column].replace(old, arm)
+        if name == "comparisons":
+            table.loc[table["a"] == arm, "mean_diff"] = (expected - none).mean()
+        table.to_csv(tables_dir / f"{name}.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    plotting.use_theme()
+
+    evidence = plot_evidence.load_evidence("diabetes", read_tables(plot_evidence.TABLES))
+    drawn_arm = evidence.selected[evidence.selected["config"] == arm].set_index("seed")
+    assert drawn_arm["trained_config"].to_dict() == {s: chose[s % 2] for s in drawn_arm.index}
+    assert set(drawn_arm["variant"]) == {"adam"} and old not in evidence.selected_configs
+    assert evidence.test_acc[arm].dropna().to_dict() == pytest.approx(expected.to_dict())
+    figures = {d.name: d for d in (draw(evidence) for draw in catalog.FIGURES) if d is not None}
+    forest = figures["10_statistics"].figure.get_axes()[0]
+    assert "adam · L2 selected per split" in [t.get_text() for t in forest.get_yticklabels()]
+    for d in figures.values():
+        plotting.plt.close(d.figure)

@@ -13,11 +13,13 @@ strength maps (grid "map") are left out here: only H5 reads them (pipelines/anal
 linear references (grid and family "linear", results.LINEAR) are in: one config per group, selected
 and reported beside the networks, paired by seed, but no arm of the hypotheses (H4 leaves them out)
 and without structure measures (no hidden layer), which are therefore not counted as unmeasured.
+The selection (pipelines/analysis/selection.py) may add arms: a family selected within each data
+split whose splits chose differently, read like a config but made of other configs' members.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ class Grid:
     dataset: str
     path: Path
     ok: dict[str, pd.DataFrame]  # config -> its ok rows, indexed by seed
-    configs: pd.DataFrame  # index config: family, optimizer, group, strength, penalize_bias, ...
+    configs: pd.DataFrame  # index config: family, optimizer, group, strength, penalize_bias, arm, ...
     sparsity: list[str]  # the frac_below_<threshold> columns, smallest threshold first
 
     def values(self, config: str, metric: str) -> pd.Series:
@@ -75,8 +77,28 @@ class Grid:
     def family(self, group: str, family: str) -> pd.DataFrame:
         """The group's configs of a family that trained at least one seed, weakest first."""
         c = self.configs
-        chosen = c[(c["group"] == group) & (c["family"] == family) & ~c["penalize_bias"] & (c["n_seeds"] > 0)]
+        chosen = c[
+            (c["group"] == group) & (c["family"] == family) & ~c["penalize_bias"] & ~c["arm"] & (c["n_seeds"] > 0)
+        ]
         return chosen.sort_values(["strength", "config"])
+
+    def trained(self) -> pd.DataFrame:
+        """The configs that were trained (or read at another epoch): every config but the arms."""
+        return self.configs[~self.configs["arm"]]
+
+    def with_arms(self, arms: dict[str, pd.DataFrame]) -> Grid:
+        """This grid with each arm (pipelines/analysis/selection.py: per seed, the member of the
+        config its split chose, indexed by seed) as a config of its own, marked `arm` in configs and
+        never listed by `family`. An arm's rows keep the config each came from; its strength is the
+        median of theirs."""
+        if not arms:
+            return self
+        rows = pd.concat([members.reset_index().assign(config=name) for name, members in arms.items()])
+        facts = _config_facts(rows, rows)
+        facts["strength"] = rows.groupby("config")["strength"].median().reindex(facts.index)
+        facts[results.STRENGTH_COLUMNS] = float("nan")
+        facts["arm"] = True
+        return replace(self, ok=self.ok | arms, configs=pd.concat([self.configs, facts]))
 
     def baseline(self, group: str) -> str:
         return str(self.family(group, "none").index[0])
@@ -200,6 +222,7 @@ def _config_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
     facts["unmeasured"] = missing.groupby("config").size().reindex(facts.index, fill_value=0)
     unmeasured = missing.groupby("config")["seed"].agg(lambda s: ";".join(map(str, sorted(s))))
     facts["unmeasured_seeds"] = [unmeasured.get(config, "") for config in facts.index]
+    facts["arm"] = False
     facts.insert(0, "config", facts.index)
     facts.index.name = None  # the config is both the index and a column
     return facts

@@ -1,15 +1,29 @@
-"""Which config stands for a family: selected on validation accuracy.
+"""Which networks stand for a family: selected on validation, within each data split.
 
-Each family's strength is selected on validation: the config with the highest mean val_acc over
-its seeds, ties to the smaller strength (then the config name). Test accuracy is only reported.
-(H1a/H1b read frontiers at accuracy costs instead: pipelines/analysis/frontier.py.) A selection at
-the weakest or strongest of its ladder of strengths is marked in `edge` (e.g.
-"strongest l2"): the optimum may lie outside the grid, so it is not one. Coupled weight_decay is
-never an arm: it is the l2 penalty by construction (the same gradient term; tests/test_trainer.py
-checks the identity), and counting it would compare l2 with itself.
+A seed trains on one split of the data (datasets.Prepared.split_of: Pima has several, Fashion-MNIST
+one, its official test set). Each family's strength is selected within each split, as a
+practitioner tunes on the validation set of the data they have: per split, the config with the
+highest mean val_acc over the split's seeds, ties to the lower mean val_loss, then the smaller
+strength (then the config name). Test accuracy is only reported. A family's replicate on a split is
+thus the network its validation chose there, and the paired tests see the tuning's noise as well as
+the seeds'. Where every split chose the same config (always, with one split) the family is that
+config; otherwise it is an *arm*, named <group>/<family>/per-split: per seed, the member of the
+config its split chose, added to the grid (Grid.with_arms) so that every test reads it as a config.
+The arms table lists, per seed, the member that stands for each selected config or arm.
+(H1a/H1b read frontiers at accuracy costs instead: pipelines/analysis/frontier.py.)
+
+Two marks of a ladder too short. `edge`: where the optimum of the mean validation accuracy over
+every seed sits on its ladder of strengths, e.g. "strongest l2": at an end the grid does not
+bracket the optimum, so it is not one. `splits_at_edge`: the splits whose own choice sits at an
+end. Coupled weight_decay is never an arm: it is the l2 penalty by construction (the same gradient
+term; tests/test_trainer.py checks the identity), and counting it would compare l2 with itself.
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -22,37 +36,84 @@ from pipelines.core.params import AnalyzeParams
 IDENTICAL_TO = {"weight_decay": "l2"}
 # A ladder of two strengths has both ends at an edge: every selection from it is marked.
 LADDER_MIN = 2
+ARM = "per-split"  # the last part of an arm's name
 
 
-def select(grid: Grid, analysis_params: AnalyzeParams) -> pd.DataFrame:
-    """Each family's validation-selected config per optimizer group (the baseline included)."""
-    rows = []
+@dataclass(frozen=True)
+class Selection:
+    table: pd.DataFrame  # the selected table: one row per group and family
+    arms: pd.DataFrame  # the arms table: per selected config or arm, the member of each seed
+    grid: Grid  # the grid with the arms added
+
+
+def select(grid: Grid, analysis_params: AnalyzeParams) -> Selection:
+    """Each family's validation-selected config (or arm) per optimizer group, the baseline included."""
+    rows, stand_ins, arms = [], [], {}
     for group in grid.groups():
         for family in results.FAMILIES:
             candidates = grid.family(group, family)
             if candidates.empty or family in IDENTICAL_TO:
                 continue
-            best = candidates.sort_values(["val_acc_mean", "strength", "config"], ascending=[False, True, True]).iloc[0]
-            ci = inference.t_interval(
-                grid.values(best["config"], "test_acc").to_numpy(), level=1 - analysis_params.alpha
+            choices = {split: _best(grid, candidates, split) for split in _splits(grid, candidates)}
+            members = pd.concat([_on_split(grid.ok[config], split) for split, config in choices.items()]).sort_index()
+            name = str(members["config"].iloc[0]) if len(set(choices.values())) == 1 else f"{group}/{family}/{ARM}"
+            if name not in grid.ok:
+                arms[name] = members
+            stand_ins.append(
+                members.reset_index()[["seed", "split", "member", "config"]].assign(
+                    dataset=grid.dataset, optimizer=group, family=family, selected=name
+                )
             )
+            ci = inference.t_interval(members["test_acc"].to_numpy(), level=1 - analysis_params.alpha)
             rows.append(
                 {
                     "dataset": grid.dataset,
                     "optimizer": group,
                     "family": family,
-                    "config": best["config"],
-                    "strength": 0.0 if family == "none" else float(best["strength"]),
-                    "val_acc_mean": best["val_acc_mean"],
-                    "test_acc_mean": best["test_acc_mean"],
+                    "config": name,
+                    "strength": 0.0 if family == "none" else float(members["strength"].median()),
+                    "chosen": _tally(choices.values()),
+                    "val_acc_mean": members["val_acc"].mean(),
+                    "test_acc_mean": members["test_acc"].mean(),
                     "test_acc_ci_low": ci.low,
                     "test_acc_ci_high": ci.high,
-                    "n_seeds": best["n_seeds"],
-                    "n_diverged": best["diverged"],
-                    "edge": edge(candidates, str(best["config"])),
+                    "n_seeds": len(members),
+                    "n_diverged": int(candidates.loc[list(set(choices.values())), "diverged"].sum()),
+                    "edge": edge(candidates, _best(grid, candidates, None)),
+                    "splits_at_edge": sum(edge(candidates, config) != "no" for config in choices.values()),
                 }
             )
-    return tables.frame("selected", rows)
+    arms_table = pd.concat(stand_ins, ignore_index=True) if stand_ins else pd.DataFrame()
+    return Selection(
+        tables.frame("selected", rows),
+        tables.frame("arms", arms_table.to_dict("records")),
+        grid.with_arms(arms),
+    )
+
+
+def _splits(grid: Grid, candidates: pd.DataFrame) -> list[int]:
+    return sorted({int(s) for config in candidates.index for s in grid.ok[config]["split"]})
+
+
+def _on_split(members: pd.DataFrame, split: int | None) -> pd.DataFrame:
+    return members if split is None else members[members["split"] == split]
+
+
+def _best(grid: Grid, candidates: pd.DataFrame, split: int | None) -> str:
+    """The candidate with the highest mean val_acc over its ok seeds on `split` (None: every split),
+    ties to the lower mean val_loss, the smaller strength, the config name."""
+    scores = []
+    for config, strength in candidates["strength"].items():
+        members = _on_split(grid.ok[config], split)
+        if len(members):
+            scores.append((-members["val_acc"].mean(), members["val_loss"].mean(), float(strength), str(config)))
+    return min(scores)[-1]
+
+
+def _tally(choices: Iterable[str]) -> str:
+    """The configs chosen, each with its count of splits, most chosen first: "l2=0.063 ×6, l2=0.25 ×4"."""
+    counted = Counter(config.rsplit("/", 1)[-1] for config in choices)
+    return ", ".join(f"{setting} ×{n}" for setting, n in counted.most_common())
 
 
 def edge(candidates: pd.DataFrame, config: str) -> str:
@@ -77,6 +138,6 @@ def edge(candidates: pd.DataFrame, config: str) -> str:
 
 
 def config_of(table: pd.DataFrame, group: str, family: str) -> str | None:
-    """The config the selected table names for (group, family), if any."""
+    """The config (or arm) the selected table names for (group, family), if any."""
     found = table[(table["optimizer"] == group) & (table["family"] == family)]
     return None if found.empty else str(found["config"].iloc[0])

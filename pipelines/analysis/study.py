@@ -39,7 +39,8 @@ def analyze_dataset(
 ) -> tuple[Tables, dict[str, object]]:
     """Every table of one dataset, and its entry of summary.json. `mapped`: the map cells
     (pipelines.analysis.maps.cells); `models`: the final weights and v̂; H5 reads them."""
-    selected = select(grid, analysis_params)
+    selection = select(grid, analysis_params)
+    grid, selected = selection.grid, selection.table
     context = Context(
         grid,
         analysis_params,
@@ -56,11 +57,12 @@ def analyze_dataset(
     for hypothesis in HYPOTHESES:
         row, summary[hypothesis.id] = _verdict(hypothesis, context, findings)
         verdicts.append(row)
-    exclusions = grid.configs.assign(dataset=grid.dataset)[tables.COLUMNS["exclusions"]].reset_index(drop=True)
+    exclusions = grid.trained().assign(dataset=grid.dataset)[tables.COLUMNS["exclusions"]].reset_index(drop=True)
     return (
         {
             **_test_tables(grid.dataset, findings),
             "selected": context.selected,
+            "arms": selection.arms,
             "frontier": context.frontier,
             "exclusions": exclusions,
             "mechanism": context.mechanism,
@@ -229,7 +231,8 @@ def _summary(grid: Grid, selected: pd.DataFrame) -> dict[str, object]:
     """The dataset's headline: the family one would pick on validation, and its test accuracy."""
     seeds = set().union(*(frame.index for frame in grid.ok.values()))
     # The main grid's networks: not the baseline read twice, nor the linear references (metrics' linear)
-    trained = grid.configs[~grid.configs["family"].isin(linear.NOT_CROWNED)]
+    trained = grid.trained()
+    trained = trained[~trained["family"].isin(linear.NOT_CROWNED)]
     summary: dict[str, object] = {
         "members": trained["members"].sum(),
         "diverged": trained["diverged"].sum(),

@@ -12,7 +12,13 @@ the tests read them through `read`, which checks that every column is there.
                holm_family and holm_p (NaN outside an H4 family), rank_biserial, cohens_dz (NaN
                with a note where the differences barely vary), p_a_beats_b (ties half) with its
                Wilson interval, min_attainable_p (the smallest p these seeds allow), can_reach_alpha
-  selected     each family's validation-selected config per group, the baseline with strength 0
+  selected     each family's validation-selected config per group, the baseline with strength 0:
+               selected within each data split (pipelines/analysis/selection.py), so config is an
+               arm (<group>/<family>/per-split) where the splits chose differently; strength (an
+               arm's median), chosen (each chosen config with its count of splits), edge (where
+               the mean validation optimum over every seed sits on its ladder) and splits_at_edge
+  arms         per selected config or arm (selected) and seed: the split, and the member and config
+               that stand for it there
   frontier     H1a/H1b: each L1-type family's and l2's frontier point per group and accuracy cost
                (pipelines/analysis/frontier.py), and whether the family's grid reaches the cost
   ranking      H4's mean ranks (1 = best test accuracy) and Friedman's test per group
@@ -83,6 +89,7 @@ COLUMNS: dict[str, list[str]] = {
         "family",
         "config",
         "strength",
+        "chosen",
         "val_acc_mean",
         "test_acc_mean",
         "test_acc_ci_low",
@@ -90,7 +97,9 @@ COLUMNS: dict[str, list[str]] = {
         "n_seeds",
         "n_diverged",
         "edge",
+        "splits_at_edge",
     ],
+    "arms": ["dataset", "optimizer", "family", "selected", "seed", "split", "member", "config"],
     "frontier": [
         "dataset",
         "optimizer",

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from pipelines.analysis import early_stopping
-from pipelines.analysis.selection import IDENTICAL_TO
+from pipelines.analysis.selection import ARM, IDENTICAL_TO
 from pipelines.core.errors import DataError
 from pipelines.core.results import (
     FAMILIES,
@@ -43,6 +43,7 @@ TABLES = (
     "comparisons",
     "ranking",
     "selected",
+    "arms",
     "frontier",
     "lr_best",
     "verdicts",
@@ -70,8 +71,10 @@ class Evidence:
     test_acc: pd.DataFrame  # test accuracy by seed (rows) and config (columns), the early-stopping baseline too
     pruning: pd.DataFrame  # pruning.csv: every member's accuracy with each fraction of its weights pruned
     weights: Weights
-    selected_configs: list[str]  # each family's selected configuration and each baseline
-    selected: pd.DataFrame  # one row per finished member of those configurations, in drawing order
+    selected_configs: list[str]  # each family's selected configuration (or arm) and each baseline
+    # One row per member that stands for one of them (the arms table), in drawing order: config is
+    # the selected name, trained_config the member's own.
+    selected: pd.DataFrame
     comparisons: pd.DataFrame  # H4 test-accuracy rows of this dataset
     ranking: pd.DataFrame
     frontier: pd.DataFrame  # H1a/H1b's frontier points of this dataset (may be empty)
@@ -85,7 +88,11 @@ class Evidence:
         """The caption sentence on diverged members: of the given families (every member, finished or
         not), else of the selected configs and baselines; and how many more of the grid diverged."""
         runs = self.runs
-        chosen = runs["family"].isin(families) if families is not None else runs["config"].isin(self.selected_configs)
+        chosen = (
+            runs["family"].isin(families)
+            if families is not None
+            else runs["config"].isin(self.selected["trained_config"])
+        )
         return plotting.diverged_phrase(runs[chosen], runs)
 
 
@@ -120,7 +127,7 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
             f"{TABLES_DIR / 'comparisons.csv'}: no H4 test_acc rows for dataset {dataset!r}; "
             "expected one per regularizer family"
         )
-    configs = _selected_configs(runs, _rows_of(tables["selected"], dataset, "selected"))
+    selected = _selected_members(runs, _rows_of(tables["arms"], dataset, "arms"), weights, weights_path(dataset))
     curves = _main_curves(read_curves(curves_path(dataset)), every)
     return Evidence(
         dataset=dataset,
@@ -129,11 +136,11 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
         maps=maps.assign(group=maps["optimizer"].map(group_of)),
         lr_best=tables["lr_best"][tables["lr_best"]["dataset"] == dataset],
         curves=curves,
-        test_acc=_test_accuracy(runs, curves),
+        test_acc=_test_accuracy(runs, curves, selected),
         pruning=read_table(pruning_path(dataset), PRUNING_COLUMNS, "train"),
         weights=weights,
-        selected_configs=configs,
-        selected=_selected_members(runs, configs, weights, weights_path(dataset)),
+        selected_configs=sorted(set(selected["config"])),
+        selected=selected,
         comparisons=comparisons,
         ranking=_rows_of(tables["ranking"], dataset, "ranking"),
         frontier=tables["frontier"][tables["frontier"]["dataset"] == dataset],
@@ -164,13 +171,14 @@ def _identical_phrase(main: pd.DataFrame) -> str:
     return "".join(" " + sentence for sentence in sentences)
 
 
-def _test_accuracy(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+def _test_accuracy(runs: pd.DataFrame, curves: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
     """Test accuracy of every finished member by seed and config, with each group's early-stopping
-    baseline read from the curves as the analyze stage reads it (pipelines/analysis/early_stopping.py),
-    so that figure 10 pairs every comparison of the tables seed by seed."""
+    baseline read from the curves as the analyze stage reads it (pipelines/analysis/early_stopping.py)
+    and each arm, so that figure 10 pairs every comparison of the tables seed by seed."""
     ok = runs[runs["status"] == "ok"]
     stopped = early_stopping.baseline(ok, curves)
-    return pd.concat([ok, stopped]).pivot(index="seed", columns="config", values="test_acc")
+    arms = selected[selected["config"] != selected["trained_config"]]
+    return pd.concat([ok, stopped, arms]).pivot(index="seed", columns="config", values="test_acc")
 
 
 def _drawable_runs(runs: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -200,7 +208,9 @@ def _variant(runs: pd.DataFrame) -> pd.Series:
 
 
 def config_label(config: str, optimizer: str, family: str) -> str:
+    """ "<optimizer> · <family>" above the config's settings ("selected per split" for an arm)."""
     settings = [part for part in config.split("/")[2:] if part not in ("bias", "early_stopped")]
+    settings = [f"selected {part.replace('-', ' ')}" if part == ARM else part for part in settings]
     return f"{optimizer} · {family_label(family)}" + (f"\n{settings[0].replace(',', ', ')}" if settings else "")
 
 
@@ -229,23 +239,29 @@ def _read_weights(path: Path) -> Weights:
     return Weights(row={m: i for i, m in enumerate(members)}, layers=layers)
 
 
-def _selected_configs(runs: pd.DataFrame, table: pd.DataFrame) -> list[str]:
-    """Each family's selected configuration (selected.csv) and each baseline. The early-stopping
-    baseline has no members of its own (the analysis reads the baseline's curves at another epoch),
-    so the figures of members leave it to the tables and the ranks of figure 10; the linear
-    references are not in the main grid (no hidden layer), so they are left to the tables too."""
-    table = table[~table["family"].isin([early_stopping.FAMILY, LINEAR])]
-    unknown = sorted(set(table["config"]) - set(runs["config"]))
+def _selected_members(runs: pd.DataFrame, arms: pd.DataFrame, weights: Weights, path: Path) -> pd.DataFrame:
+    """The members that stand for each family's selected configuration or arm (the arms table), the
+    baselines among them, each labelled with the selected name; an arm's members keep the line style
+    of its family. The early-stopping baseline has no members of its own (the analysis reads the
+    baseline's curves at another epoch), so the figures of members leave it to the tables and the
+    ranks of figure 10; the linear references are not in the main grid (no hidden layer), so they
+    are left to the tables too."""
+    arms = arms[~arms["family"].isin([early_stopping.FAMILY, LINEAR])]
+    unknown = sorted(set(arms["member"]) - set(runs.loc[runs["status"] == "ok", "member"]))
     if unknown:
         raise DataError(
-            f"{TABLES_DIR / 'selected.csv'}: configs {unknown} are not in the main grid of "
+            f"{TABLES_DIR / 'arms.csv'}: members {unknown[:10]} are not finished members of the main grid of "
             f"{runs_path(runs['dataset'].iloc[0])}; expected the analyze stage's selection"
         )
-    return sorted(set(table["config"]) | set(runs.loc[runs["family"] == "none", "config"]))
-
-
-def _selected_members(runs: pd.DataFrame, configs: list[str], weights: Weights, path: Path) -> pd.DataFrame:
-    members = runs[runs["config"].isin(configs) & (runs["status"] == "ok")]
+    names = arms.set_index("member")["selected"]
+    members = runs[runs["member"].isin(names.index)]
+    members = members.assign(trained_config=members["config"], config=members["member"].map(names))
+    arm = members["config"] != members["trained_config"]
+    members.loc[arm, "variant"] = members.loc[arm, "optimizer"]
+    members.loc[arm, "config_label"] = [
+        config_label(c, o, f)
+        for c, o, f in zip(members.loc[arm, "config"], members.loc[arm, "optimizer"], members.loc[arm, "family"])
+    ]
     missing = sorted(set(members["member"]) - set(weights.row))
     if missing:
         raise DataError(

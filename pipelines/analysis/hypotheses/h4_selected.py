@@ -9,6 +9,8 @@ baseline read at another epoch: it is ranked, but outside the Holm family (count
 
 Details (reports/summary.json) (<g> a group): <g>_friedman_p, <g>_top_ranked, <g>_better_than_none,
 <g>_worse_than_none (Holm p < alpha), <g>_best_minus_early_stopping (the headline config).
+Headline: the deciding group's best network on validation against none: the first group whose
+check fails (it decides a "not shown"), else the first group's.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
     checks: list[Check] = []
     parts: list[str] = []
     details: dict[str, object] = {}
-    headline = NO_HEADLINE
+    headlines: list[tuple[Check, Headline]] = []
     for ranking in findings.rankings:
         group, friedman = ranking.spec.group, ranking.test
         # The group's Holm family: its selected configs against none (descriptive rows are outside it).
@@ -62,14 +64,15 @@ def judge(context: Context, findings: Findings) -> Judgement:
             c for c in findings.comparisons if c.spec.holm_family and c.group == group and c.spec.hypothesis == "H4"
         ]
         size = sum(not math.isnan(c.test.wilcoxon_p) for c in rows)
-        checks.append(any_of([paired_check(c, c.holm_p, alpha, size) for c in rows], f"{group}: no regularized config"))
+        check = any_of([paired_check(c, c.holm_p, alpha, size) for c in rows], f"{group}: no regularized config")
+        checks.append(check)
         better = sum(c.holm_p < alpha and c.test.mean_diff > 0 for c in rows)
         worse = sum(c.holm_p < alpha and c.test.mean_diff < 0 for c in rows)
         top = min(range(len(ranking.families)), key=lambda i: ranking.test.mean_ranks[i])
         pick = _best_on_validation(context, group)
-        if not headline.n and pick is not None:  # the first group's
+        if pick is not None:
             test = next(c.test for c in rows if c.spec.a == pick)
-            headline = Headline.of(f"{group}: test accuracy, {pick} (best on validation) − none", test)
+            headlines.append((check, Headline.of(f"{group}: test accuracy, {pick} (best on validation) − none", test)))
         stopped = [
             c
             for c in findings.comparisons
@@ -95,6 +98,7 @@ def judge(context: Context, findings: Findings) -> Judgement:
             f"{better} of {len(rows)} families beat none and {worse} fall below it (Holm p < {alpha:g})"
         )
     level = 100 * (1 - alpha)
+    headline = next((h for check, h in headlines if not check.passed), headlines[0][1] if headlines else NO_HEADLINE)
     return Judgement(checks, "; ".join(parts) or "no configs", details, headline.sentence(level), headline)
 
 

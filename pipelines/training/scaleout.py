@@ -256,7 +256,9 @@ def _train_shard(shard: Shard, data_ref: list[ray.ObjectRef]) -> ShardResult:
             progress=False,
             on_evaluation=run.log_evaluation if run else None,
         )
-        result = pruning.with_structure(trained, shard.members, data, shard.grid_spec.activation, device)
+        result = pruning.with_structure(
+            trained, shard.members, data, shard.grid_spec.activation, device, progress=False
+        )
         if run:
             run.finish(result.final)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

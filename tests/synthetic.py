@@ -203,8 +203,6 @@ def pruning_curves(runs: pd.DataFrame) -> pd.DataFrame:
                 fraction=fraction,
                 val_loss=runs["val_loss"] + beyond,
                 val_acc=runs["val_acc"] - beyond,
-                test_loss=runs["test_loss"] + beyond,
-                test_acc=runs["test_acc"] - beyond,
             )
         )
     return pd.concat(rows, ignore_index=True)[results.PRUNING_COLUMNS]

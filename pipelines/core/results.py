@@ -135,7 +135,8 @@ STRUCTURE_COLUMNS = [
     "underflow",  # fraction of nonzero weights below float32's smallest normal (denormals)
     "dead_units",  # hidden units whose pre-activation is <= 0 on every validation sample
 ]
-# The pruning curves: every member with each fraction of every layer's smallest weights set to 0.
+# The pruning curves: every member with each fraction of every layer's smallest weights set to 0,
+# on the validation set.
 PRUNING_COLUMNS = [
     "dataset",
     "member",
@@ -145,8 +146,6 @@ PRUNING_COLUMNS = [
     "fraction",
     "val_loss",
     "val_acc",
-    "test_loss",
-    "test_acc",
 ]
 
 

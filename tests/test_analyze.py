@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -301,15 +302,39 @@ def _best_at(runs: pd.DataFrame, config: str) -> pd.DataFrame:
 
 def test_a_selection_at_either_end_of_a_ladder_is_marked_and_one_inside_is_not(workdir: Path) -> None:
     synthetic.write_results(workdir, "diabetes", effect=1.0)
-    edit_runs(
-        workdir, lambda r: _best_at(_best_at(_best_at(r, "adam/l1/l1=0.01"), "adam/l2/l2=0.01"), "sgd/l2/l2=0.001")
-    )
+    best = ("adam/l1/l1=0.01", "adam/l2/l2=0.01", "sgd/l2/l2=0.001", "adam/activity/act_l1=0.0001")
+    edit_runs(workdir, lambda r: functools.reduce(_best_at, best, r))
     run_diabetes()
     selected = table("selected").set_index(["optimizer", "family"])
     assert selected.loc[("adam", "l1"), "edge"] == "strongest l1"
     assert selected.loc[("adam", "l2"), "edge"] == "no"  # 1e-2 is inside 1e-3, 1e-2, 1e-1
     assert selected.loc[("sgd", "l2"), "edge"] == "weakest l2"
-    assert selected.loc[("adam", "activity"), "edge"] in ("weakest act_l1", "strongest act_l1")  # a ladder of two
+    assert selected.loc[("adam", "activity"), "edge"] == "weakest act_l1"  # a ladder of two
+
+
+def test_a_weakest_selection_that_validates_like_none_is_no_edge(workdir: Path) -> None:
+    """The weak end of a ladder that reached "no visible effect" (within the test_acc margin of none
+    on validation) is bracketed by the baseline; beyond the margin it is an edge."""
+    margin = params.load().analyze.margins.diabetes.test_acc.value
+    synthetic.write_results(workdir, "diabetes", effect=1.0)
+
+    def weakest_best_by(gap: float) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        def change(runs: pd.DataFrame) -> pd.DataFrame:
+            none = runs[runs["config"] == "sgd/none"].set_index("seed")["val_acc"]
+            sgd_l2 = runs["config"].str.startswith("sgd/l2/")
+            runs.loc[sgd_l2, "val_acc"] = runs.loc[sgd_l2, "seed"].map(none) - 0.1
+            weakest = runs["config"] == "sgd/l2/l2=0.001"
+            runs.loc[weakest, "val_acc"] = runs.loc[weakest, "seed"].map(none) + gap
+            return runs
+
+        return change
+
+    edit_runs(workdir, weakest_best_by(margin / 2))
+    run_diabetes()
+    assert table("selected").set_index(["optimizer", "family"]).loc[("sgd", "l2"), "edge"] == "no"
+    edit_runs(workdir, weakest_best_by(2 * margin))
+    run_diabetes()
+    assert table("selected").set_index(["optimizer", "family"]).loc[("sgd", "l2"), "edge"] == "weakest l2"
 
 
 def _two_splits_choosing_apart(runs: pd.DataFrame) -> pd.DataFrame:

@@ -14,8 +14,11 @@ The arms table lists, per seed, the member that stands for each selected config 
 
 Two marks of a ladder too short. `edge`: where the optimum of the mean validation accuracy over
 every seed sits on its ladder of strengths, e.g. "strongest l2": at an end the grid does not
-bracket the optimum, so it is not one. `splits_at_edge`: the splits whose own choice sits at an
-end. Coupled weight_decay is never an arm: it is the l2 penalty by construction (the same gradient
+bracket the optimum, so it is not one. The weakest end is no edge where that strength validates
+within the smallest effect of interest of the baseline (analyze.margins.<dataset>.test_acc): the
+ladder has reached "no visible effect", and the baseline, strength 0, lies below it.
+`splits_at_edge`: the splits whose own choice sits at an end, by the same rule on the split.
+Coupled weight_decay is never an arm: it is the l2 penalty by construction (the same gradient
 term; tests/test_trainer.py checks the identity), and counting it would compare l2 with itself.
 """
 
@@ -48,13 +51,15 @@ class Selection:
 
 def select(grid: Grid, analysis_params: AnalyzeParams) -> Selection:
     """Each family's validation-selected config (or arm) per optimizer group, the baseline included."""
+    margin = analysis_params.margins.of(grid.dataset).test_acc.value
     rows, stand_ins, arms = [], [], {}
     for group in grid.groups():
         for family in results.FAMILIES:
             candidates = grid.family(group, family)
             if candidates.empty or family in IDENTICAL_TO:
                 continue
-            choices = {split: _best(grid, candidates, split) for split in _splits(grid, candidates)}
+            validation = {split: _validation(grid, candidates, split) for split in _splits(grid, candidates)}
+            choices = {split: _best(candidates, scores) for split, scores in validation.items()}
             members = pd.concat([_on_split(grid.ok[config], split) for split, config in choices.items()]).sort_index()
             name = str(members["config"].iloc[0]) if len(set(choices.values())) == 1 else f"{group}/{family}/{ARM}"
             if name not in grid.ok:
@@ -79,8 +84,8 @@ def select(grid: Grid, analysis_params: AnalyzeParams) -> Selection:
                     "test_acc_ci_high": ci.high,
                     "n_seeds": len(members),
                     "n_diverged": int(candidates.loc[list(set(choices.values())), "diverged"].sum()),
-                    "edge": edge(candidates, _best(grid, candidates, None)),
-                    "splits_at_edge": sum(edge(candidates, config) != "no" for config in choices.values()),
+                    "edge": _edge_of_best(grid, candidates, None, margin),
+                    "splits_at_edge": sum(_edge_of_best(grid, candidates, s, margin) != "no" for s in choices),
                 }
             )
     arms_table = pd.concat(stand_ins, ignore_index=True) if stand_ins else pd.DataFrame()
@@ -99,15 +104,30 @@ def _on_split(members: pd.DataFrame, split: int | None) -> pd.DataFrame:
     return members if split is None else members[members["split"] == split]
 
 
-def _best(grid: Grid, candidates: pd.DataFrame, split: int | None) -> str:
-    """The candidate with the highest mean val_acc over its ok seeds on `split` (None: every split),
-    ties to the lower mean val_loss, the smaller strength, the config name."""
-    scores = []
-    for config, strength in candidates["strength"].items():
-        members = _on_split(grid.ok[config], split)
-        if len(members):
-            scores.append((-members["val_acc"].mean(), members["val_loss"].mean(), float(strength), str(config)))
-    return min(scores)[-1]
+def _validation(grid: Grid, candidates: pd.DataFrame, split: int | None) -> pd.DataFrame:
+    """Mean val_acc and val_loss over the ok seeds on `split` (None: every split) of each candidate
+    that has one there, and of the group's baseline (family none)."""
+    group = str(candidates["group"].iloc[0])
+    configs = {*candidates.index, grid.baseline(group)}
+    means = {c: _on_split(grid.ok[c], split)[["val_acc", "val_loss"]].mean() for c in configs}
+    return pd.DataFrame(means).T.dropna().assign(baseline=lambda v: v.index == grid.baseline(group))
+
+
+def _best(candidates: pd.DataFrame, validation: pd.DataFrame) -> str:
+    """The candidate with the highest mean val_acc, ties to the lower mean val_loss, the smaller
+    strength, the config name."""
+    scored = candidates[["strength", "config"]].join(validation, how="inner")
+    ranked = scored.sort_values(["val_acc", "val_loss", "strength", "config"], ascending=[False, True, True, True])
+    return str(ranked.index[0])
+
+
+def _edge_of_best(grid: Grid, candidates: pd.DataFrame, split: int | None, margin: float) -> str:
+    """edge() of the best candidate on `split` (None: on the mean over every seed)."""
+    validation = _validation(grid, candidates, split)
+    best = _best(candidates, validation)
+    baseline = validation.loc[validation["baseline"], "val_acc"]
+    like_none = not baseline.empty and abs(validation.at[best, "val_acc"] - baseline.iloc[0]) <= margin
+    return edge(candidates, best, like_none)
 
 
 def _tally(choices: Iterable[str]) -> str:
@@ -116,11 +136,13 @@ def _tally(choices: Iterable[str]) -> str:
     return ", ".join(f"{setting} ×{n}" for setting, n in counted.most_common())
 
 
-def edge(candidates: pd.DataFrame, config: str) -> str:
+def edge(candidates: pd.DataFrame, config: str, like_none: bool) -> str:
     """Where `config` sits at the end of a ladder of LADDER_MIN or more strengths: "weakest <column>"
     or "strongest <column>", per strength column it uses (elastic and activity have two ladders),
     among the candidates equal to it in every other strength column; "no" inside its ladders (and
-    for the baseline, which has none)."""
+    for the baseline, which has none). The weakest end is no edge where the config validates
+    `like_none` (within the smallest effect of interest of the baseline): the ladder has reached "no
+    visible effect" there, and below it lies the baseline, strength 0, which brackets the optimum."""
     chosen = candidates.loc[config]
     ends = []
     for column in results.STRENGTH_COLUMNS:
@@ -130,7 +152,7 @@ def edge(candidates: pd.DataFrame, config: str) -> str:
         ladder = candidates.loc[(candidates[others] == chosen[others]).all(axis=1), column].drop_duplicates()
         if len(ladder) < LADDER_MIN:
             continue
-        if chosen[column] == ladder.min():
+        if chosen[column] == ladder.min() and not like_none:
             ends.append(f"weakest {column}")
         elif chosen[column] == ladder.max():
             ends.append(f"strongest {column}")

@@ -117,9 +117,9 @@ def test_editing_an_unused_profile_overlay_reruns_nothing(repo: Path) -> None:
     """The smoke profile runs; the paper overlay is outside every stage's hash."""
     original = (repo / "params.yaml").read_text()
     try:
-        _edit_params(repo, "fashion_mnist: {epochs: 30,", "fashion_mnist: {epochs: 31,")
+        _edit_params(repo, "\n        epochs: 30\n", "\n        epochs: 31\n")  # the paper overlay's fashion_mnist
         assert _ran(dvc(repo, "repro")) == []
-        _edit_params(repo, "fashion_mnist: {epochs: 2,", "fashion_mnist: {epochs: 3,")  # the profile in use
+        _edit_params(repo, "\n        epochs: 2\n", "\n        epochs: 3\n")  # the smoke overlay's: the profile in use
         assert "train@fashion_mnist" in dvc(repo, "status")
     finally:
         (repo / "params.yaml").write_text(original)

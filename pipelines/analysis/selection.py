@@ -60,6 +60,7 @@ def select(grid: Grid, analysis_params: AnalyzeParams) -> Selection:
                 continue
             validation = {split: _validation(grid, candidates, split) for split in _splits(grid, candidates)}
             choices = {split: _best(candidates, scores) for split, scores in validation.items()}
+            pooled = _validation(grid, candidates, None)
             members = pd.concat([_on_split(grid.ok[config], split) for split, config in choices.items()]).sort_index()
             name = str(members["config"].iloc[0]) if len(set(choices.values())) == 1 else f"{group}/{family}/{ARM}"
             if name not in grid.ok:
@@ -84,8 +85,8 @@ def select(grid: Grid, analysis_params: AnalyzeParams) -> Selection:
                     "test_acc_ci_high": ci.high,
                     "n_seeds": len(members),
                     "n_diverged": int(candidates.loc[list(set(choices.values())), "diverged"].sum()),
-                    "edge": _edge_of_best(grid, candidates, None, margin),
-                    "splits_at_edge": sum(_edge_of_best(grid, candidates, s, margin) != "no" for s in choices),
+                    "edge": _edge_of_best(candidates, pooled, margin),
+                    "splits_at_edge": sum(_edge_of_best(candidates, v, margin) != "no" for v in validation.values()),
                 }
             )
     arms_table = pd.concat(stand_ins, ignore_index=True) if stand_ins else pd.DataFrame()
@@ -107,10 +108,9 @@ def _on_split(members: pd.DataFrame, split: int | None) -> pd.DataFrame:
 def _validation(grid: Grid, candidates: pd.DataFrame, split: int | None) -> pd.DataFrame:
     """Mean val_acc and val_loss over the ok seeds on `split` (None: every split) of each candidate
     that has one there, and of the group's baseline (family none)."""
-    group = str(candidates["group"].iloc[0])
-    configs = {*candidates.index, grid.baseline(group)}
-    means = {c: _on_split(grid.ok[c], split)[["val_acc", "val_loss"]].mean() for c in configs}
-    return pd.DataFrame(means).T.dropna().assign(baseline=lambda v: v.index == grid.baseline(group))
+    baseline = grid.baseline(str(candidates["group"].iloc[0]))
+    means = {c: _on_split(grid.ok[c], split)[["val_acc", "val_loss"]].mean() for c in {*candidates.index, baseline}}
+    return pd.DataFrame(means).T.dropna().assign(baseline=lambda v: v.index == baseline)
 
 
 def _best(candidates: pd.DataFrame, validation: pd.DataFrame) -> str:
@@ -121,9 +121,8 @@ def _best(candidates: pd.DataFrame, validation: pd.DataFrame) -> str:
     return str(ranked.index[0])
 
 
-def _edge_of_best(grid: Grid, candidates: pd.DataFrame, split: int | None, margin: float) -> str:
-    """edge() of the best candidate on `split` (None: on the mean over every seed)."""
-    validation = _validation(grid, candidates, split)
+def _edge_of_best(candidates: pd.DataFrame, validation: pd.DataFrame, margin: float) -> str:
+    """edge() of the best candidate on `validation` (_validation's means on a split or over every seed)."""
     best = _best(candidates, validation)
     baseline = validation.loc[validation["baseline"], "val_acc"]
     like_none = not baseline.empty and abs(validation.at[best, "val_acc"] - baseline.iloc[0]) <= margin

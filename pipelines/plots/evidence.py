@@ -71,7 +71,6 @@ class Evidence:
     test_acc: pd.DataFrame  # test accuracy by seed (rows) and config (columns), the early-stopping baseline too
     pruning: pd.DataFrame  # pruning.csv: every member's accuracy with each fraction of its weights pruned
     weights: Weights
-    selected_configs: list[str]  # each family's selected configuration (or arm) and each baseline
     # One row per member that stands for one of them (the arms table), in drawing order: config is
     # the selected name, trained_config the member's own.
     selected: pd.DataFrame
@@ -79,6 +78,11 @@ class Evidence:
     ranking: pd.DataFrame
     frontier: pd.DataFrame  # H1a/H1b's frontier points of this dataset (may be empty)
     feature_names: list[str]  # empty unless the input is the 8 features of the Pima table
+
+    @property
+    def selected_configs(self) -> list[str]:
+        """Each family's selected configuration (or arm) and each baseline."""
+        return sorted(set(self.selected["config"]))
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -139,7 +143,6 @@ def load_evidence(dataset: str, tables: dict[str, pd.DataFrame]) -> Evidence:
         test_acc=_test_accuracy(runs, curves, selected),
         pruning=read_table(pruning_path(dataset), PRUNING_COLUMNS, "train"),
         weights=weights,
-        selected_configs=sorted(set(selected["config"])),
         selected=selected,
         comparisons=comparisons,
         ranking=_rows_of(tables["ranking"], dataset, "ranking"),
@@ -208,7 +211,8 @@ def _variant(runs: pd.DataFrame) -> pd.Series:
 
 
 def config_label(config: str, optimizer: str, family: str) -> str:
-    """ "<optimizer> · <family>" above the config's settings ("selected per split" for an arm)."""
+    """The figures' name of a config: optimizer and family, above its settings ("selected per split"
+    for an arm)."""
     settings = [part for part in config.split("/")[2:] if part not in ("bias", "early_stopped")]
     settings = [f"selected {part.replace('-', ' ')}" if part == ARM else part for part in settings]
     return f"{optimizer} · {family_label(family)}" + (f"\n{settings[0].replace(',', ', ')}" if settings else "")

@@ -27,7 +27,8 @@ from ray.cluster_utils import Cluster
 from pipelines.core import params
 from pipelines.data.datasets import load_prepared
 from pipelines.training import grid, pruning, scaleout
-from pipelines.training.trainer import GridResult, choose_device, train_grid
+from pipelines.training.devices import choose_device
+from pipelines.training.trainer import GridResult, train_grid
 
 STORE_BYTES = 200 * 1024**2  # object store of each node
 

@@ -23,8 +23,9 @@ from pipelines.core import params
 from pipelines.core.params import DatasetTrain
 from pipelines.data.datasets import Prepared
 from pipelines.training import grid
+from pipelines.training.devices import choose_device
 from pipelines.training.reference import train_reference
-from pipelines.training.trainer import choose_device, train_grid
+from pipelines.training.trainer import train_grid
 
 SHAPES = {"diabetes": (461, 154, 153, 8, 2), "fashion_mnist": (10_000, 5_000, 10_000, 784, 10)}
 

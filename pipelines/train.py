@@ -20,7 +20,8 @@ from pipelines.core import interrupts, params, provenance, results
 from pipelines.core.errors import stage
 from pipelines.data.datasets import load_prepared
 from pipelines.training import grid, outputs, pruning, store, tracking
-from pipelines.training.trainer import choose_device, train_grid
+from pipelines.training.devices import choose_device, device_name
+from pipelines.training.trainer import train_grid
 
 
 @stage
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         from pipelines.training import scaleout  # here, so that the local backend starts without Ray
 
         sharded, parent = scaleout.train(dataset, members, identity, data, study, uri, _tags(dataset, study, "ray"))
-        result, run_ids, device_type, device_name = (
+        result, run_ids, device_type, name = (
             sharded.result,
             sharded.run_ids,
             sharded.device_type,
@@ -54,9 +55,9 @@ def main(argv: list[str] | None = None) -> None:
         experiment = _experiment(parent.experiment_name, parent.experiment_id, parent.run_id) if parent else {}
     else:
         device = choose_device(study.train.device, study.train.cuda_tf32)
-        device_type, device_name = device.type, _device_name(device)
-        print(f"train {dataset}: {shape} on {device_name}")
-        with _grid_run(dataset, identity, study, device_name, uri) as run:
+        device_type, name = device.type, device_name(device)
+        print(f"train {dataset}: {shape} on {name}")
+        with _grid_run(dataset, identity, study, name, uri) as run:
             trained = train_grid(
                 members,
                 data,
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
             run_ids = run.run_ids if run else [""] * len(members)
         experiment = _experiment(run.experiment_name, run.experiment_id, run.parent_run_id) if run else {}
 
-    outputs.write(dataset, identity, result, run_ids, study, device_type, device_name, experiment)
+    outputs.write(dataset, identity, result, run_ids, study, device_type, name, experiment)
     print(f"train {dataset}: {len(members)} members in {result.seconds:.1f} s, {result.diverged} diverged")
 
 
@@ -112,10 +113,6 @@ def _grid_run(
 
 def _experiment(name: str, experiment_id: str, parent_run_id: str) -> dict[str, str]:
     return {"experiment_name": name, "experiment_id": experiment_id, "parent_run_id": parent_run_id}
-
-
-def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 import ray
-import torch
 from ray.exceptions import RayError, RayTaskError
 
 import pipelines
@@ -45,9 +44,10 @@ from pipelines.core.params import DatasetTrain, Params
 from pipelines.data.datasets import Prepared
 from pipelines.training import adam_state, networks, pruning, tracking
 from pipelines.training.chunking import in_member_order
+from pipelines.training.devices import choose_device, device_name
 from pipelines.training.grid import Member
 from pipelines.training.parent_run import ParentRun
-from pipelines.training.trainer import GridResult, choose_device, train_grid
+from pipelines.training.trainer import GridResult, train_grid
 
 RETRIES = 3  # a shard whose worker or node dies is run again, up to this many times
 FUSED_UNIT = 16  # float32 elements per unit of torch's fused CPU optimizers (64 bytes)
@@ -261,8 +261,7 @@ def _train_shard(shard: Shard, data_ref: list[ray.ObjectRef]) -> ShardResult:
         )
         if run:
             run.finish(result.final)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return ShardResult(result, run.run_ids if run else [""] * len(shard.members), device.type, name)
+    return ShardResult(result, run.run_ids if run else [""] * len(shard.members), device.type, device_name(device))
 
 
 _PREPARED: dict[str, Prepared] = {}  # in a worker process: the data of the latest grid

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from pipelines.core import interrupts
-from pipelines.core.errors import ParamsError
 from pipelines.core.params import DatasetTrain
 from pipelines.data.datasets import SPLITS, Prepared
 from pipelines.training import adam_state, chunking, networks, regularizers
@@ -48,15 +47,6 @@ class GridResult:
 
     def __post_init__(self) -> None:
         self.diverged = int((self.final["status"] == "diverged").sum())
-
-
-def choose_device(requested: str, tf32: bool = False) -> torch.device:
-    """'auto' is CUDA when there is one, else the CPU. `tf32` lets CUDA matmuls use TF32."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ParamsError("params.yaml: train.device: found 'cuda'; no CUDA device is available (use auto or cpu)")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if requested == "auto" else requested)
-    torch.backends.cuda.matmul.allow_tf32 = tf32 and device.type == "cuda"
-    return device
 
 
 def train_grid(

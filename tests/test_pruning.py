@@ -53,6 +53,30 @@ def test_pruning_curve_and_prunable_fraction_by_hand():
     assert pruning.prunable_fraction(curve["acc"], FRACTIONS).tolist() == [0.5]
 
 
+def test_prune_takes_a_fraction_per_member():
+    weights, _ = tiny()
+    pair = [torch.cat([w, w]) for w in weights]
+    pruned = pruning.prune(pair, torch.tensor([0.25, 0.75]))
+    for member, fraction in enumerate((0.25, 0.75)):
+        alone = pruning.prune(weights, fraction)
+        assert all(torch.equal(p[member], a[0]) for p, a in zip(pruned, alone))
+
+
+def test_the_prunable_fraction_is_refined_by_bisection_between_rungs_by_hand():
+    # tiny() on the ladder 0, 0.5, 1: within at 0.5 (2 of 4 weights per layer), fallen at 1 (no
+    # weights: logits 0.01, 0 say class 0 twice). Bisection tries 0.75 (3 of 4 weights: fallen, as in
+    # the curve above), then 0.625 (round(2.5) = 2 weights: within).
+    weights, biases = tiny()
+    ladder = (0.0, 0.5, 1.0)
+    accuracy = pruning.pruning_curve(weights, biases, X, Y, "relu", ladder)["acc"]
+    assert pruning.prunable_fraction(accuracy, ladder).tolist() == [0.5]
+    refined = [
+        pruning.refined_prunable_fraction(weights, biases, X, Y, "relu", accuracy, ladder, steps=steps).item()
+        for steps in (0, 1, 2)
+    ]
+    assert refined == [0.5, 0.5, 0.625]
+
+
 def test_unpruned_curve_equals_the_reference_network():
     weights, biases = tiny()
     model = MLP([2, 2, 2], "relu", (0.0,))
@@ -123,20 +147,29 @@ def test_the_structure_equals_a_plain_loop_over_trained_networks_on_their_seeds_
     weights, biases = [w for w, _ in result.weights], [b for _, b in result.weights]
     sizes = [6, *config.hidden, 3]
     members = [m for m in members if m.hidden]  # the networks: result.weights holds theirs
+
+    def pruned_logits(member: grid.Member, fraction: float) -> torch.Tensor:
+        model = MLP(sizes, config.activation, (0.0,) * len(config.hidden))
+        with torch.no_grad():
+            for layer, w, b in zip(model.layers, weights, biases):
+                flat = w[member.member].flatten().clone()
+                flat[flat.abs().sort(stable=True).indices[: round(fraction * flat.numel())]] = 0
+                layer.weight.copy_(flat.view_as(layer.weight))
+                layer.bias.copy_(b[member.member])
+            return model(data.for_seed(member.seed).x_val)[0]
+
     for member in members:
-        split = data.for_seed(member.seed)
+        y = data.for_seed(member.seed).y_val
         for fraction in pruning.PRUNE_FRACTIONS:
-            model = MLP(sizes, config.activation, (0.0,) * len(config.hidden))
-            with torch.no_grad():
-                for layer, w, b in zip(model.layers, weights, biases):
-                    flat = w[member.member].flatten().clone()
-                    flat[flat.abs().sort(stable=True).indices[: round(fraction * flat.numel())]] = 0
-                    layer.weight.copy_(flat.view_as(layer.weight))
-                    layer.bias.copy_(b[member.member])
-                logits, _ = model(split.x_val)
+            logits = pruned_logits(member, fraction)
             row = curves[(curves["member"] == member.member) & (curves["fraction"] == fraction)].iloc[0]
-            assert row["val_acc"] == (logits.argmax(1) == split.y_val).double().mean().item()
-            assert row["val_loss"] == pytest.approx(F.cross_entropy(logits, split.y_val).item(), rel=1e-5)
+            assert row["val_acc"] == (logits.argmax(1) == y).double().mean().item()
+            assert row["val_loss"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+        # The refined prunable fraction keeps validation accuracy within the tolerance.
+        prunable = structure.loc[member.member, "prunable_fraction"]
+        unpruned = curves[(curves["member"] == member.member) & (curves["fraction"] == 0)]["val_acc"].item()
+        kept = (pruned_logits(member, prunable).argmax(1) == y).double().mean().item()
+        assert kept >= unpruned - pruning.PRUNABLE_TOLERANCE - 1e-12
     assert structure.loc[[m.member for m in members], "prunable_fraction"].between(0, 0.99).all()
     assert (structure.loc[[m.member for m in members if m.family == "prox_l1"], "zeros"] > 0).all()
 
@@ -174,6 +207,8 @@ def test_an_all_zero_network_and_a_nan_member_get_defined_values():
     assert curve["acc"][:, 1].isnan().all()
     prunable = pruning.prunable_fraction(curve["acc"], FRACTIONS)
     assert prunable[0].item() == FRACTIONS[-1] and math.isnan(prunable[1].item())
+    refined = pruning.refined_prunable_fraction(weights, biases, X, Y, "relu", curve["acc"], FRACTIONS)
+    assert refined[0].item() == FRACTIONS[-1] and math.isnan(refined[1].item())  # the last rung: nothing to refine
     dead = pruning.dead_units(weights, biases, X, "relu")
     assert dead["dead_units"][0].item() == 2 and math.isnan(dead["dead_units"][1].item())
     measures = pruning.layer_measures(weights)

@@ -128,7 +128,7 @@ CURVE_COLUMNS = ["dataset", "member", "config", "family", "seed", "epoch"] + MET
 # first): layer<i>_negligible, layer<i>_hoyer, layer<i>_zeros, layer<i>_underflow and, for the
 # hidden layers, layer<i>_dead. NaN for a diverged member.
 STRUCTURE_COLUMNS = [
-    "prunable_fraction",  # the largest fraction pruned per layer that costs at most 0.5 points of val_acc
+    "prunable_fraction",  # the largest fraction pruned per layer that costs at most 0.5 points of val_acc (to 1/80)
     "negligible",  # fraction of weights with |w| <= 0.01 x their layer's RMS
     "hoyer_layers",  # Hoyer's sparsity per layer, weighted by layer size
     "zeros",  # fraction of exact zeros

@@ -30,6 +30,10 @@ PRUNE_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97,
 RMS_EPSILON = 0.01
 # The prunable fraction allows validation accuracy to fall this far (0.005 = half a point).
 PRUNABLE_TOLERANCE = 0.005
+# Bisection steps that refine the prunable fraction between two rungs of PRUNE_FRACTIONS: 3 narrow a
+# gap of 0.1 to 0.0125. Read off the rungs alone, seeds tie on a rung and a paired rank test loses
+# the tied pairs; on Fashion-MNIST that left H1a's 10 seeds unable to reach alpha at any effect.
+REFINE_STEPS = 3
 # float32's smallest normal number, 1.18e-38: nonzero weights below it are denormals, the mark of
 # a weight that has decayed geometrically for lack of any gradient (Adam with L2 on dead units).
 FLOAT32_SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
@@ -41,14 +45,19 @@ def ranked(weights: list[torch.Tensor]) -> list[torch.Tensor]:
     return [w.flatten(1).abs().argsort(dim=1, stable=True) for w in weights]
 
 
-def prune(weights: list[torch.Tensor], fraction: float, order: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
-    """Each member's layers with their round(fraction·n) smallest-magnitude weights set to 0, ranked
-    within the layer (so a layer of large weights is not emptied for another's sake) by `order`
-    (ranked(weights), computed here when not given), so exactly that many are removed."""
+def prune(
+    weights: list[torch.Tensor], fraction: float | torch.Tensor, order: list[torch.Tensor] | None = None
+) -> list[torch.Tensor]:
+    """Each member's layers with their round(fraction·n) smallest-magnitude weights set to 0, one
+    fraction for every member or one each (M,), ranked within the layer (so a layer of large weights
+    is not emptied for another's sake) by `order` (ranked(weights), computed here when not given), so
+    exactly that many are removed."""
     pruned = []
     for w, indices in zip(weights, order or ranked(weights)):
-        k = round(fraction * indices.shape[1])
-        pruned.append(w.flatten(1).scatter(1, indices[:, :k], 0.0).view_as(w))
+        n = indices.shape[1]
+        k = torch.round(torch.as_tensor(fraction, dtype=torch.float64, device=w.device) * n).expand(len(w))
+        rank = torch.empty_like(indices).scatter_(1, indices, torch.arange(n, device=w.device).expand_as(indices))
+        pruned.append(w.flatten(1).masked_fill(rank < k[:, None], 0.0).view_as(w))
     return pruned
 
 
@@ -61,44 +70,90 @@ def pruning_curve(
     activation: str,
     fractions: tuple[float, ...] = PRUNE_FRACTIONS,
     rows: int = 1024,
+    order: list[torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Mean cross-entropy ("loss") and accuracy ("acc", float64 k/n) of every member with each
     fraction pruned (no fine-tuning), as (fractions, M) tensors; samples go `rows` at a time. A
-    member with a non-finite weight (diverged) gets NaN."""
-    losses, accuracies = [], []
-    order = ranked(weights)
-    for fraction in fractions:
-        interrupts.check()
-        pruned = prune(weights, fraction, order)
-        loss = torch.zeros(len(weights[0]), dtype=torch.float64, device=x.device)
-        correct = torch.zeros(len(weights[0]), dtype=torch.float64, device=x.device)
-        for start in range(0, len(y), rows):
-            logits, _ = _forward(pruned, biases, x[start : start + rows], activation)
-            block_loss, block_correct = loss_and_accuracy(logits, y[start : start + rows])
-            loss += block_loss.double()
-            correct += block_correct.double()
-        losses.append(loss / len(y))
-        accuracies.append(correct / len(y))
+    member with a non-finite weight (diverged) gets NaN. `order`: ranked(weights), if known."""
+    order = order or ranked(weights)
+    curve = [_scores(prune(weights, fraction, order), biases, x, y, activation, rows) for fraction in fractions]
     broken = ~_finite(weights).cpu()
     return {
-        name: torch.where(broken, torch.nan, torch.stack(values).cpu())
-        for name, values in (("loss", losses), ("acc", accuracies))
+        name: torch.where(broken, torch.nan, torch.stack([scores[i] for scores in curve]).cpu())
+        for i, name in enumerate(("loss", "acc"))
     }
 
 
 def prunable_fraction(
-    accuracy: torch.Tensor, fractions: tuple[float, ...] = PRUNE_FRACTIONS, tolerance: float = 0.005
+    accuracy: torch.Tensor, fractions: tuple[float, ...] = PRUNE_FRACTIONS, tolerance: float = PRUNABLE_TOLERANCE
 ) -> torch.Tensor:
     """Per member, the largest fraction before the first whose (validation) accuracy falls more
     than `tolerance` below the unpruned network's; `accuracy` is (fractions, M) from pruning_curve
     with fractions[0] = 0. A member whose unpruned accuracy is NaN (diverged) gets NaN."""
+    value = torch.tensor(fractions, dtype=torch.float64)[_last_within(accuracy, fractions, tolerance)]
+    return torch.where(accuracy[0].isnan(), torch.nan, value)
+
+
+@torch.no_grad()
+def refined_prunable_fraction(
+    weights: list[torch.Tensor],
+    biases: list[torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    activation: str,
+    accuracy: torch.Tensor,
+    fractions: tuple[float, ...] = PRUNE_FRACTIONS,
+    steps: int = REFINE_STEPS,
+    tolerance: float = PRUNABLE_TOLERANCE,
+    order: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """prunable_fraction refined by bisection between its rung and the next, where the accuracy fell:
+    each step prunes every member at the middle of its own interval and keeps the half in which the
+    fall lies. The result is the largest fraction tested within `tolerance`. `accuracy` is
+    pruning_curve's on the same samples x, y; a member within tolerance at the last rung keeps it."""
+    ladder = torch.tensor(fractions, dtype=torch.float64)
+    kept = _last_within(accuracy, fractions, tolerance)
+    low, high = ladder[kept], ladder[(kept + 1).clamp(max=len(fractions) - 1)]
+    unpruned, order = accuracy[0], order or ranked(weights)
+    for _ in range(steps):
+        middle = (low + high) / 2
+        _, middle_accuracy = _scores(prune(weights, middle, order), biases, x, y, activation)
+        within = _within(middle_accuracy.cpu(), unpruned, tolerance)
+        low, high = torch.where(within, middle, low), torch.where(within, high, middle)
+    return torch.where(unpruned.isnan(), torch.nan, low)
+
+
+def _last_within(accuracy: torch.Tensor, fractions: tuple[float, ...], tolerance: float) -> torch.Tensor:
+    """Per member (M,), the index of the last fraction before the first fall (0 for a NaN member)."""
     if fractions[0] != 0:
         raise ValueError(f"fractions must start at 0 (the unpruned network); found {fractions[0]}")
+    within = _within(accuracy, accuracy[0], tolerance)
+    return (within.to(torch.int64).cumprod(0).sum(0) - 1).clamp(min=0)
+
+
+def _within(accuracy: torch.Tensor, unpruned: torch.Tensor, tolerance: float) -> torch.Tensor:
     # The slack keeps an accuracy exactly `tolerance` below (k/n arithmetic) within it.
-    within = accuracy >= accuracy[:1] - tolerance - 1e-12
-    kept = within.to(torch.int64).cumprod(0).sum(0) - 1  # index of the last fraction before a fall
-    value = torch.tensor(fractions, dtype=torch.float64)[kept.clamp(min=0)]
-    return torch.where(accuracy[0].isnan(), torch.nan, value)
+    return accuracy >= unpruned - tolerance - 1e-12
+
+
+def _scores(
+    pruned: list[torch.Tensor],
+    biases: list[torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    activation: str,
+    rows: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and accuracy (float64 k/n) of stacked networks on samples x, y, `rows` at a time."""
+    interrupts.check()
+    loss = torch.zeros(len(pruned[0]), dtype=torch.float64, device=x.device)
+    correct = torch.zeros(len(pruned[0]), dtype=torch.float64, device=x.device)
+    for start in range(0, len(y), rows):
+        logits, _ = _forward(pruned, biases, x[start : start + rows], activation)
+        block_loss, block_correct = loss_and_accuracy(logits, y[start : start + rows])
+        loss += block_loss.double()
+        correct += block_correct.double()
+    return loss / len(y), correct / len(y)
 
 
 def layer_measures(weights: list[torch.Tensor], epsilon: float = RMS_EPSILON) -> dict[str, torch.Tensor]:
@@ -165,15 +220,18 @@ def measure(
     weights: list[torch.Tensor], biases: list[torch.Tensor], data: Split, activation: str, device: torch.device
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Everything above for stacked members on `device`: one row per member (prunable_fraction,
-    layer_measures and dead units on the validation set) and the pruning curves, one row per
+    refined between the rungs, layer_measures and dead units on the validation set) and the pruning curves, one row per
     member (position `member` in the stack) and fraction, on the validation set. Not on the test
     set: nothing reads a pruned network's test accuracy, and on Fashion-MNIST's 10,000 test images
     it would double the stage's pruning time (the unpruned test accuracy is in runs.csv)."""
     weights, biases = [w.to(device) for w in weights], [b.to(device) for b in biases]
-    val = pruning_curve(weights, biases, data.x_val.to(device), data.y_val.to(device), activation)
-    per_member = {"prunable_fraction": prunable_fraction(val["acc"])}
+    x, y, order = data.x_val.to(device), data.y_val.to(device), ranked(weights)
+    val = pruning_curve(weights, biases, x, y, activation, order=order)
+    per_member = {
+        "prunable_fraction": refined_prunable_fraction(weights, biases, x, y, activation, val["acc"], order=order)
+    }
     per_member |= {name: value.cpu() for name, value in layer_measures(weights).items()}
-    per_member |= dead_units(weights, biases, data.x_val.to(device), activation)
+    per_member |= dead_units(weights, biases, x, activation)
     members, fractions = len(weights[0]), len(PRUNE_FRACTIONS)
     curve = pd.DataFrame(
         {

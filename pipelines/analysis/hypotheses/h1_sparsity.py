@@ -4,12 +4,13 @@ Per optimizer group and accuracy cost (analyze.accuracy_costs), the family's spa
 frontier against l2's (pipelines/analysis/frontier.py): the difference in prunable fraction between
 the two frontier configs, paired by seed: a cost passes when the two-sided Wilcoxon signed-rank p
 is below alpha with a positive mean difference (contradicted: significant and negative); the
-t-interval of the mean at level 1 − alpha is reported beside it. The prunable fraction moves in steps
-of the pruning ladder, so an interval alone can rest on one seed. Costs whose frontiers are the
-same two configs are one comparison and one check. A cost that either family's grid does not
-reach is reported and left out of the verdict; so is one where both frontiers are the baseline
-and no strength of the family is within the cost (nothing to compare); when some is, the family
-buys nothing at that cost, which fails without a test (a config is never compared with itself).
+t-interval of the mean at level 1 − alpha is reported beside it. The prunable fraction is refined
+between the pruning ladder's rungs (pipelines/training/pruning.py), so that seeds seldom tie. Costs
+whose frontiers are the same two configs are one comparison and one check. A cost that either
+family's grid does not reach is reported and left out of the verdict; so is one where both
+frontiers are the baseline and no strength of the family is within the cost (nothing to compare);
+when some is, the family buys nothing at that cost, which fails without a test (a config is never
+compared with itself).
 Per strength, descriptive comparisons against none: prunable fraction, scale-free sparsity
 (negligible) and the largest absolute threshold, which stays descriptive only.
 

@@ -40,24 +40,27 @@ FLOAT32_SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
 
 
 def ranked(weights: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Per layer, each member's weight indices (M, n) from the smallest magnitude up; equal
-    magnitudes in order of position, NaN last."""
-    return [w.flatten(1).abs().argsort(dim=1, stable=True) for w in weights]
+    """Per layer, each weight's rank (M, n) in its member's layer from the smallest magnitude up
+    (0 first); equal magnitudes in order of position, NaN last."""
+    ranks = []
+    for w in weights:
+        order = w.flatten(1).abs().argsort(dim=1, stable=True)
+        positions = torch.arange(order.shape[1], device=w.device).expand_as(order)
+        ranks.append(torch.empty_like(order).scatter_(1, order, positions))
+    return ranks
 
 
 def prune(
-    weights: list[torch.Tensor], fraction: float | torch.Tensor, order: list[torch.Tensor] | None = None
+    weights: list[torch.Tensor], fraction: float | torch.Tensor, ranks: list[torch.Tensor] | None = None
 ) -> list[torch.Tensor]:
     """Each member's layers with their round(fraction·n) smallest-magnitude weights set to 0, one
     fraction for every member or one each (M,), ranked within the layer (so a layer of large weights
-    is not emptied for another's sake) by `order` (ranked(weights), computed here when not given), so
+    is not emptied for another's sake) by `ranks` (ranked(weights), computed here when not given), so
     exactly that many are removed."""
     pruned = []
-    for w, indices in zip(weights, order or ranked(weights)):
-        n = indices.shape[1]
-        k = torch.round(torch.as_tensor(fraction, dtype=torch.float64, device=w.device) * n).expand(len(w))
-        rank = torch.empty_like(indices).scatter_(1, indices, torch.arange(n, device=w.device).expand_as(indices))
-        pruned.append(w.flatten(1).masked_fill(rank < k[:, None], 0.0).view_as(w))
+    for w, rank in zip(weights, ranks or ranked(weights)):
+        k = torch.round(torch.as_tensor(fraction, dtype=torch.float64, device=w.device) * rank.shape[1])
+        pruned.append(w.flatten(1).masked_fill(rank < k.expand(len(w))[:, None], 0.0).view_as(w))
     return pruned
 
 
@@ -70,13 +73,13 @@ def pruning_curve(
     activation: str,
     fractions: tuple[float, ...] = PRUNE_FRACTIONS,
     rows: int = 1024,
-    order: list[torch.Tensor] | None = None,
+    ranks: list[torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Mean cross-entropy ("loss") and accuracy ("acc", float64 k/n) of every member with each
     fraction pruned (no fine-tuning), as (fractions, M) tensors; samples go `rows` at a time. A
-    member with a non-finite weight (diverged) gets NaN. `order`: ranked(weights), if known."""
-    order = order or ranked(weights)
-    curve = [_scores(prune(weights, fraction, order), biases, x, y, activation, rows) for fraction in fractions]
+    member with a non-finite weight (diverged) gets NaN. `ranks`: ranked(weights), if known."""
+    ranks = ranks or ranked(weights)
+    curve = [_scores(prune(weights, fraction, ranks), biases, x, y, activation, rows) for fraction in fractions]
     broken = ~_finite(weights).cpu()
     return {
         name: torch.where(broken, torch.nan, torch.stack([scores[i] for scores in curve]).cpu())
@@ -105,7 +108,7 @@ def refined_prunable_fraction(
     fractions: tuple[float, ...] = PRUNE_FRACTIONS,
     steps: int = REFINE_STEPS,
     tolerance: float = PRUNABLE_TOLERANCE,
-    order: list[torch.Tensor] | None = None,
+    ranks: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """prunable_fraction refined by bisection between its rung and the next, where the accuracy fell:
     each step prunes every member at the middle of its own interval and keeps the half in which the
@@ -114,10 +117,10 @@ def refined_prunable_fraction(
     ladder = torch.tensor(fractions, dtype=torch.float64)
     kept = _last_within(accuracy, fractions, tolerance)
     low, high = ladder[kept], ladder[(kept + 1).clamp(max=len(fractions) - 1)]
-    unpruned, order = accuracy[0], order or ranked(weights)
+    unpruned, ranks = accuracy[0], ranks or ranked(weights)
     for _ in range(steps):
         middle = (low + high) / 2
-        _, middle_accuracy = _scores(prune(weights, middle, order), biases, x, y, activation)
+        _, middle_accuracy = _scores(prune(weights, middle, ranks), biases, x, y, activation)
         within = _within(middle_accuracy.cpu(), unpruned, tolerance)
         low, high = torch.where(within, middle, low), torch.where(within, high, middle)
     return torch.where(unpruned.isnan(), torch.nan, low)
@@ -219,16 +222,17 @@ def dead_units(
 def measure(
     weights: list[torch.Tensor], biases: list[torch.Tensor], data: Split, activation: str, device: torch.device
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Everything above for stacked members on `device`: one row per member (prunable_fraction,
-    refined between the rungs, layer_measures and dead units on the validation set) and the pruning curves, one row per
-    member (position `member` in the stack) and fraction, on the validation set. Not on the test
-    set: nothing reads a pruned network's test accuracy, and on Fashion-MNIST's 10,000 test images
-    it would double the stage's pruning time (the unpruned test accuracy is in runs.csv)."""
+    """Everything above for stacked members on `device`: one row per member (prunable_fraction
+    refined between the rungs, layer_measures and dead units on the validation set) and the pruning
+    curves, one row per member (position `member` in the stack) and fraction, on the validation set.
+    Not on the test set: nothing reads a pruned network's test accuracy, and on Fashion-MNIST's
+    10,000 test images it would double the stage's pruning time (the unpruned test accuracy is in
+    runs.csv)."""
     weights, biases = [w.to(device) for w in weights], [b.to(device) for b in biases]
-    x, y, order = data.x_val.to(device), data.y_val.to(device), ranked(weights)
-    val = pruning_curve(weights, biases, x, y, activation, order=order)
+    x, y, ranks = data.x_val.to(device), data.y_val.to(device), ranked(weights)
+    val = pruning_curve(weights, biases, x, y, activation, ranks=ranks)
     per_member = {
-        "prunable_fraction": refined_prunable_fraction(weights, biases, x, y, activation, val["acc"], order=order)
+        "prunable_fraction": refined_prunable_fraction(weights, biases, x, y, activation, val["acc"], ranks=ranks)
     }
     per_member |= {name: value.cpu() for name, value in layer_measures(weights).items()}
     per_member |= dead_units(weights, biases, x, activation)

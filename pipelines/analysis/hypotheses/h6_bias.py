@@ -60,7 +60,13 @@ def judge(context: Context, findings: Findings) -> Judgement:
     if pairs:  # the pair furthest from equivalence
         far = max(pairs, key=lambda e: abs(e.mean_diff) if e.n else -1.0)
         test = findings.comparison("H6", "test_acc", far.spec.a, far.spec.b).test
-        headline = Headline.of(f"{far.group}: test accuracy, {far.spec.a} − {far.spec.b}", test)
+        # TOST at alpha is the (1 − 2·alpha) interval inside the margin: the headline's (1 − alpha)
+        # interval may cross the margin of an equivalent pair, so the margin and p stand beside it.
+        headline = Headline.of(
+            f"{far.group}: test accuracy, {far.spec.a} − {far.spec.b} "
+            f"(equivalence margin ±{far.margin:g}, TOST p={far.tost_p:.2g})",
+            test,
+        )
     evidence = (
         f"{equivalent} of {len(pairs)} penalize_bias configs are equivalent to their partner on test "
         f"accuracy (largest |diff| {100 * widest:.2f} points)"
